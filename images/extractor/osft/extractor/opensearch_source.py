@@ -1,0 +1,301 @@
+"""Exporting an OpenSearch index: point-in-time + search_after in parallel slices, scroll as a fallback.
+
+Each slice runs in its own thread and hands pages to the caller through a small bounded queue,
+so memory holds a few pages whatever the index size. PIT pages are sorted by ``_doc`` with a
+unique tiebreak field, and ``search_after`` resumes from the last hit's sort values, so a page
+request can be retried after a 429 or a dropped connection without losing or repeating a hit.
+Scroll requests advance server-side state, so they are retried only when the server certainly
+did not run them (429/503, connection refused). PIT and scroll contexts are deleted in
+``finally``, also when the export fails.
+
+References: OpenSearch "Point in Time" and "Paginate results" (scroll, search_after, slice).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import AuthenticationException, TransportError
+
+from osft.common.errors import OsftError, ServiceError
+from osft.common.logging import get_logger
+from osft.common.spec.source import OpenSearchSource
+from osft.extractor.opensearch_client import error_type, make_client, user_error
+from osft.extractor.retries import RetryPolicy
+
+Hit = dict[str, Any]
+PIT_UNAVAILABLE_STATUSES = (400, 403, 404, 405)
+_DONE = object()
+
+
+@dataclass
+class ExportState:
+    """What the export did, for the manifest and for tests."""
+
+    iteration: str = ""
+    expected: int | None = None
+    pit_ids: set[str] = field(default_factory=set)
+    scroll_ids: set[str] = field(default_factory=set)
+    contexts_deleted: bool = False
+
+
+class OpenSearchExporter:
+    """Reads every hit of ``source.index`` matching ``source.query``.
+
+    Args:
+        source: the spec's OpenSearch source.
+        client: an opensearch-py client (built from ``source.connection`` when omitted).
+        log: a structlog logger to bind the index to.
+
+    Example:
+        >>> exporter = OpenSearchExporter(source)
+        >>> for hit in exporter.hits():  # doctest: +SKIP
+        ...     print(hit["_id"], hit["_source"])
+    """
+
+    def __init__(self, source: OpenSearchSource, client: OpenSearch | None = None, log: Any = None) -> None:
+        self.source = source
+        self.connection = source.connection
+        self.client = client or make_client(source.connection, pool_size=source.slices + 2)
+        self.retry = RetryPolicy(
+            source.connection.max_retries, source.connection.retry_backoff_s, source.connection.retry_backoff_max_s
+        )
+        self.state = ExportState()
+        self.log = (log or get_logger()).bind(index=source.index)
+
+    @property
+    def query(self) -> dict[str, Any]:
+        return self.source.query or {"match_all": {}}
+
+    def _request(self, action: str, request: Callable[[], Any], *, idempotent: bool = True, stop=None) -> Any:
+        try:
+            return self.retry.call(request, idempotent=idempotent, stop=stop)
+        except TransportError as exc:
+            raise user_error(exc, self.connection, self.source.index, action, self._attempts(exc)) from None
+
+    def _attempts(self, exc: TransportError) -> int:
+        return 1 + (self.connection.max_retries if self._retryable_kind(exc) else 0)
+
+    @staticmethod
+    def _retryable_kind(exc: TransportError) -> bool:
+        return not isinstance(exc.status_code, int) or exc.status_code in (429, 500, 502, 503, 504)
+
+    def _source_filter(self) -> list[str] | bool:
+        fields = self.source.fields
+        names = [*fields.text, fields.title, fields.id]
+        wanted = sorted({n for n in names if n and not n.startswith("_")})
+        return wanted or True
+
+    def check_index(self) -> int:
+        """Fail early with one message when the index is missing or the query is invalid; return the count."""
+        index = self.source.index
+        try:
+            exists = self.retry.call(lambda: self.client.indices.exists(index=index))
+        except AuthenticationException as exc:
+            raise user_error(exc, self.connection, index, "checking the index", 1) from None
+        except TransportError as exc:
+            if exc.status_code != 403:  # a reader without indices:admin/get may still search
+                raise user_error(exc, self.connection, index, "checking the index", self._attempts(exc)) from None
+            exists = True
+        if not exists:
+            raise ServiceError(
+                f"index '{index}' does not exist on {self.connection.url}",
+                hint="check source.index; GET _cat/indices lists the cluster's indexes",
+            )
+        response = self._request(
+            "counting documents", lambda: self.client.count(index=index, body={"query": self.query})
+        )
+        self.state.expected = int(response.get("count", 0))
+        return self.state.expected
+
+    def hits(self) -> Iterator[Hit]:
+        """Every matching hit exactly once (``_id``, ``_source``), in no particular order."""
+        if self.state.expected is None:
+            self.check_index()
+        pit_id = self._open_pit() if self.source.iteration in ("auto", "pit") else None
+        try:
+            if pit_id is not None:
+                self.state.iteration = "pit"
+                yield from self._parallel(lambda i, stop: self._pit_slice(pit_id, i, stop))
+            else:
+                self.state.iteration = "scroll"
+                yield from self._parallel(self._scroll_slice)
+        finally:
+            self._delete_contexts()
+
+    # -- point in time ------------------------------------------------------------------------
+
+    def _open_pit(self) -> str | None:
+        index = self.source.index
+        try:
+            response = self.retry.call(
+                lambda: self.client.create_pit(index=index, params={"keep_alive": self.source.keep_alive})
+            )
+        except TransportError as exc:
+            unavailable = exc.status_code in PIT_UNAVAILABLE_STATUSES and error_type(exc) != "index_not_found_exception"
+            if unavailable and self.source.iteration == "auto":
+                self.log.warning("pit_unavailable_using_scroll", status=exc.status_code, reason=str(exc.error))
+                return None
+            if unavailable:
+                raise ServiceError(
+                    f"OpenSearch at {self.connection.url} cannot create a point in time on '{index}' "
+                    f"({exc.status_code} {exc.error})",
+                    hint="point in time needs OpenSearch 2.4+; set source.iteration to 'scroll' or 'auto'",
+                ) from None
+            raise user_error(exc, self.connection, index, "creating a point in time", self._attempts(exc)) from None
+        pit_id = response["pit_id"]
+        self.state.pit_ids.add(pit_id)
+        return pit_id
+
+    def _sort(self) -> list[dict[str, str]]:
+        tiebreak = self.source.tiebreak_field
+        if tiebreak == "_shard_doc":
+            return [{"_shard_doc": "asc"}]
+        return [{"_doc": "asc"}, {tiebreak: "asc"}]
+
+    def _pit_slice(self, pit_id: str, number: int, stop: threading.Event) -> Iterator[list[Hit]]:
+        body: dict[str, Any] = {
+            "size": self.source.page_size,
+            "query": self.query,
+            "pit": {"id": pit_id, "keep_alive": self.source.keep_alive},
+            "sort": self._sort(),
+            "_source": self._source_filter(),
+            "track_total_hits": False,
+        }
+        if self.source.slices > 1:
+            body["slice"] = {"id": number, "max": self.source.slices}
+        while not stop.is_set():
+            response = self._request("reading a page", lambda: self.client.search(body=body), stop=stop)
+            self._check_shards(response)
+            if response.get("pit_id"):
+                body["pit"]["id"] = response["pit_id"]
+                self.state.pit_ids.add(response["pit_id"])
+            page = response["hits"]["hits"]
+            if not page:
+                return
+            yield page
+            body["search_after"] = page[-1]["sort"]
+
+    # -- scroll ---------------------------------------------------------------------------------
+
+    def _scroll_slice(self, number: int, stop: threading.Event) -> Iterator[list[Hit]]:
+        body: dict[str, Any] = {
+            "size": self.source.page_size,
+            "query": self.query,
+            "sort": ["_doc"],
+            "_source": self._source_filter(),
+        }
+        if self.source.slices > 1:
+            body["slice"] = {"id": number, "max": self.source.slices}
+        keep_alive = self.source.keep_alive
+        index = self.source.index
+        response = self._request(
+            "starting a scroll",
+            lambda: self.client.search(index=index, body=body, params={"scroll": keep_alive}),
+            stop=stop,
+        )
+        while True:
+            scroll_id = response.get("_scroll_id")
+            if scroll_id:
+                self.state.scroll_ids.add(scroll_id)
+            self._check_shards(response)
+            page = response["hits"]["hits"]
+            if not page or stop.is_set():
+                return
+            yield page
+            try:
+                response = self.retry.call(
+                    lambda sid=scroll_id: self.client.scroll(body={"scroll": keep_alive, "scroll_id": sid}),
+                    idempotent=False,
+                    stop=stop,
+                )
+            except TransportError as exc:
+                error = user_error(exc, self.connection, index, "continuing a scroll", 1)
+                raise type(error)(
+                    f"{error.message}; a scroll cannot be resumed after a failed page, so the export stopped",
+                    hint="run the stage again; clusters with point in time (OpenSearch 2.4+) resume pages safely",
+                ) from None
+
+    # -- shared ---------------------------------------------------------------------------------
+
+    def _check_shards(self, response: dict[str, Any]) -> None:
+        shards = response.get("_shards") or {}
+        if shards.get("failed"):
+            failures = shards.get("failures") or [{}]
+            reason = (failures[0].get("reason") or {}).get("reason", "unknown reason")
+            raise ServiceError(
+                f"{shards['failed']} of {shards.get('total', '?')} shard(s) of '{self.source.index}' failed "
+                f"({reason}); their documents would be missing",
+                hint="check the cluster's health (GET _cluster/health) and run the stage again",
+            )
+
+    def _parallel(self, slice_pages: Callable[[int, threading.Event], Iterator[list[Hit]]]) -> Iterator[Hit]:
+        """Run every slice in a thread; yield hits as pages arrive; stop all slices on the first error."""
+        slices = self.source.slices
+        pages: queue.Queue[Any] = queue.Queue(maxsize=2 * slices)
+        stop = threading.Event()
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def worker(number: int) -> None:
+            try:
+                for page in slice_pages(number, stop):
+                    if not put(page):
+                        return
+                put(_DONE)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread and raised there
+                put(exc)
+
+        threads = [
+            threading.Thread(target=worker, args=(n,), name=f"osft-slice-{n}", daemon=True) for n in range(slices)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            running = slices
+            while running:
+                item = pages.get()
+                if item is _DONE:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield from item
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=self.connection.timeout_s + 5)
+
+    def _delete_contexts(self) -> None:
+        """Delete every PIT and scroll context this export opened; failures are logged, not raised."""
+        deleted = True
+        if self.state.pit_ids:
+            ids = sorted(self.state.pit_ids)
+            try:
+                self.retry.call(lambda: self.client.delete_pit(body={"pit_id": ids}))
+                self.log.info("pit_deleted", count=len(ids))
+            except (TransportError, OsftError) as exc:
+                deleted = False
+                self.log.warning("pit_delete_failed", error=str(exc), note="it expires after keep_alive")
+        if self.state.scroll_ids:
+            ids = sorted(self.state.scroll_ids)
+            try:
+                self.retry.call(lambda: self.client.clear_scroll(body={"scroll_id": ids}))
+                self.log.info("scroll_cleared", count=len(ids))
+            except TransportError as exc:
+                if exc.status_code != 404:  # 404: every context had expired already
+                    deleted = False
+                    self.log.warning("scroll_clear_failed", error=str(exc), note="it expires after keep_alive")
+        self.state.contexts_deleted = deleted

@@ -1,0 +1,1 @@
+"""osft querygen stage: synthetic (query, document) pairs, filtered and split into train and held-out."""

@@ -1,0 +1,1 @@
+"""osft register stage: SageMaker endpoint and OpenSearch ML Commons registration."""

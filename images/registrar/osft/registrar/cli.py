@@ -1,0 +1,11 @@
+"""``register run --spec URI --run-dir URI``."""
+
+from __future__ import annotations
+
+from osft.common.stage_cli import stage_cli
+from osft.registrar.stage import STAGE
+
+cli = stage_cli(STAGE)
+
+if __name__ == "__main__":
+    cli()

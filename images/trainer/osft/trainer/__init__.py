@@ -1,0 +1,1 @@
+"""osft train and evaluate stages, exports, and the serving container."""

@@ -1,0 +1,194 @@
+"""The evaluate stage: base vs fine-tuned retrieval quality, and the gate that decides deployment.
+
+Judged queries (BEIR layout) decide when the spec provides them; otherwise the held-out
+synthetic pairs decide, and the report says so plainly: pairs from the same generator
+flatter the model trained on that generator's style.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+from osft.common.beir import JudgedSet, read_judged_set
+from osft.common.corpus import document_text, load_corpus, read_pairs
+from osft.common.errors import InputDataError
+from osft.common.manifests import EvaluateStats
+from osft.common.progress import progress_enabled
+from osft.common.stage import StageContext, StageDefinition, StageResult
+from osft.trainer.models import load_sentence_transformer
+
+METRICS_FILE = "metrics.json"
+GATE_FILE = "gate.json"
+REPORTED = {"ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100"}
+
+
+def synthetic_set(ctx: StageContext, corpus_ids: set[str]) -> JudgedSet:
+    pairs = [p for p in read_pairs(ctx.input_path("querygen/heldout.jsonl")) if p["doc_id"] in corpus_ids]
+    pairs = random.Random(13).sample(pairs, min(len(pairs), ctx.spec.evaluation.max_queries))
+    return JudgedSet(
+        queries={p["query_id"]: p["query"] for p in pairs},
+        relevant={p["query_id"]: {p["doc_id"]} for p in pairs},
+    )
+
+
+def judged_set(ctx: StageContext, corpus_ids: set[str]) -> tuple[JudgedSet, int]:
+    """The spec's judged queries restricted to documents in the corpus; also how many were dropped."""
+    judged = ctx.spec.evaluation.judged
+    assert judged is not None
+    full = read_judged_set(Path(ctx.resolve(judged.path)), judged.split, judged.queries_file)
+    relevant = {q: docs & corpus_ids for q, docs in full.relevant.items()}
+    kept = {q: docs for q, docs in relevant.items() if docs}
+    if not kept:
+        raise InputDataError(
+            "none of the judged queries has a relevant document in the extracted corpus",
+            path=ctx.resolve(judged.path),
+            hint="qrels document ids must be ids of the corpus (check source.fields.id and sampling.max_docs)",
+        )
+    return JudgedSet({q: full.queries[q] for q in kept}, kept), len(full.queries) - len(kept)
+
+
+class RetrievalScorer:
+    """Scores models on several query sets, encoding the corpus once per model."""
+
+    def __init__(self, corpus: dict[str, str], query_prefix: str, doc_prefix: str, batch_size: int) -> None:
+        self.corpus = {doc_id: doc_prefix + text for doc_id, text in corpus.items()}
+        self.query_prefix = query_prefix
+        self.batch_size = batch_size
+
+    def score(self, model, sets: dict[str, JudgedSet], show_progress: bool) -> dict[str, dict[str, float]]:
+        from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+        corpus_embeddings = model.encode_document(
+            list(self.corpus.values()),
+            batch_size=self.batch_size,
+            convert_to_tensor=True,
+            show_progress_bar=show_progress,
+        )
+        results = {}
+        for name, judged in sets.items():
+            evaluator = InformationRetrievalEvaluator(
+                queries=judged.queries,
+                corpus=self.corpus,
+                relevant_docs=judged.relevant,
+                mrr_at_k=[10],
+                ndcg_at_k=[10],
+                accuracy_at_k=[1, 10],
+                precision_recall_at_k=[10, 100],
+                map_at_k=[100],
+                batch_size=self.batch_size,
+                name=name,
+                write_csv=False,
+                query_prompt=self.query_prefix or None,
+            )
+            raw = evaluator(model, corpus_embeddings=corpus_embeddings)
+            results[name] = _plain_metrics(raw, name)
+        return results
+
+
+def _plain_metrics(raw: dict[str, float], name: str) -> dict[str, float]:
+    """``{name}_cosine_ndcg@10`` → ``ndcg@10`` for the metrics we report."""
+    plain = {}
+    for key, value in raw.items():
+        metric = key.removeprefix(f"{name}_").split("_", 1)[-1]
+        if metric in REPORTED:
+            plain[metric] = round(float(value), 5)
+    return plain
+
+
+def decide(base: dict[str, float], tuned: dict[str, float], metric: str, min_gain: float) -> tuple[bool, float, str]:
+    gain = tuned[metric] - base[metric]
+    if gain <= 0:
+        return (
+            False,
+            gain,
+            f"{metric} did not improve ({base[metric]:.4f} → {tuned[metric]:.4f}); keeping the base model",
+        )
+    if gain < min_gain:
+        return False, gain, f"{metric} gain {gain:+.4f} is below the required {min_gain:.4f}"
+    return True, gain, f"{metric} improved by {gain:+.4f} ({base[metric]:.4f} → {tuned[metric]:.4f})"
+
+
+def run(ctx: StageContext) -> StageResult:
+    spec, evaluation = ctx.spec, ctx.spec.evaluation
+    train = ctx.upstream("train")
+    docs = load_corpus(ctx)
+    corpus = {doc_id: document_text(doc) for doc_id, doc in docs.items()}
+    sets: dict[str, JudgedSet] = {}
+    notes: list[str] = []
+    if evaluation.judged is not None:
+        sets["judged"], dropped = judged_set(ctx, set(corpus))
+        if dropped:
+            notes.append(f"{dropped} judged queries have no relevant document in the corpus and were left out")
+    synthetic = synthetic_set(ctx, set(corpus))
+    if synthetic.queries:
+        sets["synthetic-heldout"] = synthetic
+    if not sets:
+        raise InputDataError(
+            "no evaluation queries: the held-out split is empty and no judged queries were given",
+            path=ctx.spec_uri,
+            hint="set querygen.heldout_fraction above 0 or evaluation.judged",
+        )
+    deciding = "judged" if "judged" in sets else "synthetic-heldout"
+    hp = train.stats.hyperparameters
+    scorer = RetrievalScorer(corpus, hp.get("query_prefix", ""), hp.get("document_prefix", ""), evaluation.batch_size)
+    show = progress_enabled()
+
+    clock = time.perf_counter()
+    max_len = hp.get("max_seq_length")
+    base_model = load_sentence_transformer(spec.model.base, Path(ctx.resolve(".")), max_seq_length=max_len)
+    base = scorer.score(base_model, sets, show)
+    del base_model
+    base_seconds = time.perf_counter() - clock
+    tuned_model = load_sentence_transformer(str(ctx.input_path(train.stats.model_dir)), max_seq_length=max_len)
+    tuned = scorer.score(tuned_model, sets, show)
+    tuned_seconds = time.perf_counter() - clock - base_seconds
+
+    accepted, gain, reason = decide(base[deciding], tuned[deciding], evaluation.metric, evaluation.min_gain)
+    extra = {}
+    for name in sets:
+        if name != deciding:
+            extra[f"{name} base"] = base[name]
+            extra[f"{name} tuned"] = tuned[name]
+    stats = EvaluateStats(
+        decided_by=deciding,  # type: ignore[arg-type]
+        queries=len(sets[deciding].queries),
+        corpus_size=len(corpus),
+        metric=evaluation.metric,
+        base=base[deciding],
+        tuned=tuned[deciding],
+        gain=round(gain, 5),
+        min_gain=evaluation.min_gain,
+        accepted=accepted,
+        reason=reason,
+        extra=extra,
+    )
+    ctx.output_path(METRICS_FILE).write_text(
+        json.dumps({"base": base, "tuned": tuned, "decided_by": deciding}, indent=2)
+    )
+    gate = {
+        "accepted": accepted,
+        "metric": evaluation.metric,
+        "base": base[deciding][evaluation.metric],
+        "tuned": tuned[deciding][evaluation.metric],
+        "decided_by": deciding,
+    }
+    ctx.output_path(GATE_FILE).write_text(json.dumps(gate, indent=2))
+    ctx.log.info("evaluation_done", decided_by=deciding, accepted=accepted, gain=round(gain, 4))
+    return StageResult(
+        stats=stats,
+        outputs=[METRICS_FILE, GATE_FILE],
+        counts={"queries": len(sets[deciding].queries), "accepted": int(accepted)},
+        notes=notes,
+        steps={"base": round(base_seconds, 3), "tuned": round(tuned_seconds, 3)},
+    )
+
+
+STAGE = StageDefinition(
+    name="evaluate",
+    upstream=("extract", "querygen", "train"),
+    spec_sections=("evaluation",),
+    run=run,
+)

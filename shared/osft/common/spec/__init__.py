@@ -1,0 +1,140 @@
+"""The run spec: one JSON document that names the corpus, the generator, the model and the target.
+
+The same document is the input of a Step Functions execution and of ``osft run``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from osft.common.errors import SpecError
+from osft.common.spec.base import SpecModel
+from osft.common.spec.deploy import Deploy
+from osft.common.spec.evaluation import Evaluation
+from osft.common.spec.extract import Cleaning, Sampling
+from osft.common.spec.model import ModelSpec
+from osft.common.spec.querygen import QueryGen
+from osft.common.spec.source import Source
+from osft.common.spec.training import Training
+
+SPEC_VERSION = 1
+
+
+class RunSpec(SpecModel):
+    """A complete fine-tuning run."""
+
+    spec_version: int = Field(default=SPEC_VERSION, ge=1, le=SPEC_VERSION)
+    name: str = Field(
+        pattern=r"^[a-z0-9](-?[a-z0-9]){0,47}$",
+        description="Run name: lowercase letters, digits and single hyphens; names the run folder and AWS resources.",
+    )
+    source: Source
+    cleaning: Cleaning = Field(default_factory=Cleaning)
+    sampling: Sampling = Field(default_factory=Sampling)
+    querygen: QueryGen = Field(default_factory=QueryGen)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    training: Training = Field(default_factory=Training)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    deploy: Deploy | None = None
+    max_cost_usd: float | None = Field(default=None, ge=0)
+
+
+# Discriminated unions: pydantic puts the chosen tag into error locations; users never wrote it.
+UNION_TAGS = {"source": ("local", "s3", "opensearch", "pairs"), "auth": ("basic", "sigv4")}
+
+
+def _display_path(loc: tuple) -> str:
+    """Field path as the user wrote it (``source.local.path`` → ``source.path``)."""
+    shown = [str(p) for i, p in enumerate(loc) if not (i > 0 and p in UNION_TAGS.get(str(loc[i - 1]), ()))]
+    return ".".join(shown) or "(top level)"
+
+
+def _describe(error: dict[str, Any], known: dict[tuple, list[str]], described: dict[tuple, str]) -> str:
+    loc = tuple(error["loc"])
+    path = _display_path(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        if name == "password":
+            return f"{path}: passwords are never read from the spec; use password_env or password_secret_arn"
+        close = difflib.get_close_matches(name, known.get(loc[:-1], []), n=1)
+        return f"{path}: unknown field" + (f"; did you mean '{close[0]}'?" if close else "")
+    if kind == "missing":
+        return f"{path}: required field is missing"
+    if kind == "union_tag_invalid":
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        return f"{path}: unknown type {error['input']!r}; expected one of {expected}"
+    if kind == "union_tag_not_found":
+        return f"{path}: needs a 'type' field"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and loc in described:
+        message = f"does not have the expected form ({described[loc]})"
+    shown = error.get("input")
+    if isinstance(shown, (str, int, float, bool)):
+        return f"{path}: {message} (got {shown!r})"
+    return f"{path}: {message}"
+
+
+def _walk_models(
+    model: type[SpecModel], prefix: tuple, known: dict[tuple, list[str]], described: dict[tuple, str]
+) -> None:
+    """Record, for every location in the spec, the allowed field names and each field's description."""
+    known[prefix] = list(model.model_fields)
+    for name, field in model.model_fields.items():
+        if field.description:
+            described[(*prefix, name)] = field.description
+        for candidate in _spec_models_in(field.annotation):
+            tag_field = candidate.model_fields.get("type")
+            tags = getattr(tag_field.annotation, "__args__", ()) if tag_field else ()
+            location = prefix + (name,) + ((tags[0],) if tags else ())
+            _walk_models(candidate, location, known, described)
+
+
+def _spec_models_in(annotation: Any) -> list[type[SpecModel]]:
+    """The SpecModel classes inside a type annotation (unions, Optional, Annotated)."""
+    found: list[type[SpecModel]] = []
+    stack = [annotation]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, type) and issubclass(item, SpecModel):
+            found.append(item)
+        else:
+            stack.extend(getattr(item, "__args__", ()))
+            stack.extend((getattr(item, "__origin__", None) and [item.__origin__]) or [])
+    return found
+
+
+def parse_spec(data: Any, source: str = "spec") -> RunSpec:
+    """Validate a spec document, raising SpecError with every problem by field path."""
+    if not isinstance(data, dict):
+        raise SpecError(source, [f"(top level): expected a JSON object, got {type(data).__name__}"])
+    try:
+        return RunSpec.model_validate(data)
+    except ValidationError as exc:
+        known: dict[tuple, list[str]] = {}
+        described: dict[tuple, str] = {}
+        _walk_models(RunSpec, (), known, described)
+        problems = [_describe(e, known, described) for e in exc.errors(include_url=False)]
+        raise SpecError(source, problems) from None
+
+
+def parse_spec_text(text: str, source: str = "spec") -> RunSpec:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(source, [f"line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})"]) from None
+    return parse_spec(data, source)
+
+
+def json_schema() -> dict[str, Any]:
+    schema = RunSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://osft.dev/schema/run-spec-v1.json"
+    return schema
+
+
+__all__ = ["SPEC_VERSION", "RunSpec", "json_schema", "parse_spec", "parse_spec_text"]

@@ -1,0 +1,32 @@
+"""How base and fine-tuned models are compared, and the gate a model must pass to be deployed."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from osft.common.spec.base import SpecModel
+
+
+class JudgedQueries(SpecModel):
+    """Real queries with relevance judgements, in BEIR layout.
+
+    ``path`` is a folder holding ``queries.jsonl`` and ``qrels/<split>.tsv``. Document ids in
+    the qrels must be ids of the extracted corpus. Even a few dozen real queries make the
+    gate far more trustworthy than synthetic held-out pairs.
+    """
+
+    path: str = Field(min_length=1)
+    split: str = Field(default="test", min_length=1)
+    queries_file: str = "queries.jsonl"
+
+
+class Evaluation(SpecModel):
+    judged: JudgedQueries | None = None
+    metric: str = Field(default="ndcg@10", pattern=r"^(ndcg|mrr|recall|map)@\d+$")
+    min_gain: float = Field(
+        default=0.0, ge=0, description="Tuned must beat base by at least this (absolute, 0-1 scale)."
+    )
+    max_queries: int = Field(
+        default=1000, ge=1, description="Evaluate on at most this many held-out synthetic queries."
+    )
+    batch_size: int = Field(default=64, ge=1)

@@ -1,0 +1,251 @@
+"""The stage contract: ``<stage> run --spec URI --run-dir URI`` locally, in ECS and in SageMaker.
+
+A stage reads its upstream stages' manifests, works in a local folder, publishes its outputs
+to ``<run_dir>/<stage>/`` and writes its manifest last. Re-running a stage whose manifest
+fingerprint matches its inputs is a no-op. A killed stage leaves no manifest, so it runs
+again; resumable progress it kept under ``_work/`` (and synced with ``save_work``) survives,
+but only while the fingerprint is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from osft.common import __version__
+from osft.common.errors import StageOrderError, StorageError
+from osft.common.logging import get_logger
+from osft.common.manifests import FileRecord, StageManifest, StageStats, Timings, manifest_type
+from osft.common.progress import progress
+from osft.common.spec import RunSpec, parse_spec_text
+from osft.common.storage import Location, is_s3, join, sha256_file
+
+STAGE_ORDER: tuple[str, ...] = ("extract", "querygen", "train", "evaluate", "register")
+WORK_DIR = "_work"
+MANIFEST_FILE = "manifest.json"
+T = TypeVar("T")
+
+
+@dataclass
+class StageResult:
+    """What a stage's ``run`` function returns; ``outputs`` are paths relative to the stage folder."""
+
+    stats: StageStats
+    outputs: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageDefinition:
+    """A stage as the runner sees it.
+
+    ``spec_sections`` are the spec fields whose values determine the outputs; changing any of
+    them (or an upstream stage's outputs) makes the stage run again. ``input_fingerprint``
+    adds what the spec cannot show, such as the size and time of the source files.
+    ``version`` is bumped when the stage's logic changes its outputs.
+    """
+
+    name: str
+    upstream: tuple[str, ...]
+    spec_sections: tuple[str, ...]
+    run: Callable[[StageContext], StageResult]
+    version: str = "1"
+    input_fingerprint: Callable[[StageContext], Any] | None = None
+
+
+def load_spec(spec_uri: str) -> RunSpec:
+    return parse_spec_text(Location(spec_uri).read_text(), source=spec_uri)
+
+
+def read_manifest(run_dir: str, stage: str) -> StageManifest | None:
+    """The stage's validated manifest, or None when the stage has not completed."""
+    location = Location(join(run_dir, stage, MANIFEST_FILE))
+    if not location.exists():
+        return None
+    try:
+        return manifest_type(stage).model_validate_json(location.read_bytes())
+    except ValidationError as exc:
+        raise StorageError(
+            f"{location.uri}: manifest does not match the expected format ({exc.error_count()} problem(s))",
+            hint="it was written by another osft version; delete it to re-run the stage",
+        ) from None
+
+
+def package_versions(*names: str) -> dict[str, str]:
+    versions = {"osft": __version__, "python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+class StageContext:
+    """Everything a stage's logic needs: the spec, where to read and write, a logger."""
+
+    def __init__(self, definition: StageDefinition, spec: RunSpec, spec_uri: str, run_dir: str, workdir: Path):
+        self.definition = definition
+        self.spec = spec
+        self.spec_uri = spec_uri
+        self.run_dir = run_dir
+        self.workdir = workdir
+        self.stage = definition.name
+        self.log = get_logger(run_id=spec.name, stage=definition.name)
+        self._cache = Path(tempfile.gettempdir()) / "osft-cache" / spec.name
+
+    @property
+    def work(self) -> Path:
+        """Folder for resumable progress; kept across kills while the inputs are unchanged."""
+        path = self.workdir / WORK_DIR
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def resolve(self, path: str) -> str:
+        """A path written in the spec, resolved relative to the spec's own location."""
+        if is_s3(path) or Path(path).is_absolute():
+            return path
+        if is_s3(self.spec_uri):
+            return join(self.spec_uri.rsplit("/", 1)[0], path)
+        return str((Path(self.spec_uri).parent / path).resolve())
+
+    def upstream(self, stage: str) -> StageManifest:
+        manifest = read_manifest(self.run_dir, stage)
+        if manifest is None:
+            raise StageOrderError(
+                f"stage '{self.stage}' needs the outputs of '{stage}', which has not completed in {self.run_dir}",
+                hint=f"run '{stage} run --spec ... --run-dir {self.run_dir}' first, or 'osft run' for the whole pipeline",
+            )
+        return manifest
+
+    def input_path(self, relative: str) -> Path:
+        """A local path for a file or folder that an earlier stage wrote (downloaded when on S3)."""
+        return Location(join(self.run_dir, relative)).fetch(self._cache)
+
+    def output_path(self, relative: str) -> Path:
+        path = self.workdir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def save_work(self) -> None:
+        """Sync resumable progress to the run folder when it is on S3 (local run folders need nothing)."""
+        if is_s3(self.run_dir):
+            Location(join(self.run_dir, self.stage, WORK_DIR)).publish(self.work)
+
+    def progress(self, iterable: Iterable[T], *, desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
+        return progress(iterable, desc=f"{self.stage}: {desc}", total=total, unit=unit)
+
+
+def compute_fingerprint(ctx: StageContext, upstream: dict[str, StageManifest]) -> str:
+    definition = ctx.definition
+    material = {
+        "stage": definition.name,
+        "version": definition.version,
+        "spec": {name: _dump(getattr(ctx.spec, name)) for name in definition.spec_sections},
+        "upstream": {name: m.fingerprint for name, m in sorted(upstream.items())},
+        "inputs": definition.input_fingerprint(ctx) if definition.input_fingerprint else None,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _dump(value: Any) -> Any:
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+def _prepare_workdir(run_dir: str, stage: str, fingerprint: str) -> Path:
+    """The local folder the stage writes into; wiped when the inputs changed since the last attempt."""
+    if is_s3(run_dir):
+        workdir = Path(tempfile.mkdtemp(prefix=f"osft-{stage}-"))
+        remote_work = Location(join(run_dir, stage, WORK_DIR))
+        if remote_work.list_files():
+            shutil.copytree(remote_work.fetch(workdir / ".download"), workdir / WORK_DIR, dirs_exist_ok=True)
+            shutil.rmtree(workdir / ".download", ignore_errors=True)
+    else:
+        workdir = Path(run_dir) / stage
+    marker = workdir / WORK_DIR / ".fingerprint"
+    if workdir.exists() and (not marker.exists() or marker.read_text() != fingerprint):
+        shutil.rmtree(workdir)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fingerprint)
+    return workdir
+
+
+def run_stage(
+    definition: StageDefinition, spec_uri: str, run_dir: str, *, force: bool = False
+) -> tuple[StageManifest, bool]:
+    """Run one stage unless its manifest already matches its inputs. Returns (manifest, skipped)."""
+    spec = load_spec(spec_uri)
+    run_dir = run_dir.rstrip("/") if is_s3(run_dir) else str(Path(run_dir).resolve())
+    probe = StageContext(definition, spec, spec_uri, run_dir, Path(tempfile.gettempdir()))
+    upstream = {name: probe.upstream(name) for name in definition.upstream}
+    fingerprint = compute_fingerprint(probe, upstream)
+
+    existing = read_manifest(run_dir, definition.name)
+    if existing is not None and existing.fingerprint == fingerprint and not force:
+        probe.log.info(
+            "stage_skipped", reason="outputs match inputs", manifest=join(run_dir, definition.name, MANIFEST_FILE)
+        )
+        return existing, True
+    if existing is not None:
+        Location(join(run_dir, definition.name, MANIFEST_FILE)).delete_tree()
+
+    workdir = _prepare_workdir(run_dir, definition.name, fingerprint)
+    ctx = StageContext(definition, spec, spec_uri, run_dir, workdir)
+    ctx.log.info("stage_started", run_dir=run_dir)
+    started, clock = datetime.now(UTC), time.perf_counter()
+    result = definition.run(ctx)
+    seconds = time.perf_counter() - clock
+
+    outputs = []
+    for relative in result.outputs:
+        local = workdir / relative
+        target = Location(join(run_dir, definition.name, relative))
+        if is_s3(run_dir):
+            target.publish(local)
+        outputs.extend(_records(local, f"{definition.name}/{relative}"))
+    inputs = [record for m in upstream.values() for record in m.outputs]
+    manifest = manifest_type(definition.name)(
+        stage=definition.name,
+        run_id=spec.name,
+        fingerprint=fingerprint,
+        inputs=inputs,
+        outputs=outputs,
+        counts=result.counts,
+        timings=Timings(
+            started_at=started, finished_at=datetime.now(UTC), seconds=round(seconds, 3), steps=result.steps
+        ),
+        versions=package_versions("torch", "sentence-transformers", "transformers", "boto3", "opensearch-py"),
+        notes=result.notes,
+        stats=result.stats,
+    )
+    Location(join(run_dir, definition.name, MANIFEST_FILE)).write_text(manifest.model_dump_json(indent=2))
+    ctx.log.info("stage_completed", seconds=round(seconds, 1), **result.counts)
+    return manifest, False
+
+
+def _records(local: Path, relative: str) -> list[FileRecord]:
+    if local.is_dir():
+        return [
+            FileRecord(
+                path=f"{relative}/{p.relative_to(local).as_posix()}", sha256=sha256_file(p), bytes=p.stat().st_size
+            )
+            for p in sorted(local.rglob("*"))
+            if p.is_file()
+        ]
+    if not local.exists():
+        raise StorageError(f"stage output {relative} was declared but not written")
+    return [FileRecord(path=relative, sha256=sha256_file(local), bytes=local.stat().st_size)]

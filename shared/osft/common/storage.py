@@ -1,0 +1,259 @@
+"""One small interface over local paths and ``s3://`` URIs.
+
+Stages work on local files: ``fetch`` brings an object to a local cache path and ``publish``
+sends a finished local file or folder to its destination. Local destinations are written
+under a temporary name and renamed, so a killed writer never leaves a half-written file
+behind; S3 PutObject is atomic already.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from osft.common.errors import CredentialsError, StorageError
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path segments onto a local path or an s3:// URI."""
+    if is_s3(base):
+        return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts if p]])
+    return str(Path(base, *parts))
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise StorageError(f"{uri}: not an s3://bucket/key URI")
+    return bucket, key
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def s3_client(region: str | None = None):
+    """A boto3 S3 client with adaptive retries (the endpoint can be overridden for tests and moto)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 10, "mode": "adaptive"})
+    return boto3.client("s3", region_name=region, config=config, endpoint_url=os.environ.get("OSFT_S3_ENDPOINT_URL"))
+
+
+def _s3_error(exc: Exception, uri: str) -> Exception:
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    if isinstance(exc, NoCredentialsError):
+        return CredentialsError(f"{uri}: no AWS credentials found", hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID")
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return StorageError(f"{uri}: object not found")
+        if code in ("NoSuchBucket",):
+            return StorageError(f"{uri}: bucket does not exist")
+        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return CredentialsError(f"{uri}: access denied ({code})", hint="check the IAM policy for this bucket")
+        return StorageError(f"{uri}: S3 error {code}: {exc}")
+    return StorageError(f"{uri}: {exc}")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A file or folder, local or on S3."""
+
+    uri: str
+
+    def child(self, *parts: str) -> Location:
+        return Location(join(self.uri, *parts))
+
+    @property
+    def name(self) -> str:
+        return self.uri.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def local(self) -> Path:
+        if is_s3(self.uri):
+            raise StorageError(f"{self.uri}: not a local path")
+        return Path(self.uri)
+
+    def exists(self) -> bool:
+        if not is_s3(self.uri):
+            return Path(self.uri).exists()
+        bucket, key = split_s3(self.uri)
+        try:
+            s3_client().head_object(Bucket=bucket, Key=key)
+            return True
+        except Exception as exc:  # noqa: BLE001 - mapped below
+            mapped = _s3_error(exc, self.uri)
+            if isinstance(mapped, StorageError) and "not found" in mapped.message:
+                return False
+            raise mapped from None
+
+    def read_bytes(self) -> bytes:
+        if not is_s3(self.uri):
+            try:
+                return Path(self.uri).read_bytes()
+            except FileNotFoundError:
+                raise StorageError(f"{self.uri}: file not found") from None
+            except OSError as exc:
+                raise StorageError(f"{self.uri}: cannot read ({exc.strerror})") from None
+        bucket, key = split_s3(self.uri)
+        try:
+            return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, self.uri) from None
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode("utf-8")
+
+    def write_bytes(self, data: bytes) -> None:
+        if not is_s3(self.uri):
+            with atomic_path(Path(self.uri)) as tmp:
+                tmp.write_bytes(data)
+            return
+        bucket, key = split_s3(self.uri)
+        try:
+            s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, self.uri) from None
+
+    def write_text(self, text: str) -> None:
+        self.write_bytes(text.encode("utf-8"))
+
+    def list_files(self) -> list[Location]:
+        """Every file below this folder or prefix (recursively), sorted by URI."""
+        if not is_s3(self.uri):
+            root = Path(self.uri)
+            if root.is_file():
+                return [self]
+            return sorted((Location(str(p)) for p in root.rglob("*") if p.is_file()), key=lambda loc: loc.uri)
+        bucket, key = split_s3(self.uri)
+        prefix = key
+        found: list[Location] = []
+        try:
+            paginator = s3_client().get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    if not item["Key"].endswith("/"):
+                        found.append(Location(f"s3://{bucket}/{item['Key']}"))
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, self.uri) from None
+        return sorted(found, key=lambda loc: loc.uri)
+
+    @contextmanager
+    def open_read(self) -> Iterator[IO[bytes]]:
+        """Stream the object's bytes without loading it all in memory."""
+        if not is_s3(self.uri):
+            try:
+                with open(self.uri, "rb") as handle:
+                    yield handle
+            except FileNotFoundError:
+                raise StorageError(f"{self.uri}: file not found") from None
+            return
+        bucket, key = split_s3(self.uri)
+        try:
+            body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, self.uri) from None
+        try:
+            yield body
+        finally:
+            body.close()
+
+    def fetch(self, cache_dir: Path) -> Path:
+        """A local path holding this file or folder: itself when local, a cached download when on S3."""
+        if not is_s3(self.uri):
+            return Path(self.uri)
+        bucket, key = split_s3(self.uri)
+        target = cache_dir / bucket / key
+        client = s3_client()
+        files = self.list_files()
+        exact = [f for f in files if f.uri == self.uri]
+        try:
+            if exact:
+                if not target.exists():
+                    with atomic_path(target) as tmp:
+                        client.download_file(bucket, key, str(tmp))
+                return target
+            for item in files:
+                _, item_key = split_s3(item.uri)
+                dest = target / item_key[len(key) :].lstrip("/")
+                if not dest.exists():
+                    with atomic_path(dest) as tmp:
+                        client.download_file(bucket, item_key, str(tmp))
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, self.uri) from None
+        if not files:
+            raise StorageError(f"{self.uri}: nothing found at this S3 prefix")
+        return target
+
+    def publish(self, source: Path) -> None:
+        """Copy a local file or folder here. Local folders are swapped in whole by rename."""
+        if not is_s3(self.uri):
+            dest = Path(self.uri)
+            if source.resolve() == dest.resolve():
+                return
+            if source.is_dir():
+                staging = dest.with_name(f".{dest.name}.staging")
+                shutil.rmtree(staging, ignore_errors=True)
+                shutil.copytree(source, staging)
+                if dest.exists():
+                    shutil.rmtree(dest)
+                os.replace(staging, dest)
+            else:
+                with atomic_path(dest) as tmp:
+                    shutil.copyfile(source, tmp)
+            return
+        bucket, key = split_s3(self.uri)
+        client = s3_client()
+        try:
+            if source.is_dir():
+                for path in sorted(p for p in source.rglob("*") if p.is_file()):
+                    client.upload_file(str(path), bucket, f"{key.rstrip('/')}/{path.relative_to(source).as_posix()}")
+            else:
+                client.upload_file(str(source), bucket, key)
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, self.uri) from None
+
+    def delete_tree(self) -> None:
+        if not is_s3(self.uri):
+            path = Path(self.uri)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+            return
+        bucket, _ = split_s3(self.uri)
+        client = s3_client()
+        for item in self.list_files():
+            client.delete_object(Bucket=bucket, Key=split_s3(item.uri)[1])
