@@ -47,3 +47,7 @@ def validate(spec: str) -> None:
 @main.command(help="Print the run spec's JSON Schema.")
 def schema() -> None:
     click.echo(json.dumps(json_schema(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -156,7 +156,8 @@ def compute_fingerprint(ctx: StageContext, upstream: dict[str, StageManifest]) -
         "stage": definition.name,
         "version": definition.version,
         "spec": {name: _dump(getattr(ctx.spec, name)) for name in definition.spec_sections},
-        "upstream": {name: m.fingerprint for name, m in sorted(upstream.items())},
+        # Upstream outputs' hashes, not just fingerprints: a forced re-run that changed them re-runs what follows.
+        "upstream": {name: [m.fingerprint, [o.sha256 for o in m.outputs]] for name, m in sorted(upstream.items())},
         "inputs": definition.input_fingerprint(ctx) if definition.input_fingerprint else None,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()

@@ -66,8 +66,8 @@ def _describe(error: dict[str, Any], known: dict[tuple, list[str]], described: d
     if kind == "missing":
         return f"{path}: required field is missing"
     if kind == "union_tag_invalid":
-        expected = error.get("ctx", {}).get("expected_tags", "")
-        return f"{path}: unknown type {error['input']!r}; expected one of {expected}"
+        context = error.get("ctx", {})
+        return f"{path}: unknown type {context.get('tag')!r}; expected one of {context.get('expected_tags', '')}"
     if kind == "union_tag_not_found":
         return f"{path}: needs a 'type' field"
     message = error["msg"].removeprefix("Value error, ")

@@ -22,7 +22,11 @@ class JudgedQueries(SpecModel):
 
 class Evaluation(SpecModel):
     judged: JudgedQueries | None = None
-    metric: str = Field(default="ndcg@10", pattern=r"^(ndcg|mrr|recall|map)@\d+$")
+    metric: str = Field(
+        default="ndcg@10",
+        pattern=r"^(ndcg@10|mrr@10|recall@10|recall@100|map@100)$",
+        description="The deciding metric: one of ndcg@10, mrr@10, recall@10, recall@100, map@100.",
+    )
     min_gain: float = Field(
         default=0.0, ge=0, description="Tuned must beat base by at least this (absolute, 0-1 scale)."
     )

@@ -22,6 +22,12 @@ class ModelSpec(SpecModel):
     query_prefix: str | None = None
     document_prefix: str | None = None
     max_seq_length: int | None = Field(default=None, ge=16, le=8192)
+    pooling: Literal["mean", "cls", "max", "lasttoken"] | None = Field(
+        default=None, description="Pooling of token embeddings; defaults to the model's preset or its saved config."
+    )
+    normalize: bool | None = Field(
+        default=None, description="L2-normalize embeddings; defaults to the model's preset or its saved config."
+    )
     output_name: str | None = Field(
         default=None, description="Name for the fine-tuned model; defaults to the run name."
     )

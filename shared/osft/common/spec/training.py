@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from osft.common.spec.base import SpecModel
+from osft.common.spec.sparse import SparseTraining
 
 
 class HardNegatives(SpecModel):
@@ -17,13 +18,20 @@ class HardNegatives(SpecModel):
     )
     range_max: int = Field(default=100, ge=1)
     margin: float = Field(default=0.1, ge=0, description="A negative must score at least this far below the positive.")
-    bm25_candidates: bool = False
+    bm25_candidates: bool = Field(
+        default=False, description="Take candidates from BM25 (bm25s) instead of the base model's nearest neighbours."
+    )
 
 
 class Distillation(SpecModel):
     enabled: bool = False
-    teacher: str = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+    teacher: str = Field(
+        default="cross-encoder/ms-marco-MiniLM-L-6-v2",
+        min_length=1,
+        description="A CrossEncoder id or local folder, e.g. BAAI/bge-reranker-base.",
+    )
     loss: Literal["margin-mse", "kl-div"] = "margin-mse"
+    temperature: float = Field(default=1.0, gt=0, description="For kl-div: softmax temperature of both score sets.")
 
 
 class Lora(SpecModel):
@@ -31,13 +39,21 @@ class Lora(SpecModel):
     r: int = Field(default=16, ge=1)
     alpha: int = Field(default=32, ge=1)
     dropout: float = Field(default=0.1, ge=0, lt=1)
+    target_modules: list[str] | None = Field(
+        default=None, description="Module names to adapt; defaults to the attention projections peft knows for the model."
+    )
 
 
 class WeightMerge(SpecModel):
     """Interpolate between base and tuned weights (WiSE-FT), picking the ratio on held-out pairs."""
 
     enabled: bool = False
-    ratios: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0], min_length=1)
+    ratios: list[float] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0],
+        min_length=1,
+        description="Share of the tuned weights to try (0 = base, 1 = tuned); the best on held-out pairs wins.",
+    )
+    max_queries: int = Field(default=300, ge=1, description="Held-out queries used to pick the ratio.")
 
 
 class SageMakerTraining(SpecModel):
@@ -49,9 +65,16 @@ class SageMakerTraining(SpecModel):
 
 
 class Export(SpecModel):
+    """Artifacts written beside the SentenceTransformer folder, each checked against the PyTorch model."""
+
     onnx: bool = False
     onnx_int8: bool = False
-    opensearch_zip: bool = False
+    opensearch_zip: bool = Field(
+        default=False, description="ML Commons local-model zips: TorchScript and ONNX, each with tokenizer.json."
+    )
+    int8_min_cosine: float = Field(
+        default=0.98, gt=0, le=1, description="Fail the export when int8 embeddings fall below this cosine to fp32."
+    )
 
 
 class Training(SpecModel):
@@ -70,8 +93,12 @@ class Training(SpecModel):
     distillation: Distillation = Field(default_factory=Distillation)
     lora: Lora = Field(default_factory=Lora)
     merge: WeightMerge = Field(default_factory=WeightMerge)
-    checkpoint_steps: int = Field(default=500, ge=1)
+    checkpoint_steps: int = Field(default=500, ge=1, description="Save a checkpoint every this many steps.")
+    gather_across_devices: bool | None = Field(
+        default=None, description="Share in-batch negatives across GPUs/hosts; defaults to on when training on several."
+    )
     seed: int = 13
     compute: Literal["local", "sagemaker"] = "local"
     sagemaker: SageMakerTraining = Field(default_factory=SageMakerTraining)
     export: Export = Field(default_factory=Export)
+    sparse: SparseTraining = Field(default_factory=SparseTraining)

@@ -1,0 +1,90 @@
+"""Local paths and s3:// URIs through one interface; stages run the same with an S3 run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from osft.common.errors import StorageError
+from osft.common.stage import read_manifest, run_stage
+from osft.common.storage import Location, atomic_path
+from osft.extractor.stage import STAGE as EXTRACT
+from osft.querygen.stage import STAGE as QUERYGEN
+
+
+@pytest.fixture
+def bucket(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="osft-runs")
+        yield "osft-runs"
+
+
+def test_local_write_is_atomic_and_readable(tmp_path: Path) -> None:
+    target = Location(str(tmp_path / "a" / "b.json"))
+    target.write_text('{"ok": true}')
+    assert json.loads(target.read_text()) == {"ok": True}
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["b.json"]
+
+
+def test_failed_write_leaves_the_previous_file_intact(tmp_path: Path) -> None:
+    target = tmp_path / "data.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_missing_local_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="file not found"):
+        Location(str(tmp_path / "nope.json")).read_text()
+
+
+def test_s3_round_trip_listing_and_folder_publish(bucket: str, tmp_path: Path) -> None:
+    root = Location(f"s3://{bucket}/runs/x")
+    root.child("spec.json").write_text("{}")
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.bin").write_bytes(b"1")
+    (folder / "sub" / "b.bin").write_bytes(b"2")
+    root.child("model").publish(folder)
+    assert [loc.uri for loc in root.list_files()] == [
+        f"s3://{bucket}/runs/x/model/a.bin",
+        f"s3://{bucket}/runs/x/model/sub/b.bin",
+        f"s3://{bucket}/runs/x/spec.json",
+    ]
+    fetched = root.child("model").fetch(tmp_path / "cache")
+    assert (fetched / "sub" / "b.bin").read_bytes() == b"2"
+    assert root.child("spec.json").exists() and not root.child("other.json").exists()
+
+
+def test_missing_s3_object_and_bucket_are_clear_errors(bucket: str) -> None:
+    with pytest.raises(StorageError, match="object not found"):
+        Location(f"s3://{bucket}/nothing.json").read_text()
+    with pytest.raises(StorageError, match="bucket does not exist"):
+        Location("s3://no-such-bucket-here/x.json").read_text()
+
+
+def test_stages_run_with_spec_and_run_folder_on_s3(bucket: str, tiny_corpus: Path) -> None:
+    corpus_uri = f"s3://{bucket}/input/corpus.jsonl"
+    Location(corpus_uri).write_bytes(tiny_corpus.read_bytes())
+    spec = {"name": "s3-run", "source": {"type": "s3", "uri": corpus_uri}, "querygen": {"heldout_fraction": 0.2}}
+    spec_uri = f"s3://{bucket}/runs/s3-run/spec.json"
+    Location(spec_uri).write_text(json.dumps(spec))
+    run_dir = f"s3://{bucket}/runs/s3-run"
+
+    run_stage(EXTRACT, spec_uri, run_dir)
+    manifest, skipped = run_stage(QUERYGEN, spec_uri, run_dir)
+    assert not skipped and manifest.stats.train_pairs > 0
+    assert Location(f"{run_dir}/querygen/train.jsonl").exists()
+    assert read_manifest(run_dir, "extract").stats.documents_written == 40
+    _, skipped_again = run_stage(QUERYGEN, spec_uri, run_dir)
+    assert skipped_again
