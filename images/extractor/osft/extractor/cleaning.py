@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from osft.common.corpus import Document
 from osft.common.spec.extract import Cleaning
+from osft.extractor.digest_set import DigestSet
 from osft.extractor.html_text import strip_html
 from osft.extractor.near_duplicates import NearDuplicateFilter
 from osft.extractor.passages import PassageSplitter
@@ -55,8 +56,8 @@ class DocumentCleaner:
         self.removed: Counter[str] = Counter()
         self.documents_split = 0
         self.passages_from_splits = 0
-        self._seen_text: set[int] = set()
-        self._seen_ids: set[int] = set()
+        self._seen_text = DigestSet()
+        self._seen_ids = DigestSet()
         self._near = (
             NearDuplicateFilter(options.near_duplicate_threshold, options.near_duplicate_num_perm)
             if options.dedup_near

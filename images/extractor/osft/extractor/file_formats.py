@@ -141,7 +141,9 @@ def _jsonl(lines: Iterator[tuple[int, str]], where: str, policy: BadRecordPolicy
 
 
 def _text(lines: Iterator[tuple[int, str]], file: SourceFile, text_unit: str) -> Iterator[RawRecord]:
-    stem = file.name.split(".")[0] if "." in PurePosixPath(file.name).name else file.name
+    path = PurePosixPath(file.name)
+    path = path.with_suffix("") if path.suffix.lower() == ".gz" else path
+    stem = str(path.with_suffix(""))  # "guides/setup.txt.gz" -> "guides/setup"
     if text_unit == "file":
         body = "".join(line for _, line in lines)
         title = PurePosixPath(stem).name

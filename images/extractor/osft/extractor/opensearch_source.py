@@ -1,7 +1,7 @@
 """Exporting an OpenSearch index: point-in-time + search_after in parallel slices, scroll as a fallback.
 
 Each slice runs in its own thread and hands pages to the caller through a small bounded queue,
-so memory holds a few pages whatever the index size. PIT pages are sorted by ``_doc`` with a
+so memory holds about two pages per slice whatever the index size. PIT pages are sorted by ``_doc`` with a
 unique tiebreak field, and ``search_after`` resumes from the last hit's sort values, so a page
 request can be retried after a 429 or a dropped connection without losing or repeating a hit.
 Scroll requests advance server-side state, so they are retried only when the server certainly
@@ -24,8 +24,9 @@ from opensearchpy.exceptions import AuthenticationException, TransportError
 
 from osft.common.errors import OsftError, ServiceError
 from osft.common.logging import get_logger
+from osft.common.opensearch import opensearch_client
 from osft.common.spec.source import OpenSearchSource
-from osft.extractor.opensearch_client import error_type, make_client, user_error
+from osft.extractor.opensearch_errors import error_type, user_error
 from osft.extractor.retries import RetryPolicy
 
 Hit = dict[str, Any]
@@ -61,7 +62,10 @@ class OpenSearchExporter:
     def __init__(self, source: OpenSearchSource, client: OpenSearch | None = None, log: Any = None) -> None:
         self.source = source
         self.connection = source.connection
-        self.client = client or make_client(source.connection, pool_size=source.slices + 2)
+        # opensearch-py retries without waiting; RetryPolicy retries with backoff instead.
+        self.client = client or opensearch_client(
+            source.connection, field="source.connection", pool_size=source.slices + 2, max_retries=0
+        )
         self.retry = RetryPolicy(
             source.connection.max_retries, source.connection.retry_backoff_s, source.connection.retry_backoff_max_s
         )
@@ -237,7 +241,9 @@ class OpenSearchExporter:
     def _parallel(self, slice_pages: Callable[[int, threading.Event], Iterator[list[Hit]]]) -> Iterator[Hit]:
         """Run every slice in a thread; yield hits as pages arrive; stop all slices on the first error."""
         slices = self.source.slices
-        pages: queue.Queue[Any] = queue.Queue(maxsize=2 * slices)
+        # At most one page waiting per slice, plus the page each slice is fetching: memory holds
+        # about 2 x slices x page_size hits, whatever the index size.
+        pages: queue.Queue[Any] = queue.Queue(maxsize=slices)
         stop = threading.Event()
 
         def put(item: Any) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 from osft.common.storage import atomic_path
 from osft.extractor.bad_records import BadRecordPolicy
 from osft.extractor.cleaning import digest64, normalize_whitespace
+from osft.extractor.digest_set import DigestSet
 from osft.extractor.file_formats import RawRecord
 from osft.extractor.html_text import strip_html
 
@@ -69,8 +70,8 @@ class PairsWriter:
         self.write_document = write_document
         self.pairs = 0
         self.duplicates = 0
-        self._seen_docs: set[int] = set()
-        self._seen_pairs: set[int] = set()
+        self._seen_docs = DigestSet()
+        self._seen_pairs = DigestSet()
         self._context = atomic_path(path)
         self._handle = None
 

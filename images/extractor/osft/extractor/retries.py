@@ -40,7 +40,8 @@ class RetryPolicy:
 
     Args:
         max_retries: retries after the first attempt.
-        backoff_s: first delay; each retry doubles it, up to ``backoff_max_s``, with full jitter.
+        backoff_s: first delay; each retry doubles it, up to ``backoff_max_s``; the wait is drawn
+            between half and all of that (jitter), so parallel slices do not retry in step.
         stop: when set (another slice failed), waiting ends early and the last error is raised.
     """
 

@@ -22,9 +22,9 @@ class ShardWriter:
     with its final name is always complete. Length statistics are gathered on the way.
     """
 
-    def __init__(self, folder: Path, shard_size: int = SHARD_SIZE, compresslevel: int = 6) -> None:
+    def __init__(self, folder: Path, shard_size: int | None = None, compresslevel: int = 6) -> None:
         self.folder = folder
-        self.shard_size = shard_size
+        self.shard_size = shard_size or SHARD_SIZE
         self.compresslevel = compresslevel
         self.shards: list[str] = []
         self.count = 0

@@ -29,6 +29,7 @@ from osft.extractor.shard_writer import ShardWriter
 from osft.extractor.source_files import SourceFile, source_files
 
 TEXT_FIELDS = FieldMapping()
+MAPPING_HINT = "fix source.fields, or set source.bad_records.on_error to 'skip' to skip such records (they are counted)"
 
 
 def describe_source(ctx: StageContext) -> str:
@@ -67,6 +68,15 @@ def _hit_records(exporter: OpenSearchExporter) -> Iterator[RawRecord]:
         data = dict(hit.get("_source") or {})
         data["_id"] = hit["_id"]
         yield RawRecord(f"{where}/_doc/{hit['_id']}", None, data)
+
+
+def _with_resolved_ca(ctx: StageContext, source: OpenSearchSource) -> OpenSearchSource:
+    """A relative ``ca_certs`` path is relative to the spec file, like every other path in it."""
+    ca_certs = source.connection.ca_certs
+    if not ca_certs:
+        return source
+    connection = source.connection.model_copy(update={"ca_certs": ctx.resolve(ca_certs)})
+    return source.model_copy(update={"connection": connection})
 
 
 def _documents(
@@ -153,7 +163,7 @@ def run(ctx: StageContext) -> StageResult:
         else:
             total = None
             if isinstance(source, OpenSearchSource):
-                exporter = OpenSearchExporter(source, log=ctx.log)
+                exporter = OpenSearchExporter(_with_resolved_ca(ctx, source), log=ctx.log)
                 total = exporter.check_index()
                 records = _hit_records(exporter)
             else:
