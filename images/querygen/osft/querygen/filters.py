@@ -1,24 +1,65 @@
-"""Query filters: normalize, then drop empty, too short, too long and duplicate queries, counting each reason."""
+"""Query filters: normalize, then drop empty, too short, too long, copied and duplicate queries.
+
+Each removal is counted by reason (``empty``, ``too_short``, ``too_long``,
+``copied_from_document``, ``duplicate``; ``round_trip`` is counted by the stage), and the
+counts go into the manifest.
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from osft.common.spec.querygen import QueryFilters
+from osft.common.spec.querygen import DEFAULT_COPIED_WORDS_LLM, QueryFilters
 from osft.querygen.offline import GeneratedQuery
 
 _SPACES = re.compile(r"\s+")
+_LIST_MARKER = re.compile(r"^(?:\d+[.)]|[-*•])\s+")
+_LABEL = re.compile(r"^(?:query|question|q)\s*\d*\s*[:.]\s+", re.IGNORECASE)
+_WORD = re.compile(r"\w+")
 
 
 def normalize_query(text: str) -> str:
-    return _SPACES.sub(" ", text).strip().strip("\"'")
+    """Unicode NFKC, one space between words, no list markers, labels or wrapping quotes."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _SPACES.sub(" ", text).strip()
+    text = _LIST_MARKER.sub("", text)
+    text = _LABEL.sub("", text)
+    return text.strip().strip("\"'`“”‘’").strip()
+
+
+def copied_words(provider: str, filters: QueryFilters) -> int | None:
+    """The copy threshold in force: the spec's, else 10 words for LLMs and none for offline and user pairs.
+
+    Offline queries are cut from the document on purpose, and user pairs are taken as given.
+    """
+    if filters.max_copied_words is not None:
+        return filters.max_copied_words
+    return DEFAULT_COPIED_WORDS_LLM if provider in ("bedrock", "bedrock-batch", "openai") else None
+
+
+def copies_span(query: str, document: str, span_words: int) -> bool:
+    """True when ``span_words`` consecutive words of the query appear verbatim in the document."""
+    q = [w.lower() for w in _WORD.findall(query)]
+    if len(q) < span_words:
+        return False
+    doc = " " + " ".join(w.lower() for w in _WORD.findall(document)) + " "
+    return any(" " + " ".join(q[i : i + span_words]) + " " in doc for i in range(len(q) - span_words + 1))
 
 
 class QueryFilter:
-    def __init__(self, options: QueryFilters) -> None:
+    """Applies ``querygen.filters`` to generated queries, counting removals per reason in ``removed``.
+
+    Args:
+        options: the filter settings.
+        max_copied_words: the copy threshold in force (see ``copied_words``), None for no check.
+    """
+
+    def __init__(self, options: QueryFilters, max_copied_words: int | None) -> None:
         self.options = options
+        self.max_copied_words = max_copied_words
         self.removed: Counter[str] = Counter()
         self._seen: set[str] = set()
 
@@ -33,10 +74,10 @@ class QueryFilter:
         if len(text) > self.options.max_chars:
             self.removed["too_long"] += 1
             return None
-        if self.options.max_copied_words and copies_span(text, document_text, self.options.max_copied_words):
+        if self.max_copied_words and copies_span(text, document_text, self.max_copied_words):
             self.removed["copied_from_document"] += 1
             return None
-        key = text.lower()
+        key = " ".join(_WORD.findall(text.lower()))
         if self.options.dedupe and key in self._seen:
             self.removed["duplicate"] += 1
             return None
@@ -48,10 +89,3 @@ class QueryFilter:
             kept = self.keep(query, document_text)
             if kept is not None:
                 yield kept
-
-
-def copies_span(query: str, document: str, span_words: int) -> bool:
-    """True when ``span_words`` consecutive words of the query appear verbatim in the document."""
-    q = query.lower().split()
-    doc = " " + " ".join(document.lower().split()) + " "
-    return any(" " + " ".join(q[i : i + span_words]) + " " in doc for i in range(len(q) - span_words + 1))

@@ -1,15 +1,27 @@
-"""The querygen stage: generate queries per document, filter them, split train/held-out by document."""
+"""The querygen stage: generate queries per document, filter them, split train/held-out by document.
+
+Generators: ``offline`` (no model), ``bedrock`` (Converse on demand), ``bedrock-batch``
+(batch inference jobs) and ``openai`` (any OpenAI-compatible endpoint). When the extract
+stage read ready-made pairs, they are used as they are instead of generating.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
 
 from osft.common.corpus import Document, Pair, document_text, load_corpus
 from osft.common.errors import OsftError
 from osft.common.jsonl import read_jsonl, write_jsonl
 from osft.common.manifests import QuerygenStats
 from osft.common.stage import StageContext, StageDefinition, StageResult
-from osft.querygen.filters import QueryFilter
+from osft.common.storage import is_s3
+from osft.querygen.accounting import Usage, load_prices
+from osft.querygen.filters import QueryFilter, copied_words
+from osft.querygen.llm_generation import LlmOutcome, generate_with_llm, local_input
 from osft.querygen.offline import DocumentFrequencies, GeneratedQuery, OfflineGenerator
 from osft.querygen.splitting import split_documents
 
@@ -20,7 +32,7 @@ HELDOUT_FILE = "heldout.jsonl"
 def _generate_offline(ctx: StageContext, corpus: dict[str, Document]) -> list[GeneratedQuery]:
     options = ctx.spec.querygen
     frequencies = DocumentFrequencies(corpus.values())
-    generator = OfflineGenerator(frequencies, seed=options.seed)
+    generator = OfflineGenerator(frequencies, seed=options.seed, styles=options.offline.styles)
     queries: list[GeneratedQuery] = []
     for doc in ctx.progress(corpus.values(), desc="generating", total=len(corpus), unit="doc"):
         queries.extend(generator.generate(doc, options.queries_per_doc))
@@ -34,21 +46,57 @@ def _user_pairs(ctx: StageContext, pairs_file: str) -> list[GeneratedQuery]:
     ]
 
 
+def _round_trip(ctx: StageContext, kept: list[GeneratedQuery], corpus: dict[str, Document]) -> list[GeneratedQuery]:
+    from osft.querygen.roundtrip import round_trip_keep
+
+    filters = ctx.spec.querygen.filters
+    base_dir = None if is_s3(ctx.spec_uri) else Path(ctx.spec_uri).parent
+    flags = round_trip_keep(
+        kept, corpus, ctx.spec.model, filters.round_trip_top_k or 1, filters.round_trip_batch_size, base_dir
+    )
+    return [q for q, keep in zip(kept, flags, strict=True) if keep]
+
+
+def _cost(outcome: LlmOutcome | None, provider: str, model_id: str | None) -> tuple[float | None, str | None]:
+    if outcome is None:
+        return 0.0, None
+    if provider == "openai":
+        return None, None  # OpenAI-compatible endpoints: no price table
+    prices = load_prices()
+    table = f"bedrock_prices.json as of {prices['as_of']} ({prices['source']})"
+    return outcome.usage.estimated_cost(model_id, prices), table
+
+
 def run(ctx: StageContext) -> StageResult:
     options = ctx.spec.querygen
     extract = ctx.upstream("extract")
     corpus = load_corpus(ctx)
     clock = time.perf_counter()
+    outcome: LlmOutcome | None = None
+    notes: list[str] = []
     if extract.stats.pairs_file:
         generated, provider = _user_pairs(ctx, extract.stats.pairs_file), "user-pairs"
     elif options.provider == "offline":
         generated, provider = _generate_offline(ctx, corpus), "offline"
     else:
-        raise OsftError(f"querygen.provider '{options.provider}' is not supported by this querygen version")
-    generate_seconds = time.perf_counter() - clock
+        outcome = generate_with_llm(ctx, corpus)
+        generated, provider = outcome.queries, options.provider
+        notes.extend(outcome.notes)
+    steps = {"generate": round(time.perf_counter() - clock, 3)}
 
-    query_filter = QueryFilter(options.filters)
+    clock = time.perf_counter()
+    query_filter = QueryFilter(options.filters, copied_words(provider, options.filters))
     kept = list(query_filter.apply((q, document_text(corpus[q.doc_id])) for q in generated if q.doc_id in corpus))
+    removed = dict(query_filter.removed)
+    unknown_docs = sum(1 for q in generated if q.doc_id not in corpus)
+    if unknown_docs:
+        removed["unknown_document"] = unknown_docs
+    if options.filters.round_trip_top_k and kept:
+        before = len(kept)
+        kept = _round_trip(ctx, kept, corpus)
+        removed["round_trip"] = before - len(kept)
+    steps["filter"] = round(time.perf_counter() - clock, 3)
+
     heldout_docs = split_documents(
         [q.doc_id for q in kept], options.heldout_fraction, options.max_heldout_docs, options.seed
     )
@@ -60,27 +108,80 @@ def run(ctx: StageContext) -> StageResult:
     if not train:
         raise OsftError(
             f"no training pairs left after filtering {len(generated)} generated queries",
-            hint=f"removed by reason: {dict(query_filter.removed)}; loosen querygen.filters or add documents",
+            hint=f"removed by reason: {removed}; loosen querygen.filters or add documents",
         )
     write_jsonl(ctx.output_path(TRAIN_FILE), train)
     write_jsonl(ctx.output_path(HELDOUT_FILE), heldout)
 
+    usage = outcome.usage if outcome else Usage()
+    cost, price_table = _cost(outcome, provider, options.resolved_model_id)
+    if outcome is not None and cost is None and price_table:
+        notes.append(f"No price for {options.resolved_model_id} in the price table; cost not estimated.")
     stats = QuerygenStats(
         provider=provider,
-        model_id=options.resolved_model_id,
+        model_id=options.resolved_model_id if outcome else None,
         documents=len(corpus),
         queries_generated=len(generated),
-        removed=dict(query_filter.removed),
+        queries_by_kind=dict(Counter(q.kind for q in generated)),
+        removed=removed,
         train_pairs=len(train),
         heldout_pairs=len(heldout),
+        records=usage.records,
+        requests=usage.requests,
+        failures=usage.failures,
+        unparseable_replies=usage.unparseable,
+        retried_on_demand=outcome.retried_on_demand if outcome else 0,
+        batch_jobs=outcome.batch_jobs if outcome else [],
+        batch_fallback=outcome.batch_fallback if outcome else None,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        batch_input_tokens=usage.batch_input_tokens,
+        batch_output_tokens=usage.batch_output_tokens,
+        estimated_cost_usd=cost,
+        price_table=price_table,
     )
-    ctx.log.info("pairs_written", train=len(train), heldout=len(heldout), removed=dict(query_filter.removed))
+    ctx.log.info(
+        "pairs_written",
+        train=len(train),
+        heldout=len(heldout),
+        removed=removed,
+        requests=usage.requests,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        estimated_cost_usd=cost,
+    )
     return StageResult(
         stats=stats,
         outputs=[TRAIN_FILE, HELDOUT_FILE],
         counts={"train_pairs": len(train), "heldout_pairs": len(heldout)},
-        steps={"generate": round(generate_seconds, 3)},
+        notes=notes,
+        steps=steps,
     )
 
 
-STAGE = StageDefinition(name="querygen", upstream=("extract",), spec_sections=("querygen",), run=run)
+def input_fingerprint(ctx: StageContext) -> dict[str, Any]:
+    """What the spec cannot show: prompt and example file contents, and the round-trip model."""
+    options = ctx.spec.querygen
+    material: dict[str, Any] = {}
+    for name in ("prompt_dir", "examples_path"):
+        value = getattr(options, name)
+        if value and options.uses_llm:
+            path = local_input(ctx, value)
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            digest = hashlib.sha256()
+            for file in files:
+                digest.update(file.name.encode() + b"\x00" + file.read_bytes())
+            material[name] = digest.hexdigest()
+    if options.filters.round_trip_top_k:
+        material["model"] = ctx.spec.model.model_dump(mode="json")
+    return material
+
+
+STAGE = StageDefinition(
+    name="querygen",
+    upstream=("extract",),
+    spec_sections=("querygen",),
+    run=run,
+    version="2",
+    input_fingerprint=input_fingerprint,
+)

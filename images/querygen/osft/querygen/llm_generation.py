@@ -1,0 +1,157 @@
+"""Query generation with an LLM provider: build prompts, run them resumably, collect the queries.
+
+``bedrock`` and ``openai`` call the model once per document; ``bedrock-batch`` runs batch
+jobs and retries what they missed on demand. All three append each finished record to
+``_work/records.jsonl`` and sync ``_work`` (``StageContext.save_work``) every 30 seconds, so
+a killed run (local or on S3) resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from osft.common.corpus import Document
+from osft.common.errors import ServiceError
+from osft.common.stage import StageContext
+from osft.common.storage import Location
+from osft.querygen import bedrock_clients
+from osft.querygen.accounting import Usage
+from osft.querygen.bedrock_batch import BatchRunner
+from osft.querygen.bedrock_converse import BedrockConverse
+from osft.querygen.offline import GeneratedQuery
+from osft.querygen.on_demand import Checkpointer, run_records
+from osft.querygen.openai_chat import OpenAIChat
+from osft.querygen.prompts import PromptBuilder, PromptRecord, load_examples, load_templates
+from osft.querygen.record_log import RecordLog
+
+RECORD_LOG = "records.jsonl"
+CHECKPOINT_SECONDS = 30.0
+
+
+@dataclass
+class LlmOutcome:
+    """The queries of every parsed reply, in corpus order, and what producing them took."""
+
+    queries: list[GeneratedQuery]
+    usage: Usage
+    notes: list[str] = field(default_factory=list)
+    batch_jobs: list[str] = field(default_factory=list)
+    batch_fallback: str | None = None
+    retried_on_demand: int = 0
+
+
+def local_input(ctx: StageContext, path: str) -> Path:
+    """A spec-relative file or folder (local or s3://) as a local path."""
+    return Location(ctx.resolve(path)).fetch(Path(tempfile.gettempdir()) / "osft-cache" / "querygen-inputs")
+
+
+def build_records(ctx: StageContext, corpus: dict[str, Document]) -> list[PromptRecord]:
+    options = ctx.spec.querygen
+    templates = load_templates(local_input(ctx, options.prompt_dir) if options.prompt_dir else None)
+    examples = load_examples(local_input(ctx, options.examples_path)) if options.examples_path else []
+    return PromptBuilder(options, templates, examples).build_all(corpus.values())
+
+
+def generate_with_llm(ctx: StageContext, corpus: dict[str, Document]) -> LlmOutcome:
+    options = ctx.spec.querygen
+    model_id = options.resolved_model_id
+    assert model_id is not None
+    records = build_records(ctx, corpus)
+    log = RecordLog(ctx.work / RECORD_LOG)
+    if log.done:
+        ctx.log.info("querygen_resumed", records_done=len(log.done), records=len(records))
+    checkpoint = Checkpointer(ctx.save_work, CHECKPOINT_SECONDS)
+    outcome = LlmOutcome(queries=[], usage=Usage())
+
+    try:
+        _run_provider(ctx, records, log, checkpoint, outcome, model_id)
+    finally:
+        _save_quietly(ctx, checkpoint)
+
+    results = [log.done[r.record_id] for r in records if r.record_id in log.done]
+    outcome.usage = Usage.of(results)
+    if results and outcome.usage.failures == len(results):
+        errors = sorted({r.error or "" for r in results})[:3]
+        raise ServiceError(
+            f"every one of {len(results)} model calls failed ({'; '.join(errors)})",
+            hint="check querygen.model_id, the region or base URL, and quotas; the stage resumes where it stopped",
+        )
+    if outcome.usage.failures:
+        outcome.notes.append(f"{outcome.usage.failures} document(s) got no reply after retries and were skipped.")
+    if outcome.usage.unparseable:
+        outcome.notes.append(f"{outcome.usage.unparseable} reply(ies) could not be parsed as JSON and were skipped.")
+    outcome.queries = [
+        GeneratedQuery(result.doc_id, query, kind)
+        for result in results
+        if result.status == "ok"
+        for query, kind in result.queries
+    ]
+    return outcome
+
+
+def _run_provider(
+    ctx: StageContext,
+    records: list[PromptRecord],
+    log: RecordLog,
+    checkpoint: Checkpointer,
+    outcome: LlmOutcome,
+    model_id: str,
+) -> None:
+    """Send every record not in ``log`` through the spec's provider, appending results to ``log``."""
+    options = ctx.spec.querygen
+
+    def progress(items):
+        return ctx.progress(items, desc="generating", total=len(records) - len(log.done), unit="doc")
+
+    if options.provider == "openai":
+        chat = OpenAIChat(model_id, options.openai)
+        try:
+            run_records(
+                records, chat, log, concurrency=options.openai.max_concurrency, checkpoint=checkpoint, progress=progress
+            )
+        finally:
+            chat.close()
+    else:
+        bedrock = options.bedrock
+        runtime = bedrock_clients.runtime_client(bedrock.region, bedrock.max_concurrency)
+        converse = BedrockConverse(runtime, model_id, bedrock)
+        retry = records
+        if options.provider == "bedrock-batch":
+            runner = BatchRunner(
+                bedrock_clients.control_client(bedrock.region),
+                model_id,
+                bedrock,
+                ctx.work,
+                prefix=f"{ctx.spec.name}/querygen-{_fingerprint(ctx)[:12]}",
+                save=ctx.save_work,
+                log=ctx.log,
+            )
+            batch = runner.run(records, log)
+            outcome.batch_jobs, outcome.batch_fallback = batch.job_arns, batch.fallback
+            retry = batch.to_retry
+            if batch.fallback:
+                outcome.notes.append(f"Bedrock batch inference not used: {batch.fallback}.")
+            elif retry:
+                outcome.retried_on_demand = len(retry) - batch.leftover
+                if batch.leftover:
+                    outcome.notes.append(
+                        f"{batch.leftover} record(s) too few for another batch job ran on demand "
+                        f"(querygen.bedrock.min_records_per_job)."
+                    )
+                ctx.log.info("batch_records_retried_on_demand", records=len(retry))
+        run_records(retry, converse, log, concurrency=bedrock.max_concurrency, checkpoint=checkpoint, progress=progress)
+
+
+def _save_quietly(ctx: StageContext, checkpoint: Checkpointer) -> None:
+    """Sync ``_work`` one last time, also after an error, without hiding that error."""
+    try:
+        checkpoint.flush()
+    except Exception as exc:  # noqa: BLE001 - the original error matters more
+        ctx.log.warning("work_not_saved", error=str(exc))
+
+
+def _fingerprint(ctx: StageContext) -> str:
+    marker = ctx.work / ".fingerprint"
+    return marker.read_text() if marker.exists() else "run"

@@ -1,0 +1,135 @@
+"""Prompt templates and the per-document prompt records sent to an LLM.
+
+Templates are plain-text files using ``$name`` placeholders (``string.Template``), so JSON
+examples inside them need no escaping. The built-in set lives in ``prompts/``; a
+``querygen.prompt_dir`` folder overrides any of its files by name:
+
+- ``system.txt``: the system prompt;
+- ``user.txt``: the request, with ``$document``, ``$count``, ``$instructions``, ``$examples``;
+- ``factoid.txt`` / ``conceptual.txt``: one instruction line per kind, with ``$n`` and ``$plural``;
+- ``examples.txt``: the few-shot block, with ``$examples`` (one real query per line).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from osft.common.corpus import Document, document_text
+from osft.common.errors import InputDataError, OsftError
+from osft.common.jsonl import read_jsonl_numbered
+from osft.common.spec.querygen import QueryGen
+
+TEMPLATE_FILES: dict[str, set[str]] = {
+    "system.txt": set(),
+    "user.txt": {"document"},
+    "factoid.txt": {"n"},
+    "conceptual.txt": {"n"},
+    "examples.txt": {"examples"},
+}
+KINDS = ("factoid", "conceptual")
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    """One request to the model: the prompts for one document and the kinds of query asked."""
+
+    record_id: str
+    doc_id: str
+    system: str
+    user: str
+    kinds: tuple[str, ...]
+
+
+def record_id(index: int) -> str:
+    """An 11-character alphanumeric id, the form Bedrock batch inference documents for recordId."""
+    return f"R{index:010d}"
+
+
+def load_templates(prompt_dir: Path | None) -> dict[str, Template]:
+    """The five templates, each from ``prompt_dir`` when it has the file, else built in."""
+    builtin = resources.files("osft.querygen") / "prompts"
+    templates: dict[str, Template] = {}
+    for name, required in TEMPLATE_FILES.items():
+        override = prompt_dir / name if prompt_dir is not None else None
+        text = override.read_text(encoding="utf-8") if override and override.is_file() else (builtin / name).read_text()
+        template = Template(text)
+        missing = required - set(template.get_identifiers())
+        if missing or not template.is_valid():
+            where = override if override and override.is_file() else f"built-in prompts/{name}"
+            raise OsftError(
+                f"{where}: prompt template is missing placeholder(s) {sorted(missing)} or has a bad '$'",
+                hint="write placeholders as $name; a literal dollar sign as $$",
+            )
+        templates[name] = template
+    if prompt_dir is not None and not prompt_dir.is_dir():
+        raise OsftError(f"querygen.prompt_dir: {prompt_dir} is not a folder", hint="give a folder of .txt templates")
+    return templates
+
+
+def templates_digest(templates: dict[str, Template]) -> str:
+    return hashlib.sha256("\n\x00".join(t.template for t in templates.values()).encode()).hexdigest()
+
+
+def load_examples(path: Path) -> list[str]:
+    """Real queries from a JSONL file; each line needs a ``query`` or ``text`` field (BEIR queries work)."""
+    examples: list[str] = []
+    for line_no, record in read_jsonl_numbered(path):
+        value = record.get("query", record.get("text"))
+        if not isinstance(value, str) or not value.strip():
+            raise InputDataError(
+                "expected a 'query' (or 'text') string field",
+                path=str(path),
+                line=line_no,
+                hint='write one {"query": "..."} object per line',
+            )
+        examples.append(" ".join(value.split()))
+    if not examples:
+        raise InputDataError("no example queries found", path=str(path), hint="add a few real queries, one per line")
+    return examples
+
+
+def kind_counts(count: int, conceptual_fraction: float, rng: random.Random) -> dict[str, int]:
+    """Split ``count`` queries into factoid and conceptual, rounding the fraction at random."""
+    exact = count * conceptual_fraction
+    conceptual = int(exact) + (1 if rng.random() < exact - int(exact) else 0)
+    return {"factoid": count - conceptual, "conceptual": conceptual}
+
+
+class PromptBuilder:
+    """Fills the templates for one document: its text (cut to ``max_document_chars``), the kinds
+    of query asked (``conceptual_fraction``) and a seeded handful of few-shot examples."""
+
+    def __init__(self, options: QueryGen, templates: dict[str, Template], examples: list[str]) -> None:
+        self.options = options
+        self.templates = templates
+        self.examples = examples
+
+    def build(self, index: int, doc: Document) -> PromptRecord:
+        rng = random.Random(f"{self.options.seed}:prompt:{doc['id']}")
+        counts = kind_counts(self.options.queries_per_doc, self.options.conceptual_fraction, rng)
+        instructions = "\n".join(
+            self.templates[f"{kind}.txt"].substitute(n=n, plural="y" if n == 1 else "ies").rstrip()
+            for kind, n in counts.items()
+            if n
+        )
+        shots = ""
+        if self.examples and self.options.few_shot:
+            picked = rng.sample(self.examples, k=min(self.options.few_shot, len(self.examples)))
+            shots = self.templates["examples.txt"].substitute(examples="\n".join(f"- {q}" for q in picked))
+        user = self.templates["user.txt"].substitute(
+            document=document_text(doc)[: self.options.max_document_chars],
+            count=self.options.queries_per_doc,
+            instructions=instructions,
+            examples=shots,
+        )
+        kinds = tuple(kind for kind, n in counts.items() for _ in range(n))
+        return PromptRecord(record_id(index), doc["id"], self.templates["system.txt"].template.strip(), user, kinds)
+
+    def build_all(self, docs: Iterable[Document]) -> list[PromptRecord]:
+        return [self.build(index, doc) for index, doc in enumerate(docs)]

@@ -1,0 +1,209 @@
+"""The ``bedrock-batch`` provider: jobs through a Stubber-backed ``bedrock`` client, files in moto S3."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from conftest import make_docs, read_pairs, run_querygen
+from fake_bedrock import FakeBatchService
+from moto import mock_aws
+
+from osft.common.spec.querygen import BedrockOptions
+from osft.querygen import bedrock_clients
+from osft.querygen.bedrock_batch import plan_jobs
+from osft.querygen.prompts import PromptRecord
+
+ROLE = "arn:aws:iam::123456789012:role/BedrockBatchRole"
+MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+BATCH = {
+    "region": "us-east-1",
+    "staging_uri": "s3://qg-staging/batch",
+    "service_role_arn": ROLE,
+    "min_records_per_job": 4,
+    "max_records_per_job": 8,
+    "max_concurrent_jobs": 1,
+    "poll_seconds": 0.001,
+    "max_poll_seconds": 0.002,
+    "retry_base_seconds": 0.001,
+}
+
+
+def job_description(arn: str, status: str, records: int, done: int) -> dict:
+    """A GetModelInvocationJob response as Bedrock returns it."""
+    return {
+        "jobArn": arn,
+        "jobName": "osft-job",
+        "modelId": MODEL,
+        "roleArn": ROLE,
+        "status": status,
+        "submitTime": datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+        "lastModifiedTime": datetime(2026, 1, 5, 9, 40, tzinfo=UTC),
+        "inputDataConfig": {"s3InputDataConfig": {"s3Uri": "s3://qg-staging/in.jsonl", "s3InputFormat": "JSONL"}},
+        "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": "s3://qg-staging/out/"}},
+        "modelInvocationType": "Converse",
+        "totalRecordCount": records,
+        "processedRecordCount": done,
+        "successRecordCount": done,
+        "errorRecordCount": 0,
+    }
+
+
+def create_params() -> dict:
+    return {
+        "jobName": ANY,
+        "roleArn": ROLE,
+        "clientRequestToken": ANY,
+        "modelId": MODEL,
+        "modelInvocationType": "Converse",
+        "inputDataConfig": ANY,
+        "outputDataConfig": ANY,
+        "timeoutDurationInHours": 72,
+    }
+
+
+@pytest.fixture
+def s3(aws_env):
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="qg-staging")
+        yield client
+
+
+def test_partially_completed_batch_job_retries_missing_records_on_demand(run_folder, s3, fake_converse, monkeypatch):
+    # 12 records, 8 per job at most: jobs of 8 and 4, one at a time. Job 1 ends PartiallyCompleted
+    # with one record missing from its output, one errored and one unparseable reply.
+    service = FakeBatchService(s3, missing={"R0000000001"}, errored={"R0000000004"}, garbled={"R0000000002"})
+    control = bedrock_clients.control_client("us-east-1")
+    stubber = Stubber(control)
+    job1, job2 = service.job_arn(1), service.job_arn(2)
+    stubber.add_response("create_model_invocation_job", {"jobArn": job1}, create_params())
+    stubber.add_response("get_model_invocation_job", job_description(job1, "InProgress", 8, 2), {"jobIdentifier": job1})
+    stubber.add_response(
+        "get_model_invocation_job", job_description(job1, "PartiallyCompleted", 8, 7), {"jobIdentifier": job1}
+    )
+    stubber.add_response("create_model_invocation_job", {"jobArn": job2}, create_params())
+    stubber.add_response("get_model_invocation_job", job_description(job2, "Completed", 4, 4), {"jobIdentifier": job2})
+    stubber.activate()
+    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: service.attach(control))
+    converse = fake_converse()
+
+    spec, run_dir = run_folder({"provider": "bedrock-batch", "bedrock": BATCH}, make_docs(12))
+    manifest = run_querygen(spec, run_dir)
+
+    stubber.assert_no_pending_responses()
+    assert [len(ids) for ids in service.inputs] == [8, 4]
+    assert sorted(converse.served) == ["d1", "d4"], "missing and errored records are retried on demand, once"
+    stats = manifest.stats
+    assert stats.batch_jobs == [job1, job2]
+    assert stats.retried_on_demand == 2 and stats.failures == 0 and stats.unparseable_replies == 1
+    assert {p["doc_id"] for p in read_pairs(run_dir)} == {f"d{i}" for i in range(12)} - {"d2"}
+    # 10 batch replies were billed (the garbled one too); the missing and errored ones were not
+    assert (stats.batch_input_tokens, stats.batch_output_tokens) == (10 * 400, 10 * 50)
+    assert (stats.input_tokens, stats.output_tokens) == (10 * 400 + 2 * 420, 10 * 50 + 2 * 60)
+    on_demand = (2 * 420 * 1.0 + 2 * 60 * 5.0) / 1e6
+    batch = 0.5 * (10 * 400 * 1.0 + 10 * 50 * 5.0) / 1e6
+    assert stats.estimated_cost_usd == pytest.approx(on_demand + batch)
+
+
+def test_fewer_records_than_the_batch_minimum_run_on_demand_and_say_so(run_folder, fake_converse, monkeypatch):
+    control = bedrock_clients.control_client("us-east-1")
+    stubber = Stubber(control)  # no responses queued: any batch API call would fail the test
+    stubber.activate()
+    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: control)
+    converse = fake_converse()
+    spec, run_dir = run_folder(
+        {"provider": "bedrock-batch", "bedrock": {**BATCH, "min_records_per_job": 100, "max_records_per_job": 50_000}},
+        make_docs(5),
+    )
+    manifest = run_querygen(spec, run_dir)
+    assert len(converse.served) == 5
+    assert "fewer than the batch minimum of 100" in manifest.stats.batch_fallback
+    assert any("batch inference not used" in note for note in manifest.notes)
+    assert manifest.stats.batch_jobs == []
+
+
+def _records(n: int) -> list[PromptRecord]:
+    return [PromptRecord(f"R{i:010d}", f"d{i}", "s", "u", ("factoid",)) for i in range(n)]
+
+
+def test_large_inputs_are_split_within_record_and_size_quotas():
+    records = _records(250)
+    sizes = {r.record_id: 1000 for r in records}
+    options = BedrockOptions(min_records_per_job=10, max_records_per_job=100, max_job_file_bytes=60_000)
+    jobs, leftover = plan_jobs(records, sizes, options)
+    assert [len(job) for job in jobs] == [60, 60, 60, 60, 10]
+    assert not leftover
+
+
+def test_a_last_job_below_the_minimum_is_balanced_or_left_for_on_demand():
+    options = BedrockOptions(min_records_per_job=100, max_records_per_job=300)
+    jobs, leftover = plan_jobs(_records(350), dict.fromkeys((f"R{i:010d}" for i in range(350)), 10), options)
+    assert [len(job) for job in jobs] == [300 // 2 + 25, 175] and not leftover
+    jobs, leftover = plan_jobs(_records(150), dict.fromkeys((f"R{i:010d}" for i in range(150)), 10), options)
+    assert [len(job) for job in jobs] == [150] and not leftover
+    options = BedrockOptions(min_records_per_job=100, max_records_per_job=120)
+    jobs, leftover = plan_jobs(_records(150), dict.fromkeys((f"R{i:010d}" for i in range(150)), 10), options)
+    assert [len(job) for job in jobs] == [120] and len(leftover) == 30
+
+
+def test_killed_batch_run_polls_its_job_again_instead_of_resubmitting(run_folder, s3, fake_converse, monkeypatch):
+    from fake_bedrock import SimulatedKill
+
+    service = FakeBatchService(s3, missing=set(), errored=set(), garbled=set())
+    fake_converse()
+    spec, run_dir = run_folder({"provider": "bedrock-batch", "bedrock": BATCH}, make_docs(6))
+    job = service.job_arn(1)
+
+    def kill(**_):
+        raise SimulatedKill("killed while polling")
+
+    first = bedrock_clients.control_client("us-east-1")
+    stubber = Stubber(first)
+    stubber.add_response("create_model_invocation_job", {"jobArn": job}, create_params())
+    stubber.activate()
+    first.meta.events.register("provide-client-params.bedrock.GetModelInvocationJob", kill)
+    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: service.attach(first))
+    with pytest.raises(SimulatedKill):
+        run_querygen(spec, run_dir)
+    # Under moto, clients of one session share event handlers: remove the first run's hooks.
+    stubber.deactivate()
+    first.meta.events.unregister("provide-client-params.bedrock.GetModelInvocationJob", kill)
+    first.meta.events.unregister("before-parameter-build.bedrock.CreateModelInvocationJob", service._process)
+
+    second = bedrock_clients.control_client("us-east-1")
+    stubber = Stubber(second)  # only a status check is expected: creating a job again would fail here
+    stubber.add_response("get_model_invocation_job", job_description(job, "Completed", 6, 6), {"jobIdentifier": job})
+    stubber.activate()
+    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: second)
+    manifest = run_querygen(spec, run_dir)
+    stubber.assert_no_pending_responses()
+    assert service.jobs == 1 and manifest.stats.batch_jobs == [job]
+    assert {p["doc_id"] for p in read_pairs(run_dir)} == {f"d{i}" for i in range(6)}
+
+
+def test_a_batch_job_that_failed_as_a_whole_stops_the_run_without_on_demand_retries(
+    run_folder, s3, fake_converse, monkeypatch
+):
+    from osft.common.errors import ServiceError
+
+    service = FakeBatchService(s3, missing={f"R{i:010d}" for i in range(6)}, errored=set(), garbled=set())
+    control = bedrock_clients.control_client("us-east-1")
+    stubber = Stubber(control)
+    job = service.job_arn(1)
+    failed = job_description(job, "Failed", 6, 0)
+    failed["message"] = "Bedrock does not have permission to read s3://qg-staging/batch (AccessDenied)."
+    stubber.add_response("create_model_invocation_job", {"jobArn": job}, create_params())
+    stubber.add_response("get_model_invocation_job", failed, {"jobIdentifier": job})
+    stubber.activate()
+    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: service.attach(control))
+    converse = fake_converse()
+    spec, run_dir = run_folder({"provider": "bedrock-batch", "bedrock": BATCH}, make_docs(6))
+    with pytest.raises(ServiceError, match="does not have permission to read"):
+        run_querygen(spec, run_dir)
+    assert not converse.served
+    assert json.loads((Path(run_dir) / "querygen/_work/batch_jobs.json").read_text()) == []

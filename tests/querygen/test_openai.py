@@ -1,0 +1,92 @@
+"""The ``openai`` provider against a local OpenAI-compatible chat-completions server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_docs, read_pairs, run_querygen
+from openai_server import ChatServer
+
+from osft.common.errors import CredentialsError, ServiceError
+
+
+@pytest.fixture
+def chat_server():
+    servers: list[ChatServer] = []
+
+    def start(**options) -> ChatServer:
+        servers.append(ChatServer(**options).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def openai_spec(server: ChatServer, **options) -> dict:
+    return {
+        "provider": "openai",
+        "model_id": "qwen2.5-7b-instruct",
+        "openai": {"base_url": server.url, "api_key_env": "QG_TEST_KEY", "retry_base_seconds": 0.001, **options},
+    }
+
+
+def test_openai_compatible_endpoint_generates_queries_with_retries(run_folder, chat_server, monkeypatch):
+    monkeypatch.setenv("QG_TEST_KEY", "sk-test")
+    server = chat_server(fail_first=3)  # 429, 500, 429 before the first answer
+    spec, run_dir = run_folder(openai_spec(server, max_concurrency=2), make_docs(5))
+    manifest = run_querygen(spec, run_dir)
+    assert sorted(server.served) == [f"d{i}" for i in range(5)]
+    assert all(body["model"] == "qwen2.5-7b-instruct" for body in server.bodies)
+    assert [m["role"] for m in server.bodies[0]["messages"]] == ["system", "user"]
+    stats = manifest.stats
+    assert (stats.requests, stats.failures, stats.input_tokens, stats.output_tokens) == (8, 0, 5 * 380, 5 * 55)
+    assert stats.estimated_cost_usd is None, "no price table for arbitrary endpoints"
+    assert len(read_pairs(run_dir)) == 10
+
+
+def test_missing_api_key_variable_is_a_clear_error(run_folder, chat_server, monkeypatch):
+    monkeypatch.delenv("QG_TEST_KEY", raising=False)
+    spec, run_dir = run_folder(openai_spec(chat_server()), make_docs(2))
+    with pytest.raises(CredentialsError, match="QG_TEST_KEY is not set"):
+        run_querygen(spec, run_dir)
+
+
+def test_wrong_base_url_stops_with_a_hint(run_folder, chat_server, monkeypatch):
+    monkeypatch.setenv("QG_TEST_KEY", "sk-test")
+    server = chat_server()
+    querygen = openai_spec(server)
+    querygen["openai"]["base_url"] = server.url.removesuffix("/v1")
+    spec, run_dir = run_folder(querygen, make_docs(2))
+    with pytest.raises(ServiceError, match="base_url"):
+        run_querygen(spec, run_dir)
+
+
+def test_killed_process_resumes_without_redoing_logged_records(run_folder, chat_server, monkeypatch):
+    monkeypatch.setenv("QG_TEST_KEY", "sk-test")
+    server = chat_server(delay_s=0.05)
+    spec, run_dir = run_folder(openai_spec(server, max_concurrency=1), make_docs(40))
+    env = {**os.environ, "OSFT_LOG_JSON": "1", "OSFT_PROGRESS": "0"}
+    command = [sys.executable, "-m", "osft.querygen.cli", "run", "--spec", spec, "--run-dir", run_dir]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while server.requests < 10 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.kill()  # SIGKILL: no cleanup, no manifest
+    process.wait()
+    log = Path(run_dir) / "querygen/_work/records.jsonl"
+    logged = [json.loads(line)["doc_id"] for line in log.read_text().splitlines() if line.endswith("}")]
+    assert 5 <= len(logged) < 40 and not (Path(run_dir) / "querygen/manifest.json").exists()
+
+    manifest = run_querygen(spec, run_dir)
+    assert all(server.served[doc] == 1 for doc in logged), "a logged record is never sent again"
+    assert sum(server.served.values()) <= 40 + 1, "at most the call in flight at the kill is repeated"
+    pairs = read_pairs(run_dir)
+    assert sorted({p["doc_id"] for p in pairs}) == sorted(f"d{i}" for i in range(40))
+    assert len(pairs) == 80 and manifest.stats.records == 40

@@ -1,0 +1,67 @@
+"""Prompt templates, user overrides, few-shot examples and the factoid/conceptual mix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import make_docs, run_querygen
+
+from osft.common.errors import InputDataError, OsftError
+from osft.common.spec.querygen import QueryGen
+from osft.querygen.prompts import PromptBuilder, load_examples, load_templates
+
+
+def builder(tmp_path: Path | None = None, examples: list[str] | None = None, **options) -> PromptBuilder:
+    return PromptBuilder(QueryGen(**options), load_templates(tmp_path), examples or [])
+
+
+def test_conceptual_fraction_sets_the_mix_of_kinds():
+    docs = make_docs(40)
+    kinds = [
+        k for i, d in enumerate(docs) for k in builder(queries_per_doc=2, conceptual_fraction=0.25).build(i, d).kinds
+    ]
+    assert 0.15 < kinds.count("conceptual") / len(kinds) < 0.35
+    only = builder(queries_per_doc=3, conceptual_fraction=0.0).build(0, docs[0])
+    assert only.kinds == ("factoid",) * 3 and '(type "conceptual")' not in only.user
+
+
+def test_prompt_asks_for_json_and_holds_the_document():
+    record = builder(queries_per_doc=2, conceptual_fraction=0.5).build(3, make_docs(4)[3])
+    assert record.record_id == "R0000000003" and len(record.record_id) == 11
+    assert "DOCID d3" in record.user and '{"queries": [' in record.user and "JSON" in record.system
+
+
+def test_prompt_dir_overrides_one_template_by_name(tmp_path: Path):
+    (tmp_path / "user.txt").write_text("Doc: $document\nGive $count queries as JSON.\n$instructions$examples")
+    record = builder(tmp_path, queries_per_doc=1).build(0, make_docs(1)[0])
+    assert record.user.startswith("Doc: A study of")
+    assert "You write the search queries" in record.system, "other templates stay built in"
+
+
+def test_template_without_the_document_placeholder_is_refused(tmp_path: Path):
+    (tmp_path / "user.txt").write_text("Write queries.")
+    with pytest.raises(OsftError, match=r"user\.txt.*document"):
+        load_templates(tmp_path)
+
+
+def test_few_shot_examples_from_a_jsonl_of_real_queries(run_folder, fake_converse, tmp_path: Path):
+    examples = tmp_path / "queries.jsonl"
+    examples.write_text("".join(json.dumps({"_id": str(i), "text": f"real query number {i}"}) + "\n" for i in range(9)))
+    fake = fake_converse()
+    spec, run_dir = run_folder(
+        {"provider": "bedrock", "examples_path": "queries.jsonl", "few_shot": 3, "bedrock": {"region": "us-east-1"}},
+        make_docs(2),
+    )
+    record = builder(examples=load_examples(examples), few_shot=3).build(0, make_docs(1)[0])
+    assert record.user.count("- real query number") == 3
+    run_querygen(spec, run_dir)
+    assert len(fake.served) == 2
+
+
+def test_examples_file_without_query_text_names_the_line(tmp_path: Path):
+    path = tmp_path / "queries.jsonl"
+    path.write_text('{"query": "ok"}\n{"q": "no"}\n')
+    with pytest.raises(InputDataError, match=r"queries\.jsonl:2"):
+        load_examples(path)

@@ -1,0 +1,40 @@
+"""Parsing model replies: strict about the shape, tolerant of fences and prose."""
+
+from __future__ import annotations
+
+import pytest
+
+from osft.querygen.replies import UnparseableReply, parse_reply
+
+KINDS = ("factoid", "conceptual")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"queries": [{"type": "factoid", "query": "a b c"}, {"type": "conceptual", "query": "d e f"}]}',
+        'Here are the queries:\n```json\n{"queries": [{"type": "factoid", "query": "a b c"}, '
+        '{"type": "conceptual", "query": "d e f"}]}\n```\nHope this helps!',
+        'Sure. {"queries": [{"query": "a b c"}, {"query": "d e f"}]} Let me know.',
+        '["a b c", "d e f"]',
+    ],
+    ids=["strict", "fenced-with-prose", "prose-around-object", "bare-list"],
+)
+def test_reply_shapes_that_are_tolerated(reply):
+    assert parse_reply(reply, KINDS) == [("a b c", "factoid"), ("d e f", "conceptual")]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["I cannot help with that.", '{"queries": [{"query": "cut sh', '{"queries": []}', '{"answer": "x"}', ""],
+    ids=["prose", "truncated", "empty-list", "wrong-key", "empty"],
+)
+def test_replies_without_queries_are_unparseable(reply):
+    with pytest.raises(UnparseableReply):
+        parse_reply(reply, KINDS)
+
+
+def test_unknown_kind_falls_back_to_the_requested_one():
+    assert parse_reply('{"queries": [{"type": "weird", "query": "x y z"}]}', ("conceptual",)) == [
+        ("x y z", "conceptual")
+    ]
