@@ -90,3 +90,22 @@ def test_killed_process_resumes_without_redoing_logged_records(run_folder, chat_
     pairs = read_pairs(run_dir)
     assert sorted({p["doc_id"] for p in pairs}) == sorted(f"d{i}" for i in range(40))
     assert len(pairs) == 80 and manifest.stats.records == 40
+
+
+def test_changing_only_filters_reuses_generated_records_without_new_calls(run_folder, chat_server, monkeypatch):
+    monkeypatch.setenv("QG_TEST_KEY", "sk-test")
+    server = chat_server()
+    spec, run_dir = run_folder(openai_spec(server), make_docs(4))
+    run_querygen(spec, run_dir)
+    calls = len(server.bodies)
+    data = json.loads(Path(spec).read_text())
+    data["querygen"]["filters"] = {"min_chars": 12}
+    data["querygen"]["heldout_fraction"] = 0.5
+    Path(spec).write_text(json.dumps(data))
+    manifest = run_querygen(spec, run_dir)
+    assert len(server.bodies) == calls, "filter and split changes must not call the model again"
+    assert manifest.stats.heldout_pairs > 0
+    data["querygen"]["queries_per_doc"] = 3
+    Path(spec).write_text(json.dumps(data))
+    run_querygen(spec, run_dir)
+    assert len(server.bodies) == calls + 4, "a generation setting change regenerates every document"

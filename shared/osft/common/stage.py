@@ -56,7 +56,9 @@ class StageDefinition:
     ``spec_sections`` are the spec fields whose values determine the outputs; changing any of
     them (or an upstream stage's outputs) makes the stage run again. ``input_fingerprint``
     adds what the spec cannot show, such as the size and time of the source files.
-    ``version`` is bumped when the stage's logic changes its outputs.
+    ``version`` is bumped when the stage's logic changes its outputs. ``work_key`` names what
+    the resumable ``_work/`` folder depends on, when that is less than everything: querygen's
+    generated records stay valid when only its filters or split change.
     """
 
     name: str
@@ -65,6 +67,7 @@ class StageDefinition:
     run: Callable[[StageContext], StageResult]
     version: str = "1"
     input_fingerprint: Callable[[StageContext], Any] | None = None
+    work_key: Callable[[StageContext], Any] | None = None
 
 
 def load_spec(spec_uri: str) -> RunSpec:
@@ -163,12 +166,24 @@ def compute_fingerprint(ctx: StageContext, upstream: dict[str, StageManifest]) -
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def compute_work_key(ctx: StageContext, upstream: dict[str, StageManifest], fingerprint: str) -> str:
+    """The key under which ``_work/`` is kept: the fingerprint, or the narrower ``work_key`` material."""
+    if ctx.definition.work_key is None:
+        return fingerprint
+    material = {
+        "version": ctx.definition.version,
+        "upstream": {name: m.fingerprint for name, m in sorted(upstream.items())},
+        "work": ctx.definition.work_key(ctx),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _dump(value: Any) -> Any:
     return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
 
 
-def _prepare_workdir(run_dir: str, stage: str, fingerprint: str) -> Path:
-    """The local folder the stage writes into; wiped when the inputs changed since the last attempt."""
+def _prepare_workdir(run_dir: str, stage: str, work_key: str) -> Path:
+    """The local folder the stage writes into; wiped when its work key changed since the last attempt."""
     if is_s3(run_dir):
         workdir = Path(tempfile.mkdtemp(prefix=f"osft-{stage}-"))
         remote_work = Location(join(run_dir, stage, WORK_DIR))
@@ -178,10 +193,10 @@ def _prepare_workdir(run_dir: str, stage: str, fingerprint: str) -> Path:
     else:
         workdir = Path(run_dir) / stage
     marker = workdir / WORK_DIR / ".fingerprint"
-    if workdir.exists() and (not marker.exists() or marker.read_text() != fingerprint):
+    if workdir.exists() and (not marker.exists() or marker.read_text() != work_key):
         shutil.rmtree(workdir)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(fingerprint)
+    marker.write_text(work_key)
     return workdir
 
 
@@ -204,7 +219,7 @@ def run_stage(
     if existing is not None:
         Location(join(run_dir, definition.name, MANIFEST_FILE)).delete_tree()
 
-    workdir = _prepare_workdir(run_dir, definition.name, fingerprint)
+    workdir = _prepare_workdir(run_dir, definition.name, compute_work_key(probe, upstream, fingerprint))
     ctx = StageContext(definition, spec, spec_uri, run_dir, workdir)
     ctx.log.info("stage_started", run_dir=run_dir)
     started, clock = datetime.now(UTC), time.perf_counter()

@@ -177,6 +177,17 @@ def input_fingerprint(ctx: StageContext) -> dict[str, Any]:
     return material
 
 
+SPLIT_AND_FILTER_FIELDS = {"filters", "heldout_fraction", "max_heldout_docs"}
+
+
+def generation_key(ctx: StageContext) -> dict[str, Any]:
+    """What generated records depend on: changing only filters or the split reuses them (no new LLM calls)."""
+    settings = ctx.spec.querygen.model_dump(mode="json", exclude=SPLIT_AND_FILTER_FIELDS)
+    inputs = input_fingerprint(ctx)
+    inputs.pop("model", None)  # the round-trip model filters; it does not generate
+    return {"settings": settings, "inputs": inputs}
+
+
 STAGE = StageDefinition(
     name="querygen",
     upstream=("extract",),
@@ -184,4 +195,5 @@ STAGE = StageDefinition(
     run=run,
     version="2",
     input_fingerprint=input_fingerprint,
+    work_key=generation_key,
 )
