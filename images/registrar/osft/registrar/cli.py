@@ -1,11 +1,28 @@
-"""``register run --spec URI --run-dir URI``."""
+"""``register run --spec URI --run-dir URI`` and ``register cleanup --spec URI --run-dir URI``."""
 
 from __future__ import annotations
 
-from osft.common.stage_cli import stage_cli
+import click
+
+from osft.common.logging import configure_logging
+from osft.common.stage_cli import report_errors, stage_cli
 from osft.registrar.stage import STAGE
 
 cli = stage_cli(STAGE)
+
+
+@cli.command("cleanup", help="Delete the run's SageMaker endpoint, endpoint configs and models.")
+@click.option("--spec", "spec_uri", required=True, help="Run spec JSON (local path or s3:// URI).")
+@click.option("--run-dir", required=True, help="Run folder (local path or s3:// URI).")
+def cleanup(spec_uri: str, run_dir: str) -> None:
+    from osft.registrar.cleanup import cleanup_run
+
+    configure_logging()
+    result = report_errors(lambda: cleanup_run(spec_uri, run_dir))
+    click.echo(
+        f"deleted {len(result.deleted)} resource(s) of endpoint {result.endpoint_name}: {', '.join(result.deleted) or 'none left'}"
+    )
+
 
 if __name__ == "__main__":
     cli()

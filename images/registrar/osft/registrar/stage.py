@@ -1,14 +1,232 @@
-"""The register stage: deploy an accepted model and register it in OpenSearch."""
+"""The register stage: deploy an accepted model to SageMaker and register it in OpenSearch ML Commons.
+
+Order: the evaluation gate (a rejected model is not deployed), the SageMaker endpoint (when
+``deploy.sagemaker`` is set), the ML Commons registration (``deploy.opensearch``), the smoke
+test. Every step finds what an earlier run created and reuses it, so a re-run (``--force``,
+or after a failure half-way) creates nothing twice. ``registration.json`` in the stage
+folder records the endpoint name, connector id, model group id and model id.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
+from typing import Any
 
 from osft.common.errors import OsftError
-from osft.common.manifests import RegisterStats
+from osft.common.manifests import RegisterStats, TrainManifest
+from osft.common.opensearch import opensearch_client
+from osft.common.spec.deploy import OpenSearchRegistration, SageMakerEndpoint
 from osft.common.stage import StageContext, StageDefinition, StageResult
+from osft.common.storage import is_s3, join
+from osft.registrar.artifacts import INT8_KIND, TrainedModel, build_model_tarball, fetch, upload_artifact
+from osft.registrar.ml_commons import MLCommons
+from osft.registrar.opensearch_registration import (
+    OpenSearchResult,
+    download_url,
+    register_cross_encoder,
+    register_remote,
+    register_zip,
+)
+from osft.registrar.sagemaker_deploy import EndpointResult, SageMakerDeployer, plan_variants, sagemaker_client
+from osft.registrar.search_check import run_search_check
+from osft.registrar.smoke_test import check_predictions, embeddings_from_predict, endpoint_reference, local_reference
 
 REGISTRATION_FILE = "registration.json"
+TARBALL = "model.tar.gz"
+SAGEMAKER_TRAINING_TARBALL = "train/model.tar.gz"
+
+
+def endpoint_name_for(ctx: StageContext, spec: SageMakerEndpoint) -> str:
+    return spec.endpoint_name or f"osft-{ctx.spec.name}"
+
+
+def _required(value: str | None, env: str, field: str, what: str) -> str:
+    resolved = value or os.environ.get(env)
+    if not resolved:
+        raise OsftError(f"{field} is not set (nor ${env})", hint=f"give {what}")
+    return resolved
+
+
+def model_artifact(
+    ctx: StageContext, spec: SageMakerEndpoint, model: TrainedModel, train: TrainManifest
+) -> tuple[str, str, dict[str, str]]:
+    """The s3:// URI and SHA-256 of the ``model.tar.gz`` to serve, and the serving container's environment."""
+    environment: dict[str, str] = {}
+    extra: dict[str, Path] = {}
+    if spec.precision == "int8":
+        export = model.export(
+            INT8_KIND,
+            needed_for="deploy.sagemaker.precision 'int8'",
+            hint="set training.export.onnx_int8: true and re-run the train stage, or use precision 'fp32'",
+        )
+        name = f"onnx/{Path(export.path).name}"
+        extra[name] = fetch(ctx, export.path)
+        environment = {"OSFT_SERVE_PRECISION": "int8", "OSFT_SERVE_ONNX_FILE": name}
+    elif is_s3(ctx.run_dir):
+        # A SageMaker training job already packed the model folder: serve that archive as it is.
+        packed = next((r for r in train.outputs if r.path == SAGEMAKER_TRAINING_TARBALL), None)
+        if packed is not None and packed.sha256:
+            return join(ctx.run_dir, packed.path), packed.sha256, environment
+    uri = spec.artifact_uri or (join(ctx.run_dir, "register", TARBALL) if is_s3(ctx.run_dir) else None)
+    if uri is None:
+        raise OsftError(
+            "deploy.sagemaker.artifact_uri: the run folder is local, so SageMaker needs an s3:// URI for model.tar.gz",
+            hint="set deploy.sagemaker.artifact_uri (e.g. s3://my-bucket/osft/<run>/model.tar.gz), or use an s3:// run folder",
+        )
+    if uri.endswith("/"):
+        uri += TARBALL
+    tarball = ctx.output_path(TARBALL)
+    sha256 = build_model_tarball(fetch(ctx, model.model_dir), tarball, extra)
+    uploaded = upload_artifact(tarball, uri, sha256)
+    ctx.log.info("model_artifact_ready", uri=uri, sha256=sha256, bytes=tarball.stat().st_size, uploaded=uploaded)
+    return uri, sha256, environment
+
+
+def deploy_to_sagemaker(
+    ctx: StageContext, spec: SageMakerEndpoint, model: TrainedModel, train: TrainManifest
+) -> tuple[EndpointResult, str]:
+    """Create or update the endpoint; returns what was done and the model.tar.gz URI."""
+    role = _required(
+        spec.execution_role_arn,
+        "OSFT_SAGEMAKER_ROLE_ARN",
+        "deploy.sagemaker.execution_role_arn",
+        "the endpoint's IAM role ARN",
+    )
+    image = _required(
+        spec.image_uri, "OSFT_TRAINER_IMAGE_URI", "deploy.sagemaker.image_uri", "the trainer image URI in ECR"
+    )
+    endpoint_name = endpoint_name_for(ctx, spec)
+    model_data_url, sha256, environment = model_artifact(ctx, spec, model, train)
+    variants = plan_variants(
+        spec,
+        endpoint_name=endpoint_name,
+        image_uri=image,
+        model_data_url=model_data_url,
+        artifact_sha256=sha256,
+        tuned_environment=environment,
+        base_model=ctx.spec.model.base,
+    )
+    deployer = SageMakerDeployer(
+        sagemaker_client(spec.region), timeout_s=spec.wait_timeout_s, poll_s=30, tags={"osft:run": ctx.spec.name}
+    )
+    result = deployer.deploy(spec, endpoint_name, variants, image_uri=image, role_arn=role)
+    ctx.log.info(
+        "sagemaker_endpoint_ready", endpoint=endpoint_name, action=result.action, config=result.endpoint_config_name
+    )
+    return result, model_data_url
+
+
+def register_in_opensearch(
+    ctx: StageContext,
+    spec: OpenSearchRegistration,
+    model: TrainedModel,
+    endpoint: EndpointResult | None,
+) -> tuple[OpenSearchResult, str | None]:
+    """Register (and deploy) the model in ML Commons; returns the ids and the smoke test's summary."""
+    client = opensearch_client(spec.connection, field="deploy.opensearch.connection")
+    ml = MLCommons(
+        client, url=spec.connection.url, task_timeout_s=spec.task_timeout_s, poll_interval_s=spec.poll_interval_s
+    )
+    name = spec.model_name or ctx.spec.model.output_name or ctx.spec.name
+    description = f"osft run {ctx.spec.name}: {model.kind} model fine-tuned from {ctx.spec.model.base}"
+    group_id, created = ml.ensure_model_group(spec.model_group, "Models fine-tuned by osft")
+    result = OpenSearchResult(model_group_id=group_id)
+    result.note(f"model group {group_id}", created)
+
+    zips = [] if spec.mode == "remote" else model.local_zips(spec.local_format)
+    if spec.mode == "remote":
+        assert endpoint is not None  # the spec validator guarantees a sagemaker section
+        register_remote(
+            ml,
+            spec,
+            result,
+            model_name=name,
+            endpoint_name=endpoint.endpoint_name,
+            region=endpoint.region,
+            kind=model.kind,
+            description=description,
+        )
+        tokenizer = model.tokenizer_zip()
+        zips = [tokenizer] if tokenizer else []
+    for export in zips:
+        local = fetch(ctx, export.path)
+        is_tokenizer = export.function_name == "SPARSE_TOKENIZE"
+        model_id, created = register_zip(
+            ml,
+            spec,
+            export,
+            local,
+            download_url(spec, ctx.run_dir, export, local),
+            name=f"{name}-tokenizer" if is_tokenizer else name,
+            model_group_id=group_id,
+            description=description,
+        )
+        result.note(f"model {model_id}", created)
+        if is_tokenizer:
+            result.tokenizer_model_id = model_id
+        else:
+            result.model_id, result.function_name = model_id, export.function_name
+    if spec.cross_encoder is not None:
+        result.cross_encoder_model_id, created = register_cross_encoder(ml, spec.cross_encoder, group_id, name)
+        result.note(f"cross-encoder {result.cross_encoder_model_id}", created)
+
+    checks = []
+    if spec.smoke_test:
+        checks.append(run_smoke_test(ctx, spec, ml, model, result, endpoint, zips))
+    if spec.search_check is not None:
+        config = next((z.model_config for z in zips if z.model_config), None) or {}
+        dimension = config.get("embedding_dimension")
+        if model.kind == "dense" and dimension is None:
+            dimension = len(embeddings_from_predict(ml.predict(result.model_id, {"text_docs": ["dimension"]}))[0])
+        checks.append(
+            run_search_check(
+                ml,
+                spec.search_check,
+                kind=model.kind,
+                model_id=result.model_id,
+                query_model_id=result.tokenizer_model_id,
+                dimension=dimension,
+                texts=list(spec.smoke_texts),
+            )
+        )
+        ctx.log.info("search_check_passed", index=spec.search_check.index)
+    return result, "; ".join(checks) or None
+
+
+def run_smoke_test(
+    ctx: StageContext,
+    spec: OpenSearchRegistration,
+    ml: MLCommons,
+    model: TrainedModel,
+    result: OpenSearchResult,
+    endpoint: EndpointResult | None,
+    zips: list,
+) -> str:
+    texts = list(spec.smoke_texts)
+    predicted = embeddings_from_predict(ml.predict(result.model_id, {"text_docs": texts}))
+    reference = local_reference(fetch(ctx, model.model_dir), model.kind)
+    reference_name = "trained model folder"
+    if reference is None and endpoint is not None:
+        import boto3
+
+        reference = endpoint_reference(
+            boto3.client("sagemaker-runtime", region_name=endpoint.region), endpoint.endpoint_name
+        )
+        reference_name = f"SageMaker endpoint {endpoint.endpoint_name}"
+    config = next((z.model_config for z in zips if z.model_config), None) or {}
+    outcome = check_predictions(
+        texts,
+        predicted,
+        model_id=result.model_id,
+        expected_dimension=config.get("embedding_dimension"),
+        reference=reference,
+        reference_name=reference_name,
+        min_cosine=spec.smoke_min_cosine,
+    )
+    ctx.log.info("smoke_test_passed", model_id=result.model_id, texts=outcome.texts, min_cosine=outcome.min_cosine)
+    return outcome.summary()
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -21,7 +239,63 @@ def run(ctx: StageContext) -> StageResult:
         ctx.output_path(REGISTRATION_FILE).write_text(json.dumps({"deployed": False, "reason": reason}, indent=2))
         ctx.log.info("deployment_skipped", reason=reason)
         return StageResult(stats=RegisterStats(skipped_reason=reason), outputs=[REGISTRATION_FILE])
-    raise OsftError("deployment targets are not supported by this registrar version")
+
+    train = ctx.upstream("train")
+    assert isinstance(train, TrainManifest)
+    model = TrainedModel.from_manifest(train, ctx.spec.model.sparse_mode)
+    stats = RegisterStats()
+    registration: dict[str, Any] = {"deployed": True, "run_id": ctx.spec.name, "model_type": model.kind}
+    endpoint = None
+    if deploy.sagemaker is not None:
+        endpoint, model_data_url = deploy_to_sagemaker(ctx, deploy.sagemaker, model, train)
+        stats.endpoint_name, stats.endpoint_config_name = endpoint.endpoint_name, endpoint.endpoint_config_name
+        stats.sagemaker_models, stats.sagemaker_region = endpoint.model_names, endpoint.region
+        stats.endpoint_action, stats.model_data_url = endpoint.action, model_data_url
+        registration["sagemaker"] = {
+            "endpoint_name": endpoint.endpoint_name,
+            "endpoint_config_name": endpoint.endpoint_config_name,
+            "model_names": endpoint.model_names,
+            "region": endpoint.region,
+            "action": endpoint.action,
+            "model_data_url": model_data_url,
+            "deleted_previous": endpoint.deleted,
+        }
+    if deploy.opensearch is not None:
+        result, smoke = register_in_opensearch(ctx, deploy.opensearch, model, endpoint)
+        stats.connector_id, stats.model_group_id, stats.model_id = (
+            result.connector_id,
+            result.model_group_id,
+            result.model_id,
+        )
+        stats.function_name, stats.tokenizer_model_id = result.function_name, result.tokenizer_model_id
+        stats.cross_encoder_model_id, stats.smoke_test = result.cross_encoder_model_id, smoke
+        stats.created, stats.reused = result.created, result.reused
+        registration["opensearch"] = {
+            "url": deploy.opensearch.connection.url,
+            "mode": deploy.opensearch.mode,
+            "model_group_id": result.model_group_id,
+            "connector_id": result.connector_id,
+            "model_id": result.model_id,
+            "function_name": result.function_name,
+            "tokenizer_model_id": result.tokenizer_model_id,
+            "cross_encoder_model_id": result.cross_encoder_model_id,
+            "smoke_test": smoke,
+        }
+    registration.update(
+        endpoint_name=stats.endpoint_name,
+        connector_id=stats.connector_id,
+        model_group_id=stats.model_group_id,
+        model_id=stats.model_id,
+    )
+    ctx.output_path(REGISTRATION_FILE).write_text(json.dumps(registration, indent=2))
+    notes = [f"created: {', '.join(stats.created)}"] if stats.created else []
+    if stats.reused:
+        notes.append(f"reused: {', '.join(stats.reused)}")
+    if stats.smoke_test:
+        notes.append(f"smoke test {stats.smoke_test}")
+    return StageResult(stats=stats, outputs=[REGISTRATION_FILE], notes=notes)
 
 
-STAGE = StageDefinition(name="register", upstream=("train", "evaluate"), spec_sections=("deploy", "model"), run=run)
+STAGE = StageDefinition(
+    name="register", upstream=("train", "evaluate"), spec_sections=("deploy", "model"), run=run, version="2"
+)

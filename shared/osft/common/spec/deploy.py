@@ -4,36 +4,135 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from osft.common.spec.base import SpecModel
 from osft.common.spec.source import OpenSearchConnection
 
+SMOKE_TEXTS = (
+    "how do I reset my password",
+    "OpenSearch runs k-NN search on dense vectors.",
+    "A short note about café opening hours.",
+)
+
 
 class SageMakerEndpoint(SpecModel):
+    """A SageMaker endpoint serving the fine-tuned model with the trainer image's ``serve`` command.
+
+    ``real-time`` runs ``instance_count`` × ``instance_type`` all the time; ``serverless``
+    scales to zero (``memory_size_mb``, ``max_concurrency``) at the price of cold starts.
+    An existing endpoint of the same name is updated in place. ``ab_base_weight`` adds a
+    second production variant serving the base model with that share of the traffic, for a
+    gradual rollout. ``precision: int8`` serves the ONNX int8 export (needs
+    ``training.export.onnx_int8``).
+    """
+
     mode: Literal["real-time", "serverless"] = "serverless"
-    endpoint_name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-    instance_type: str = "ml.m5.xlarge"
+    endpoint_name: str | None = Field(
+        default=None,
+        pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
+        description="Endpoint name; defaults to osft-<run name>. Models and configs are named after it.",
+    )
+    instance_type: str = Field(default="ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
     instance_count: int = Field(default=1, ge=1)
     memory_size_mb: int = Field(default=4096, ge=1024, le=6144)
     max_concurrency: int = Field(default=5, ge=1, le=200)
-    execution_role_arn: str | None = None
-    image_uri: str | None = Field(default=None, description="Trainer image that serves; defaults to the run's image.")
+    execution_role_arn: str | None = Field(
+        default=None, description="Role the endpoint runs as; defaults to $OSFT_SAGEMAKER_ROLE_ARN."
+    )
+    image_uri: str | None = Field(
+        default=None, description="Trainer image that serves; defaults to $OSFT_TRAINER_IMAGE_URI (the run's image)."
+    )
     region: str | None = None
+    precision: Literal["fp32", "int8"] = "fp32"
+    artifact_uri: str | None = Field(
+        default=None,
+        pattern=r"^s3://",
+        description="s3:// URI for model.tar.gz; defaults to <run_dir>/register/model.tar.gz (run folder on S3).",
+    )
     ab_base_weight: float | None = Field(
-        default=None, ge=0, le=1, description="Traffic share for a base-model variant."
+        default=None, gt=0, lt=1, description="Traffic share for a base-model variant (the tuned one gets the rest)."
     )
     wait_timeout_s: int = Field(default=1800, ge=60)
 
+    @field_validator("memory_size_mb")
+    @classmethod
+    def _memory_step(cls, value: int) -> int:
+        if value % 1024:
+            raise ValueError("must be 1024, 2048, 3072, 4096, 5120 or 6144 (SageMaker serverless memory sizes)")
+        return value
+
+
+class CrossEncoderModel(SpecModel):
+    """A cross-encoder reranker registered beside the embedding model as ``TEXT_SIMILARITY``.
+
+    ``name``/``version`` name an OpenSearch-provided pretrained model; ``url`` (with
+    ``sha256`` and ``config``) registers your own TorchScript/ONNX zip instead.
+    """
+
+    name: str = Field(default="huggingface/cross-encoders/ms-marco-MiniLM-L-6-v2", min_length=1)
+    version: str = "1.0.2"
+    model_format: Literal["TORCH_SCRIPT", "ONNX"] = "TORCH_SCRIPT"
+    url: str | None = Field(default=None, pattern=r"^(https?|file)://")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int | None = Field(default=None, ge=1)
+    config: dict | None = Field(default=None, description="ML Commons model_config of the zip at url.")
+
+    @model_validator(mode="after")
+    def _url_needs_hash(self) -> CrossEncoderModel:
+        if self.url and not self.sha256:
+            raise ValueError("a cross-encoder url needs its sha256")
+        return self
+
+
+class SearchCheck(SpecModel):
+    """After registration: an ingest pipeline, an index, a few documents and a neural query."""
+
+    index: str = Field(default="osft-smoke-test", pattern=r"^[a-z0-9][a-z0-9_\-]{0,200}$")
+    pipeline: str = Field(default="osft-smoke-test", min_length=1)
+    delete_after: bool = True
+
 
 class OpenSearchRegistration(SpecModel):
+    """The model in OpenSearch ML Commons.
+
+    ``remote``: a connector to the SageMaker endpoint and a remote model (Amazon OpenSearch
+    Service). ``local``: the ML Commons zip the train stage exported, registered in the
+    cluster itself, by URL (``local_upload: url``; a pre-signed S3 URL when the run folder
+    is on S3, else ``model_url``) or in chunks (``local_upload: chunks``). Everything is
+    found by name first, so a re-run reuses what exists.
+    """
+
     connection: OpenSearchConnection
     mode: Literal["remote", "local"] = "remote"
-    model_group: str = "osft"
-    connector_role_arn: str | None = Field(default=None, description="Role OpenSearch assumes to call SageMaker.")
-    set_trusted_endpoints: bool = False
+    model_group: str = Field(default="osft", min_length=1)
+    model_name: str | None = Field(default=None, description="Model name in ML Commons; defaults to the run name.")
+    connector_role_arn: str | None = Field(
+        default=None,
+        description="Role OpenSearch assumes to call SageMaker; defaults to $OSFT_OPENSEARCH_CONNECTOR_ROLE_ARN.",
+    )
+    set_trusted_endpoints: bool = Field(
+        default=False,
+        description="Add the SageMaker runtime URL to plugins.ml_commons.trusted_connector_endpoints_regex (self-managed clusters).",
+    )
+    local_format: Literal["torchscript", "onnx"] = "torchscript"
+    local_upload: Literal["auto", "url", "chunks"] = Field(
+        default="auto", description="auto: by URL when the run folder is on S3 (pre-signed), else in chunks."
+    )
+    model_url: str | None = Field(
+        default=None, pattern=r"^(https?|file)://", description="URL the cluster downloads the model zip from."
+    )
+    allow_registering_via_url: bool = Field(
+        default=False, description="Set plugins.ml_commons.allow_registering_model_via_url before registering by URL."
+    )
+    chunk_size_mb: int = Field(default=10, ge=1, le=100)
     smoke_test: bool = True
-    task_timeout_s: int = Field(default=900, ge=10)
+    smoke_texts: list[str] = Field(default_factory=lambda: list(SMOKE_TEXTS), min_length=1, max_length=32)
+    smoke_min_cosine: float = Field(default=0.99, gt=0, le=1)
+    search_check: SearchCheck | None = None
+    cross_encoder: CrossEncoderModel | None = None
+    task_timeout_s: int = Field(default=900, ge=1)
+    poll_interval_s: float = Field(default=2.0, gt=0, le=60)
 
 
 class Deploy(SpecModel):

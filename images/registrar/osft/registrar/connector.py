@@ -1,0 +1,51 @@
+"""The ML Commons connector to the SageMaker endpoint, matching the serving contract of ``serve``.
+
+The trainer image's ``/invocations`` takes a JSON list of texts and answers a list of
+vectors (dense) or of ``{token: weight}`` maps (sparse): exactly what ML Commons' built-in
+``connector.pre_process.default.embedding`` sends and ``connector.post_process.default.embedding``
+reads. Sparse endpoints keep the raw answer (no post-process), which the neural-search
+``sparse_encoding`` processor and ``neural_sparse`` query read as token weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from osft.registrar.sagemaker_deploy import runtime_url
+
+PRE_PROCESS = "connector.pre_process.default.embedding"
+POST_PROCESS_DENSE = "connector.post_process.default.embedding"
+
+
+def connector_name(endpoint_name: str) -> str:
+    return f"osft-sagemaker-{endpoint_name}"
+
+
+def sagemaker_connector(
+    *, endpoint_name: str, region: str, role_arn: str, kind: str, description: str
+) -> dict[str, Any]:
+    """The ``_create`` body of an ``aws_sigv4`` connector that OpenSearch signs with ``role_arn``."""
+    action: dict[str, Any] = {
+        "action_type": "predict",
+        "method": "POST",
+        "headers": {"content-type": "application/json"},
+        "url": runtime_url(region, endpoint_name),
+        "request_body": "${parameters.input}",
+        "pre_process_function": PRE_PROCESS,
+    }
+    if kind == "dense":
+        action["post_process_function"] = POST_PROCESS_DENSE
+    return {
+        "name": connector_name(endpoint_name),
+        "description": description,
+        "version": "1",
+        "protocol": "aws_sigv4",
+        "credential": {"roleArn": role_arn},
+        "parameters": {"region": region, "service_name": "sagemaker"},
+        "actions": [action],
+    }
+
+
+def trusted_endpoint_regex(region: str) -> str:
+    """The ``trusted_connector_endpoints_regex`` entry that admits this region's SageMaker runtime."""
+    return rf"^https://runtime\.sagemaker\.{region}\.amazonaws\.com/.*$"

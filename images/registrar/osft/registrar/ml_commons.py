@@ -1,0 +1,287 @@
+"""ML Commons over opensearch-py: model groups, connectors, models, tasks, predictions.
+
+Every lookup is by name first, so a re-run finds and reuses what an earlier run created.
+Asynchronous work (register, deploy) is followed through its task, ``CREATED`` →
+``RUNNING`` → ``COMPLETED`` (or ``FAILED``, reported with the task's error), within
+``task_timeout_s``. Every OpenSearch failure becomes an ``OsftError`` that says what was
+being done and what to check.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from osft.common.errors import CredentialsError, OsftError, ServiceError
+from osft.common.logging import get_logger
+from osft.common.opensearch import error_reason
+
+DONE_STATES = ("COMPLETED",)
+FAILED_STATES = ("FAILED", "COMPLETED_WITH_ERROR", "CANCELLED")
+UNUSABLE_MODEL_STATES = ("REGISTER_FAILED",)
+EXISTING_GROUP = re.compile(r"model group with ID:?\s*([A-Za-z0-9_\-]+)")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A document ML Commons returned from a ``_search``: its id and source."""
+
+    id: str
+    source: dict[str, Any]
+
+
+class MLCommons:
+    """ML Commons APIs of one cluster, with the waiting and the error messages the registrar needs.
+
+    ``client`` is an ``opensearchpy.OpenSearch``; ``sleep`` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        url: str,
+        task_timeout_s: float,
+        poll_interval_s: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.url = url
+        self.task_timeout_s = task_timeout_s
+        self.poll_interval_s = poll_interval_s
+        self.sleep = sleep
+        self.log = get_logger(component="ml_commons")
+
+    # --- errors ----------------------------------------------------------------------------
+    def call(self, action: str, func: Callable[..., Any], **kwargs: Any) -> Any:
+        """Run one opensearch-py call; failures become errors naming ``action``."""
+        from opensearchpy.exceptions import (
+            AuthenticationException,
+            AuthorizationException,
+            NotFoundError,
+            SSLError,
+            TransportError,
+        )
+        from opensearchpy.exceptions import ConnectionError as OSConnectionError
+
+        try:
+            return func(**kwargs)
+        except AuthenticationException:
+            raise CredentialsError(
+                f"OpenSearch at {self.url} refused the credentials (401) while {action}",
+                hint="check deploy.opensearch.connection.auth (username and password, or the AWS identity for SigV4)",
+            ) from None
+        except AuthorizationException as exc:
+            raise CredentialsError(
+                f"OpenSearch at {self.url} does not allow {action} (403: {error_reason(exc)})",
+                hint="map the registrar's user or IAM role to the ml_full_access role (and the connector role to it "
+                "for remote models)",
+            ) from None
+        except NotFoundError as exc:
+            raise ServiceError(
+                f"OpenSearch at {self.url} found nothing while {action} (404: {error_reason(exc)})",
+                hint="is the ML Commons plugin installed? an id from an earlier run may have been deleted",
+            ) from None
+        except SSLError as exc:
+            raise ServiceError(
+                f"TLS connection to {self.url} failed while {action} ({exc.error})",
+                hint="set deploy.opensearch.connection.ca_certs to the cluster's CA bundle",
+            ) from None
+        except OSConnectionError as exc:
+            raise ServiceError(
+                f"cannot reach OpenSearch at {self.url} while {action}: {exc.info or exc.error}",
+                hint="check deploy.opensearch.connection.url and the network path to the cluster",
+            ) from None
+        except TransportError as exc:
+            raise ServiceError(
+                f"OpenSearch at {self.url} rejected {action} ({exc.status_code}: {error_reason(exc)})",
+                hint="see the reason above; ML Commons settings (plugins.ml_commons.*) may need changing",
+            ) from None
+
+    # --- cluster settings ------------------------------------------------------------------
+    def add_to_setting_list(self, setting: str, value: str) -> bool:
+        """Add ``value`` to a list setting (persistent), keeping the current or default entries.
+
+        Returns False when the cluster refuses (Amazon OpenSearch Service manages these settings).
+        """
+        current = self.call(
+            f"reading the cluster setting {setting}",
+            self.client.cluster.get_settings,
+            params={"flat_settings": "true", "include_defaults": "true"},
+        )
+        existing: list[str] = []
+        for scope in ("persistent", "defaults"):
+            found = current.get(scope, {}).get(setting)
+            if found is not None:
+                existing = found if isinstance(found, list) else [found]
+                break
+        if value in existing:
+            return True
+        return self.put_setting(setting, [*existing, value])
+
+    def put_setting(self, setting: str, value: Any) -> bool:
+        try:
+            self.call(f"setting {setting}", self.client.cluster.put_settings, body={"persistent": {setting: value}})
+        except OsftError as exc:
+            self.log.warning("cluster_setting_refused", setting=setting, reason=exc.message)
+            return False
+        self.log.info("cluster_setting_set", setting=setting, value=value)
+        return True
+
+    # --- search ----------------------------------------------------------------------------
+    def _search(self, action: str, func: Callable[..., Any], query: dict[str, Any]) -> list[Found]:
+        try:
+            response = self.call(action, func, body={"query": query, "size": 100})
+        except ServiceError as exc:
+            # An empty cluster has no ML Commons system index yet: nothing to find.
+            if "index_not_found_exception" in exc.message:
+                return []
+            raise
+        return [Found(hit["_id"], hit.get("_source", {})) for hit in response.get("hits", {}).get("hits", [])]
+
+    # --- model groups ----------------------------------------------------------------------
+    def ensure_model_group(self, name: str, description: str) -> tuple[str, bool]:
+        """The id of the model group called ``name``, registering it when missing. Returns (id, created)."""
+        found = self._search(
+            f"searching model groups named '{name}'",
+            self.client.plugins.ml.search_model_group,
+            {"term": {"name.keyword": name}},
+        )
+        for group in found:
+            if group.source.get("name") == name:
+                return group.id, False
+        try:
+            response = self.call(
+                f"registering model group '{name}'",
+                self.client.plugins.ml.register_model_group,
+                body={"name": name, "description": description},
+            )
+        except ServiceError as exc:
+            # Another writer (or a group hidden from search by access control) holds the name.
+            match = EXISTING_GROUP.search(exc.message)
+            if match:
+                return match.group(1), False
+            raise
+        self.log.info("model_group_registered", name=name, model_group_id=response["model_group_id"])
+        return response["model_group_id"], True
+
+    # --- connectors ------------------------------------------------------------------------
+    def ensure_connector(self, body: dict[str, Any]) -> tuple[str, bool]:
+        """The id of the connector named ``body['name']`` whose predict URL matches, created when missing."""
+        name = body["name"]
+        url = body["actions"][0]["url"]
+        found = self._search(
+            f"searching connectors named '{name}'",
+            self.client.plugins.ml.search_connectors,
+            {"term": {"name.keyword": name}},
+        )
+        for connector in found:
+            actions = connector.source.get("actions") or [{}]
+            if connector.source.get("name") == name and actions[0].get("url") == url:
+                return connector.id, False
+        response = self.call(f"creating connector '{name}'", self.client.plugins.ml.create_connector, body=body)
+        self.log.info("connector_created", name=name, connector_id=response["connector_id"])
+        return response["connector_id"], True
+
+    # --- models ----------------------------------------------------------------------------
+    def find_model(self, name: str, model_group_id: str, **match: Any) -> Found | None:
+        """A usable model ``name`` in the group whose source fields equal ``match`` (hash, connector id)."""
+        found = self._search(
+            f"searching models named '{name}'",
+            self.client.plugins.ml.search_models,
+            {
+                "bool": {
+                    "filter": [{"term": {"name.keyword": name}}, {"term": {"model_group_id": model_group_id}}],
+                    "must_not": [{"exists": {"field": "chunk_number"}}],
+                }
+            },
+        )
+        for model in found:
+            source = model.source
+            if source.get("name") != name or source.get("model_state") in UNUSABLE_MODEL_STATES:
+                continue
+            if all(source.get(key) == value for key, value in match.items()):
+                return model
+        return None
+
+    def register(self, body: dict[str, Any]) -> str:
+        """Register a model and wait for its task; returns the model id."""
+        response = self.call(
+            f"registering model '{body.get('name')}'", self.client.plugins.ml.register_model, body=body
+        )
+        task_id = response.get("task_id")
+        if task_id is None:
+            raise ServiceError(
+                f"OpenSearch at {self.url} answered the model registration without a task_id: {response}"
+            )
+        task = self.wait_for_task(task_id, f"registering model '{body.get('name')}'")
+        model_id = task.get("model_id") or response.get("model_id")
+        if not model_id:
+            raise ServiceError(f"registration task {task_id} completed without a model_id: {task}")
+        self.log.info("model_registered", name=body.get("name"), model_id=model_id)
+        return model_id
+
+    def register_in_chunks(self, meta: dict[str, Any], path: Path, chunk_bytes: int) -> str:
+        """Register a model by ``_register_meta`` + ``upload_chunk``; returns the model id."""
+        size = path.stat().st_size
+        total = max(1, math.ceil(size / chunk_bytes))
+        response = self.call(
+            f"registering the metadata of model '{meta.get('name')}'",
+            self.client.plugins.ml.register_model_meta,
+            body={**meta, "total_chunks": total},
+        )
+        model_id = response["model_id"]
+        with open(path, "rb") as handle:
+            for number in range(total):
+                self.call(
+                    f"uploading chunk {number + 1}/{total} of model {model_id}",
+                    self.client.plugins.ml.upload_chunk,
+                    model_id=model_id,
+                    chunk_number=str(number),
+                    body=handle.read(chunk_bytes),
+                )
+        self.log.info("model_uploaded", name=meta.get("name"), model_id=model_id, chunks=total, bytes=size)
+        return model_id
+
+    def deploy(self, model_id: str) -> None:
+        """Deploy a model and wait until its task completes (a model already deployed is left alone)."""
+        model = self.call(f"reading model {model_id}", self.client.plugins.ml.get_model, model_id=model_id)
+        if model.get("model_state") == "DEPLOYED":
+            return
+        response = self.call(f"deploying model {model_id}", self.client.plugins.ml.deploy_model, model_id=model_id)
+        if response.get("task_id"):
+            self.wait_for_task(response["task_id"], f"deploying model {model_id}")
+        self.log.info("model_deployed", model_id=model_id)
+
+    def wait_for_task(self, task_id: str, action: str) -> dict[str, Any]:
+        """Poll ``GET _plugins/_ml/tasks/<id>`` until COMPLETED; FAILED or a timeout raise ServiceError."""
+        deadline = time.monotonic() + self.task_timeout_s
+        state = "unknown"
+        while True:
+            task = self.call(f"reading task {task_id} ({action})", self.client.plugins.ml.get_task, task_id=task_id)
+            state = task.get("state", "unknown")
+            if state in DONE_STATES:
+                return task
+            if state in FAILED_STATES:
+                raise ServiceError(
+                    f"ML Commons task {task_id} ({action}) ended {state}: {task.get('error', 'no error given')}",
+                    hint="the error comes from the cluster: check the model zip, the ML Commons settings "
+                    "(plugins.ml_commons.only_run_on_ml_node, native memory) and the node logs",
+                )
+            if time.monotonic() >= deadline:
+                raise ServiceError(
+                    f"ML Commons task {task_id} ({action}) is still {state} after {self.task_timeout_s:g}s",
+                    hint="raise deploy.opensearch.task_timeout_s, or check the task with GET _plugins/_ml/tasks/"
+                    f"{task_id}",
+                )
+            self.sleep(self.poll_interval_s)
+
+    def predict(self, model_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.call(
+            f"calling _predict on model {model_id}", self.client.plugins.ml.predict_model, model_id=model_id, body=body
+        )

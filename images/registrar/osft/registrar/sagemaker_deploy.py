@@ -1,0 +1,327 @@
+"""A SageMaker endpoint for the fine-tuned model: create, update in place, A/B variants, cleanup.
+
+Names are derived from the content: the model name carries a hash of the artifact, image and
+environment, the endpoint config name a hash of its variants. A re-run with the same model
+finds everything in place and changes nothing; a new model creates a new model and config
+and updates the endpoint to it (``UpdateEndpoint``), then deletes the config and models the
+endpoint no longer uses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from osft.common.errors import CredentialsError, ServiceError
+from osft.common.logging import get_logger
+from osft.common.spec.deploy import SageMakerEndpoint
+from osft.registrar.artifacts import content_hash
+
+MAX_NAME = 63
+BUSY_STATES = ("Creating", "Updating", "SystemUpdating", "RollingBack")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One production variant: a SageMaker model (the image + an artifact or a model id) and its traffic weight."""
+
+    name: str
+    model_name: str
+    environment: dict[str, str]
+    model_data_url: str | None
+    weight: float
+
+
+@dataclass
+class EndpointResult:
+    """What ``deploy_endpoint`` did; recorded in ``registration.json`` for ``register cleanup``."""
+
+    endpoint_name: str
+    endpoint_config_name: str
+    model_names: list[str]
+    action: str
+    region: str
+    deleted: list[str] = field(default_factory=list)
+
+
+def resource_name(prefix: str, digest: str, length: int = 10) -> str:
+    """``<prefix>-<digest[:length]>``, with the prefix cut so the whole fits SageMaker's 63 characters."""
+    return f"{prefix[: MAX_NAME - length - 1].rstrip('-')}-{digest[:length]}"
+
+
+def plan_variants(
+    spec: SageMakerEndpoint,
+    *,
+    endpoint_name: str,
+    image_uri: str,
+    model_data_url: str,
+    artifact_sha256: str,
+    tuned_environment: dict[str, str],
+    base_model: str,
+) -> list[Variant]:
+    """The tuned variant, plus a base-model variant when ``ab_base_weight`` is set."""
+    tuned_hash = content_hash(artifact_sha256, image_uri, json.dumps(tuned_environment, sort_keys=True))
+    tuned_weight = 1.0 if spec.ab_base_weight is None else round(1 - spec.ab_base_weight, 4)
+    variants = [
+        Variant("tuned", resource_name(endpoint_name, tuned_hash), tuned_environment, model_data_url, tuned_weight)
+    ]
+    if spec.ab_base_weight is not None:
+        environment = {"OSFT_SERVE_MODEL": base_model}
+        base_hash = content_hash(base_model, image_uri, json.dumps(environment, sort_keys=True))
+        variants.append(
+            Variant(
+                "base",
+                resource_name(f"{endpoint_name}-base", base_hash),
+                environment,
+                None,
+                round(spec.ab_base_weight, 4),
+            )
+        )
+    return variants
+
+
+def production_variants(spec: SageMakerEndpoint, variants: list[Variant]) -> list[dict[str, Any]]:
+    rows = []
+    for variant in variants:
+        row: dict[str, Any] = {
+            "VariantName": variant.name,
+            "ModelName": variant.model_name,
+            "InitialVariantWeight": variant.weight,
+        }
+        if spec.mode == "serverless":
+            row["ServerlessConfig"] = {"MemorySizeInMB": spec.memory_size_mb, "MaxConcurrency": spec.max_concurrency}
+        else:
+            row["InstanceType"] = spec.instance_type
+            row["InitialInstanceCount"] = spec.instance_count
+        rows.append(row)
+    return rows
+
+
+class SageMakerDeployer:
+    """Creates or updates one endpoint with boto3; every AWS failure becomes a user-facing error.
+
+    ``client`` is a boto3 ``sagemaker`` client. ``timeout_s`` bounds each wait for the
+    endpoint (``endpoint_in_service`` / ``endpoint_deleted`` waiters); ``poll_s`` is the
+    waiter's delay.
+    """
+
+    def __init__(self, client: Any, *, timeout_s: int, poll_s: float = 30, tags: dict[str, str] | None = None):
+        self.client = client
+        self.timeout_s = timeout_s
+        self.poll_s = poll_s
+        self.tags = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
+        self.log = get_logger(component="sagemaker")
+
+    # --- AWS calls -----------------------------------------------------------------------
+    def _call(self, action: str, method: str, **kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except NoCredentialsError:
+            raise CredentialsError(
+                f"SageMaker: no AWS credentials while {action}", hint="set AWS_PROFILE or AWS keys"
+            ) from None
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", ""), error.get("Message", "")
+            if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
+                raise CredentialsError(
+                    f"SageMaker refused {action} ({code}: {message})",
+                    hint="allow the registrar's role the SageMaker endpoint APIs and iam:PassRole on the execution role",
+                ) from None
+            if code in ("ResourceLimitExceeded", "ThrottlingException"):
+                raise ServiceError(
+                    f"SageMaker quota or rate limit while {action} ({code}: {message})",
+                    hint="ask for a quota increase, pick another instance type, or use serverless",
+                ) from None
+            raise ServiceError(f"SageMaker failed while {action} ({code}: {message})") from None
+        except BotoCoreError as exc:
+            raise ServiceError(f"SageMaker failed while {action} ({exc})") from None
+
+    def _missing(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
+        """The Describe* answer, or None when the resource does not exist."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except ClientError as exc:
+            message = exc.response.get("Error", {}).get("Message", "")
+            if exc.response.get("Error", {}).get("Code") == "ValidationException" and (
+                "Could not find" in message or "does not exist" in message
+            ):
+                return None
+            return self._call(f"calling {method}", method, **kwargs)
+
+    def _wait(self, waiter_name: str, endpoint_name: str) -> None:
+        from botocore.exceptions import WaiterError
+
+        delay = max(1, int(self.poll_s))
+        attempts = max(1, math.ceil(self.timeout_s / delay))
+        try:
+            self.client.get_waiter(waiter_name).wait(
+                EndpointName=endpoint_name, WaiterConfig={"Delay": delay, "MaxAttempts": attempts}
+            )
+        except WaiterError as exc:
+            described = self._missing("describe_endpoint", EndpointName=endpoint_name) or {}
+            status = described.get("EndpointStatus", "unknown")
+            reason = described.get("FailureReason") or str(exc)
+            if "Max attempts exceeded" in str(exc):
+                raise ServiceError(
+                    f"SageMaker endpoint {endpoint_name} is still '{status}' after {self.timeout_s}s",
+                    hint="raise deploy.sagemaker.wait_timeout_s, or look at /aws/sagemaker/Endpoints/"
+                    f"{endpoint_name} in CloudWatch",
+                ) from None
+            raise ServiceError(
+                f"SageMaker endpoint {endpoint_name} ended '{status}': {reason}",
+                hint=f"see /aws/sagemaker/Endpoints/{endpoint_name} in CloudWatch Logs; "
+                "a container that fails /ping usually cannot load its model",
+            ) from None
+
+    # --- resources -----------------------------------------------------------------------
+    def ensure_model(self, variant: Variant, *, image_uri: str, role_arn: str) -> bool:
+        """Create the SageMaker model unless one of that name exists. Returns True when created."""
+        if self._missing("describe_model", ModelName=variant.model_name) is not None:
+            return False
+        container: dict[str, Any] = {"Image": image_uri, "Environment": variant.environment, "Mode": "SingleModel"}
+        if variant.model_data_url:
+            container["ModelDataUrl"] = variant.model_data_url
+        self._call(
+            f"creating model {variant.model_name}",
+            "create_model",
+            ModelName=variant.model_name,
+            PrimaryContainer=container,
+            ExecutionRoleArn=role_arn,
+            **({"Tags": self.tags} if self.tags else {}),
+        )
+        self.log.info("sagemaker_model_created", model=variant.model_name, variant=variant.name)
+        return True
+
+    def ensure_config(self, spec: SageMakerEndpoint, endpoint_name: str, variants: list[Variant]) -> str:
+        rows = production_variants(spec, variants)
+        name = resource_name(endpoint_name, content_hash(json.dumps(rows, sort_keys=True)))
+        if self._missing("describe_endpoint_config", EndpointConfigName=name) is None:
+            self._call(
+                f"creating endpoint config {name}",
+                "create_endpoint_config",
+                EndpointConfigName=name,
+                ProductionVariants=rows,
+                **({"Tags": self.tags} if self.tags else {}),
+            )
+            self.log.info("sagemaker_endpoint_config_created", config=name, mode=spec.mode)
+        return name
+
+    def deploy(
+        self, spec: SageMakerEndpoint, endpoint_name: str, variants: list[Variant], *, image_uri: str, role_arn: str
+    ) -> EndpointResult:
+        """Make ``endpoint_name`` serve ``variants``: create it, update it in place, or leave it as it is."""
+        for variant in variants:
+            self.ensure_model(variant, image_uri=image_uri, role_arn=role_arn)
+        config = self.ensure_config(spec, endpoint_name, variants)
+        region = self.client.meta.region_name
+        models = [v.model_name for v in variants]
+        existing = self._missing("describe_endpoint", EndpointName=endpoint_name)
+        if existing is None:
+            self._call(
+                f"creating endpoint {endpoint_name}",
+                "create_endpoint",
+                EndpointName=endpoint_name,
+                EndpointConfigName=config,
+                **({"Tags": self.tags} if self.tags else {}),
+            )
+            self.log.info("sagemaker_endpoint_creating", endpoint=endpoint_name, config=config)
+            self._wait("endpoint_in_service", endpoint_name)
+            return EndpointResult(endpoint_name, config, models, "created", region)
+
+        status = existing.get("EndpointStatus")
+        if status in BUSY_STATES:
+            self.log.info("sagemaker_endpoint_busy", endpoint=endpoint_name, status=status)
+            self._wait("endpoint_in_service", endpoint_name)
+            existing = self._missing("describe_endpoint", EndpointName=endpoint_name) or existing
+            status = existing.get("EndpointStatus")
+        previous = existing.get("EndpointConfigName")
+        if previous == config and status == "InService":
+            self.log.info("sagemaker_endpoint_unchanged", endpoint=endpoint_name, config=config)
+            return EndpointResult(endpoint_name, config, models, "unchanged", region)
+        if status == "Failed":
+            # A failed endpoint cannot be updated; it is replaced.
+            self._call(f"deleting failed endpoint {endpoint_name}", "delete_endpoint", EndpointName=endpoint_name)
+            self._wait("endpoint_deleted", endpoint_name)
+            self._call(
+                f"creating endpoint {endpoint_name}",
+                "create_endpoint",
+                EndpointName=endpoint_name,
+                EndpointConfigName=config,
+                **({"Tags": self.tags} if self.tags else {}),
+            )
+            self._wait("endpoint_in_service", endpoint_name)
+            action = "recreated"
+        else:
+            self._call(
+                f"updating endpoint {endpoint_name}",
+                "update_endpoint",
+                EndpointName=endpoint_name,
+                EndpointConfigName=config,
+            )
+            self.log.info("sagemaker_endpoint_updating", endpoint=endpoint_name, config=config, previous=previous)
+            self._wait("endpoint_in_service", endpoint_name)
+            action = "updated"
+        result = EndpointResult(endpoint_name, config, models, action, region)
+        if previous and previous != config:
+            result.deleted = self._delete_unused(previous, keep_models=set(models))
+        return result
+
+    def _delete_unused(self, config_name: str, keep_models: set[str]) -> list[str]:
+        """Delete an endpoint config the endpoint left, and its models that the new config does not use."""
+        described = self._missing("describe_endpoint_config", EndpointConfigName=config_name)
+        if described is None:
+            return []
+        deleted = []
+        self._call(f"deleting endpoint config {config_name}", "delete_endpoint_config", EndpointConfigName=config_name)
+        deleted.append(config_name)
+        for row in described.get("ProductionVariants", []):
+            model = row.get("ModelName")
+            if model and model not in keep_models and self._missing("describe_model", ModelName=model) is not None:
+                self._call(f"deleting model {model}", "delete_model", ModelName=model)
+                deleted.append(model)
+        self.log.info("sagemaker_previous_deleted", deleted=deleted)
+        return deleted
+
+    def delete_endpoint(self, endpoint_name: str, extra_configs: list[str], extra_models: list[str]) -> list[str]:
+        """Delete the endpoint, its config and models, and any other config/model named; missing ones are skipped."""
+        deleted: list[str] = []
+        configs, models = list(extra_configs), list(extra_models)
+        existing = self._missing("describe_endpoint", EndpointName=endpoint_name)
+        if existing is not None:
+            configs.insert(0, existing["EndpointConfigName"])
+            self._call(f"deleting endpoint {endpoint_name}", "delete_endpoint", EndpointName=endpoint_name)
+            self._wait("endpoint_deleted", endpoint_name)
+            deleted.append(endpoint_name)
+        for config in dict.fromkeys(configs):
+            described = self._missing("describe_endpoint_config", EndpointConfigName=config)
+            if described is None:
+                continue
+            models.extend(row["ModelName"] for row in described.get("ProductionVariants", []))
+            self._call(f"deleting endpoint config {config}", "delete_endpoint_config", EndpointConfigName=config)
+            deleted.append(config)
+        for model in dict.fromkeys(models):
+            if self._missing("describe_model", ModelName=model) is not None:
+                self._call(f"deleting model {model}", "delete_model", ModelName=model)
+                deleted.append(model)
+        return deleted
+
+
+def sagemaker_client(region: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sagemaker", region_name=region, config=Config(retries={"max_attempts": 10, "mode": "adaptive"})
+    )
+
+
+def runtime_url(region: str, endpoint_name: str) -> str:
+    """The InvokeEndpoint URL an ML Commons connector posts to."""
+    return f"https://runtime.sagemaker.{region}.amazonaws.com/endpoints/{endpoint_name}/invocations"

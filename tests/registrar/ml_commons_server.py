@@ -1,0 +1,706 @@
+"""A strict stand-in for OpenSearch ML Commons on 127.0.0.1: the documented endpoints the registrar calls.
+
+Endpoints (ML Commons REST API, OpenSearch 2.x/3.x):
+
+- ``POST /_plugins/_ml/model_groups/_register`` (name unique: 400 "already being used by a model group with ID"),
+  ``POST /_plugins/_ml/model_groups/_search``;
+- ``POST /_plugins/_ml/connectors/_create``, ``POST /_plugins/_ml/connectors/_search`` (credentials hidden);
+- ``POST /_plugins/_ml/models/_register`` (remote with ``connector_id``; local with ``url`` +
+  ``model_content_hash_value`` + ``model_config``, refused unless
+  ``plugins.ml_commons.allow_registering_model_via_url`` is true; OpenSearch pretrained by name),
+  ``POST /_plugins/_ml/models/_register_meta`` + ``POST /_plugins/_ml/models/<id>/upload_chunk/<n>``,
+  ``POST /_plugins/_ml/models/_search``, ``GET /_plugins/_ml/models/<id>``;
+- ``POST /_plugins/_ml/models/<id>/_deploy``, ``GET /_plugins/_ml/tasks/<id>``: tasks move one state per
+  read, CREATED → RUNNING → COMPLETED, or FAILED with an ``error`` (``fail_tasks``, or a downloaded
+  zip whose hash or size differs from the registration);
+- ``POST /_plugins/_ml/models/<id>/_predict`` (``text_docs``): remote models call their connector's URL
+  (``connector_urls`` maps it to a local server) with ML Commons' default pre/post-processing; local
+  models answer with ``local_embed``;
+- ``GET|PUT /_cluster/settings`` (``flat_settings``);
+- ``PUT|DELETE /_ingest/pipeline/<id>`` (``text_embedding`` / ``sparse_encoding`` processors),
+  ``HEAD|PUT|DELETE /<index>`` (``knn_vector`` needs ``index.knn``), ``PUT /<index>/_doc/<id>``
+  through the default pipeline, ``POST /<index>/_search`` with ``neural`` / ``neural_sparse``.
+
+Unknown fields and malformed bodies get 400 (``parsing_exception``/``illegal_argument_exception``),
+unknown ids 404 (``status_exception``), searches before the ML system index exists 404
+``index_not_found_exception``, and with ``users`` set, requests without valid basic auth 401.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+
+DEFAULT_SETTINGS = {
+    "plugins.ml_commons.trusted_connector_endpoints_regex": [
+        "^https://runtime\\.sagemaker\\..*[a-z0-9-]\\.amazonaws\\.com/.*$",
+        "^https://api\\.openai\\.com/.*$",
+    ],
+    "plugins.ml_commons.allow_registering_model_via_url": "false",
+}
+PRETRAINED = {"huggingface/cross-encoders/ms-marco-MiniLM-L-6-v2": "TEXT_SIMILARITY"}
+GROUP_FIELDS = {"name", "description", "access_mode", "backend_roles", "add_all_backend_roles"}
+CONNECTOR_FIELDS = {
+    "name",
+    "description",
+    "version",
+    "protocol",
+    "parameters",
+    "credential",
+    "actions",
+    "backend_roles",
+    "add_all_backend_roles",
+    "access_mode",
+    "client_config",
+}
+ACTION_FIELDS = {
+    "action_type",
+    "method",
+    "url",
+    "headers",
+    "request_body",
+    "pre_process_function",
+    "post_process_function",
+}
+REGISTER_FIELDS = {
+    "name",
+    "version",
+    "description",
+    "model_group_id",
+    "model_format",
+    "function_name",
+    "model_config",
+    "model_content_hash_value",
+    "model_content_size_in_bytes",
+    "url",
+    "connector_id",
+    "connector",
+    "is_enabled",
+    "rate_limiter",
+    "interface",
+    "guardrails",
+}
+META_FIELDS = REGISTER_FIELDS - {"url", "connector_id", "connector"} | {"total_chunks"}
+FUNCTIONS = {"TEXT_EMBEDDING", "SPARSE_ENCODING", "SPARSE_TOKENIZE", "TEXT_SIMILARITY", "remote"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.body = {"error": {"root_cause": [{"type": kind, "reason": reason}], "type": kind, "reason": reason}}
+        self.body["status"] = status
+
+
+def bad_request(reason: str, kind: str = "illegal_argument_exception") -> ApiError:
+    return ApiError(400, kind, reason)
+
+
+def not_found(reason: str) -> ApiError:
+    return ApiError(404, "status_exception", reason)
+
+
+@dataclass
+class Task:
+    task_type: str
+    function_name: str
+    model_id: str | None
+    fail_reason: str | None = None
+    reads: int = 0
+    on_complete: Callable[[], str | None] | None = None
+    final: dict[str, Any] | None = None
+
+
+@dataclass
+class FakeMLCommons:
+    """The server and its state; ``requests`` records (method, path, body) for assertions."""
+
+    users: dict[str, str] | None = None
+    local_embed: Callable[[dict[str, Any], list[str]], list[Any]] | None = None
+    connector_urls: dict[str, str] = field(default_factory=dict)
+    fail_tasks: set[str] = field(default_factory=set)
+    settings_forbidden: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    connectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tasks: dict[str, Task] = field(default_factory=dict)
+    pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    indices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> str:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, body = owner.handle(self.command, self.path, raw, dict(self.headers))
+                data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+                self.send_response(status)
+                self.send_header("content-type", "application/json; charset=UTF-8")
+                if status == 401:
+                    self.send_header("WWW-Authenticate", 'Basic realm="OpenSearch Security"')
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def calls(self, method: str, path_part: str) -> list[Any]:
+        return [body for m, p, body in self.requests if m == method and path_part in p]
+
+    # --- dispatch ------------------------------------------------------------------------
+    def handle(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+        parts = urlsplit(target)
+        path, params = parts.path.rstrip("/"), dict(parse_qsl(parts.query))
+        if self.users is not None:
+            auth = headers.get("Authorization") or headers.get("authorization") or ""
+            try:
+                user, _, password = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+            except ValueError:
+                user, password = "", ""
+            if not auth.startswith("Basic ") or self.users.get(user) != password:
+                return 401, b"Unauthorized"
+        chunk = "/upload_chunk/" in path
+        try:
+            body = None if chunk or not raw else json.loads(raw)
+        except ValueError:
+            return 400, ApiError(400, "parsing_exception", "request body is not valid JSON").body
+        with self._lock:
+            self.requests.append((method, path, raw if chunk else body))
+            try:
+                return 200, self._route(method, path, params, body, raw)
+            except ApiError as exc:
+                return exc.status, exc.body
+
+    def _route(self, method: str, path: str, params: dict[str, str], body: Any, raw: bytes) -> Any:
+        ml = "/_plugins/_ml"
+        segments = path.removeprefix(ml).strip("/").split("/")
+        if path == "/_cluster/settings":
+            return self._settings(method, params, body)
+        if not path.startswith(ml):
+            return self._route_search(method, path, params, body)
+        match method, segments:
+            case "POST", ["model_groups", "_register"]:
+                return self._register_group(body)
+            case "POST", ["model_groups", "_search"]:
+                return self._search("model group", self.groups, body)
+            case "POST", ["connectors", "_create"]:
+                return self._create_connector(body)
+            case "POST", ["connectors", "_search"]:
+                hidden = {k: {f: v for f, v in c.items() if f != "credential"} for k, c in self.connectors.items()}
+                return self._search("connector", hidden, body)
+            case "POST", ["models", "_register"]:
+                return self._register_model(body)
+            case "POST", ["models", "_register_meta"]:
+                return self._register_meta(body)
+            case "POST", ["models", "_search"]:
+                return self._search("model", self.models, body)
+            case "POST", ["models", model_id, "upload_chunk", number]:
+                return self._upload_chunk(model_id, number, raw)
+            case "GET", ["models", model_id]:
+                return {k: v for k, v in self._model(model_id).items() if not k.startswith("_")}
+            case "POST", ["models", model_id, "_deploy"]:
+                return self._deploy(model_id)
+            case "POST", ["models", model_id, "_predict"]:
+                return self._predict(model_id, body)
+            case "GET", ["tasks", task_id]:
+                return self._task(task_id)
+        raise bad_request(f"no handler found for uri [{path}] and method [{method}]")
+
+    # --- settings ------------------------------------------------------------------------
+    def _settings(self, method: str, params: dict[str, str], body: Any) -> Any:
+        if method == "GET":
+            if params.get("flat_settings") != "true":
+                raise bad_request("this stand-in answers flat_settings=true only")
+            answer: dict[str, Any] = {"persistent": dict(self.settings), "transient": {}}
+            if params.get("include_defaults") == "true":
+                answer["defaults"] = {k: v for k, v in DEFAULT_SETTINGS.items() if k not in self.settings}
+            return answer
+        if method != "PUT" or not isinstance(body, dict) or not set(body) <= {"persistent", "transient"}:
+            raise bad_request("request body must hold 'persistent' and/or 'transient'")
+        if self.settings_forbidden:
+            raise ApiError(403, "security_exception", "no permissions for [cluster:admin/settings/update]")
+        for key, value in body.get("persistent", {}).items():
+            if not key.startswith("plugins.ml_commons."):
+                raise bad_request(f"persistent setting [{key}], not recognized")
+            self.settings[key] = value
+        return {"acknowledged": True, "persistent": body.get("persistent", {}), "transient": {}}
+
+    # --- groups, connectors --------------------------------------------------------------
+    def _register_group(self, body: Any) -> Any:
+        _require_object(body, GROUP_FIELDS, required={"name"})
+        for group_id, group in self.groups.items():
+            if group["name"] == body["name"]:
+                raise bad_request(f"The name you provided is already being used by a model group with ID: {group_id}.")
+        group_id = secrets.token_urlsafe(12)
+        self.groups[group_id] = {**body, "latest_version": 0, "access": body.get("access_mode", "private")}
+        return {"model_group_id": group_id, "status": "CREATED"}
+
+    def _create_connector(self, body: Any) -> Any:
+        _require_object(body, CONNECTOR_FIELDS, required={"name", "protocol", "actions"})
+        if body["protocol"] not in ("http", "aws_sigv4"):
+            raise bad_request(f"Unsupported connector protocol: {body['protocol']}")
+        credential = body.get("credential") or {}
+        if body["protocol"] == "aws_sigv4" and not (
+            "roleArn" in credential or {"access_key", "secret_key"} <= set(credential)
+        ):
+            raise bad_request("Missing credential: aws_sigv4 needs roleArn or access_key and secret_key")
+        if body["protocol"] == "aws_sigv4" and not {"region", "service_name"} <= set(body.get("parameters", {})):
+            raise bad_request("aws_sigv4 connectors need parameters.region and parameters.service_name")
+        actions = body["actions"]
+        if not isinstance(actions, list) or not actions:
+            raise bad_request("actions must be a non-empty list")
+        for action in actions:
+            _require_object(action, ACTION_FIELDS, required={"action_type", "method", "url"})
+        connector_id = secrets.token_urlsafe(12)
+        self.connectors[connector_id] = body
+        return {"connector_id": connector_id}
+
+    # --- models --------------------------------------------------------------------------
+    def _group_or_404(self, body: dict[str, Any]) -> str:
+        group_id = body.get("model_group_id")
+        if group_id is None:
+            raise bad_request("model_group_id is required in this stand-in")
+        if group_id not in self.groups:
+            raise not_found(f"Failed to find model group with ID: {group_id}")
+        return group_id
+
+    def _new_model(self, body: dict[str, Any], state: str) -> str:
+        group_id = self._group_or_404(body)
+        self.groups[group_id]["latest_version"] += 1
+        model_id = secrets.token_urlsafe(12)
+        record = {k: v for k, v in body.items() if k != "url"}
+        record.update(
+            model_state=state,
+            model_version=str(self.groups[group_id]["latest_version"]),
+            algorithm=body.get("function_name", "remote").upper(),
+        )
+        self.models[model_id] = record
+        return model_id
+
+    def _register_model(self, body: Any) -> Any:
+        _require_object(body, REGISTER_FIELDS, required={"name"})
+        function = body.get("function_name")
+        if function is not None and function not in FUNCTIONS:
+            raise bad_request(f"No enum constant FunctionName.{function}")
+        if function == "remote" or "connector_id" in body:
+            if body.get("connector_id") not in self.connectors:
+                raise not_found(f"Failed to find connector {body.get('connector_id')}")
+            model_id = self._new_model({**body, "function_name": "remote"}, "REGISTERED")
+            task = self._new_task("REGISTER_MODEL", "REMOTE", model_id)
+            return {"task_id": task, "status": "CREATED", "model_id": model_id}
+        if "url" not in body:
+            if body["name"] not in PRETRAINED:
+                raise bad_request(f"Invalid model name {body['name']}: neither a pretrained model nor a url given")
+            _require_keys(body, {"version", "model_format"})
+            model_id = self._new_model({**body, "function_name": PRETRAINED[body["name"]]}, "REGISTERING")
+            return {"task_id": self._new_task("REGISTER_MODEL", PRETRAINED[body["name"]], model_id, hidden=True)}
+        if str(self.settings.get("plugins.ml_commons.allow_registering_model_via_url", "false")).lower() != "true":
+            raise bad_request(
+                "To upload custom model user needs to enable allow_registering_model_via_url settings. "
+                "Otherwise please use OpenSearch pre-trained models."
+            )
+        _require_keys(body, {"version", "model_format", "model_content_hash_value", "function_name"})
+        if body["function_name"] == "TEXT_EMBEDDING" and "model_config" not in body:
+            raise bad_request("model_config is required for a TEXT_EMBEDDING model")
+        model_id = self._new_model(body, "REGISTERING")
+        url, expected, size = body["url"], body["model_content_hash_value"], body.get("model_content_size_in_bytes")
+
+        def download() -> str | None:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                data = response.read()
+            if size is not None and len(data) != size:
+                return f"model content size {len(data)} does not match model_content_size_in_bytes {size}"
+            if hashlib.sha256(data).hexdigest() != expected:
+                return "model content hash can't match original hash value"
+            self.models[model_id]["_content"] = data
+            self.models[model_id]["model_state"] = "REGISTERED"
+            return None
+
+        return {
+            "task_id": self._new_task("REGISTER_MODEL", body["function_name"], model_id, download),
+            "status": "CREATED",
+        }
+
+    def _register_meta(self, body: Any) -> Any:
+        _require_object(
+            body, META_FIELDS, required={"name", "version", "model_format", "model_content_hash_value", "total_chunks"}
+        )
+        if not isinstance(body["total_chunks"], int) or body["total_chunks"] < 1:
+            raise bad_request("total_chunks must be a positive integer")
+        if body.get("function_name") == "TEXT_EMBEDDING" and "model_config" not in body:
+            raise bad_request("model_config is required for a TEXT_EMBEDDING model")
+        model_id = self._new_model(body, "REGISTERING")
+        self.models[model_id]["_chunks"] = {}
+        return {"model_id": model_id, "status": "CREATED"}
+
+    def _upload_chunk(self, model_id: str, number: str, raw: bytes) -> Any:
+        model = self._model(model_id)
+        if "_chunks" not in model:
+            raise bad_request(f"model {model_id} was not registered with _register_meta")
+        if not number.isdigit() or int(number) >= model["total_chunks"]:
+            raise bad_request(f"chunk number {number} out of range (total_chunks {model['total_chunks']})")
+        if not raw:
+            raise bad_request("empty chunk")
+        model["_chunks"][int(number)] = raw
+        if len(model["_chunks"]) == model["total_chunks"]:
+            data = b"".join(model["_chunks"][i] for i in range(model["total_chunks"]))
+            ok = hashlib.sha256(data).hexdigest() == model["model_content_hash_value"]
+            model["model_state"] = "REGISTERED" if ok else "REGISTER_FAILED"
+            model["_content"] = data
+        return {"status": "Uploaded"}
+
+    def _model(self, model_id: str) -> dict[str, Any]:
+        if model_id not in self.models:
+            raise not_found(f"Failed to find model with ID: {model_id}")
+        return self.models[model_id]
+
+    def _deploy(self, model_id: str) -> Any:
+        model = self._model(model_id)
+        if model["model_state"] not in ("REGISTERED", "DEPLOYED", "UNDEPLOYED", "DEPLOY_FAILED", "PARTIALLY_DEPLOYED"):
+            raise bad_request(f"Model {model_id} is in state {model['model_state']} and can't be deployed")
+        model["model_state"] = "DEPLOYING"
+
+        def deployed() -> str | None:
+            model["model_state"] = "DEPLOYED"
+            return None
+
+        return {
+            "task_id": self._new_task("DEPLOY_MODEL", model.get("algorithm", ""), model_id, deployed),
+            "task_type": "DEPLOY_MODEL",
+            "status": "CREATED",
+        }
+
+    # --- tasks ---------------------------------------------------------------------------
+    def _new_task(
+        self,
+        task_type: str,
+        function_name: str,
+        model_id: str,
+        on_complete: Callable[[], str | None] | None = None,
+        hidden: bool = False,
+    ) -> str:
+        task_id = secrets.token_urlsafe(12)
+        fail = f"{task_type} failed: this stand-in was told to fail it" if task_type in self.fail_tasks else None
+        if hidden and on_complete is None:
+
+            def registered() -> str | None:
+                self.models[model_id]["model_state"] = "REGISTERED"
+                return None
+
+            on_complete = registered
+        self.tasks[task_id] = Task(task_type, function_name, model_id, fail, on_complete=on_complete)
+        return task_id
+
+    def _task(self, task_id: str) -> Any:
+        if task_id not in self.tasks:
+            raise not_found(f"Failed to find task with ID: {task_id}")
+        task = self.tasks[task_id]
+        task.reads += 1
+        base = {
+            "task_type": task.task_type,
+            "function_name": task.function_name,
+            "model_id": task.model_id,
+            "is_async": True,
+        }
+        if task.final is not None:
+            return task.final
+        if task.reads == 1:
+            return {**base, "state": "CREATED"}
+        if task.reads == 2:
+            return {**base, "state": "RUNNING"}
+        error = task.fail_reason
+        if error is None and task.on_complete is not None:
+            error = task.on_complete()
+        if error is not None:
+            model = self.models.get(task.model_id or "")
+            if model is not None:
+                model["model_state"] = "REGISTER_FAILED" if task.task_type == "REGISTER_MODEL" else "DEPLOY_FAILED"
+            task.final = {**base, "state": "FAILED", "error": error}
+        else:
+            task.final = {**base, "state": "COMPLETED"}
+        return task.final
+
+    # --- predict -------------------------------------------------------------------------
+    def _predict(self, model_id: str, body: Any) -> Any:
+        model = self._model(model_id)
+        if model["model_state"] != "DEPLOYED":
+            raise bad_request(
+                f"Model not ready yet. Please run this first: POST /_plugins/_ml/models/{model_id}/_deploy"
+            )
+        if not isinstance(body, dict) or not isinstance(body.get("text_docs"), list) or not body["text_docs"]:
+            raise bad_request(
+                "text_docs (a non-empty list of strings) is required", kind="action_request_validation_exception"
+            )
+        texts = body["text_docs"]
+        if model["function_name"] == "remote":
+            return self._predict_remote(self.connectors[model["connector_id"]], texts)
+        assert self.local_embed is not None, "local_embed is needed to predict with local models"
+        results = self.local_embed(model, texts)
+        if model["function_name"] in ("SPARSE_ENCODING", "SPARSE_TOKENIZE"):
+            return {
+                "inference_results": [{"output": [{"name": "output", "dataAsMap": {"response": [r]}}]} for r in results]
+            }
+        return {
+            "inference_results": [
+                {"output": [{"name": "sentence_embedding", "data_type": "FLOAT32", "shape": [len(r)], "data": r}]}
+                for r in results
+            ]
+        }
+
+    def _predict_remote(self, connector: dict[str, Any], texts: list[str]) -> Any:
+        action = next(a for a in connector["actions"] if a["action_type"] == "predict")
+        if action.get("pre_process_function") != "connector.pre_process.default.embedding":
+            raise bad_request("this stand-in runs the default embedding pre-process function only")
+        payload = action["request_body"].replace("${parameters.input}", json.dumps(texts))
+        target = self.connector_urls.get(action["url"])
+        if target is None:
+            raise ApiError(
+                400, "illegal_argument_exception", f"Connector URL is not trusted or unreachable: {action['url']}"
+            )
+        reply = httpx.post(target, content=payload, headers=action.get("headers"), timeout=60)
+        if reply.status_code != 200:
+            raise ApiError(400, "status_exception", f"Error from remote service: {reply.text}")
+        answer = reply.json()
+        if action.get("post_process_function") == "connector.post_process.default.embedding":
+            outputs = [
+                {"name": "sentence_embedding", "data_type": "FLOAT32", "shape": [len(v)], "data": v} for v in answer
+            ]
+            return {"inference_results": [{"output": outputs, "status_code": 200}]}
+        return {
+            "inference_results": [
+                {"output": [{"name": "response", "dataAsMap": {"response": answer}}], "status_code": 200}
+            ]
+        }
+
+    # --- ingest pipelines, indices, neural queries -----------------------------------------
+    def _route_search(self, method: str, path: str, params: dict[str, str], body: Any) -> Any:
+        segments = path.strip("/").split("/")
+        match method, segments:
+            case "PUT", ["_ingest", "pipeline", pipeline_id]:
+                return self._put_pipeline(pipeline_id, body)
+            case "DELETE", ["_ingest", "pipeline", pipeline_id]:
+                if self.pipelines.pop(pipeline_id, None) is None:
+                    raise ApiError(404, "resource_not_found_exception", f"pipeline [{pipeline_id}] is missing")
+                return {"acknowledged": True}
+            case "HEAD", [index]:
+                if index not in self.indices:
+                    raise ApiError(404, "index_not_found_exception", f"no such index [{index}]")
+                return {}
+            case "PUT", [index]:
+                return self._create_index(index, body)
+            case "DELETE", [index]:
+                if self.indices.pop(index, None) is None:
+                    raise ApiError(404, "index_not_found_exception", f"no such index [{index}]")
+                return {"acknowledged": True}
+            case (("PUT" | "POST"), [index, "_doc", doc_id]):
+                return self._index_doc(index, doc_id, body, params)
+            case (("GET" | "POST"), [index, "_search"]):
+                return self._neural_search(index, body)
+        raise bad_request(f"no handler found for uri [{path}] and method [{method}]")
+
+    def _put_pipeline(self, pipeline_id: str, body: Any) -> Any:
+        _require_object(body, {"description", "processors"}, required={"processors"})
+        for processor in body["processors"]:
+            ((kind, config),) = processor.items()
+            if kind not in ("text_embedding", "sparse_encoding"):
+                raise ApiError(400, "parse_exception", f"No processor type exists with name [{kind}]")
+            _require_object(config, {"model_id", "field_map", "tag", "description"}, required={"model_id", "field_map"})
+            self._model(config["model_id"])
+        self.pipelines[pipeline_id] = body
+        return {"acknowledged": True}
+
+    def _create_index(self, index: str, body: Any) -> Any:
+        if index in self.indices:
+            raise bad_request(f"index [{index}] already exists", kind="resource_already_exists_exception")
+        _require_object(body or {}, {"settings", "mappings", "aliases"}, required=set())
+        settings = (body or {}).get("settings", {}).get("index", {})
+        properties = (body or {}).get("mappings", {}).get("properties", {})
+        for name, mapping in properties.items():
+            if mapping.get("type") == "knn_vector":
+                if settings.get("knn") is not True:
+                    raise bad_request(
+                        f"field [{name}]: knn_vector needs index.knn: true", kind="mapper_parsing_exception"
+                    )
+                if not isinstance(mapping.get("dimension"), int):
+                    raise bad_request(f"field [{name}]: dimension is required", kind="mapper_parsing_exception")
+        pipeline = settings.get("default_pipeline")
+        if pipeline is not None and pipeline not in self.pipelines:
+            raise bad_request(f"default pipeline [{pipeline}] does not exist")
+        self.indices[index] = {"settings": settings, "properties": properties, "docs": {}}
+        return {"acknowledged": True, "shards_acknowledged": True, "index": index}
+
+    def _embed(self, model_id: str, texts: list[str]) -> list[Any]:
+        response = self._predict(model_id, {"text_docs": texts})
+        found: list[Any] = []
+        for result in response["inference_results"]:
+            for output in result["output"]:
+                if "data" in output:
+                    found.append(output["data"])
+                else:
+                    found.extend(output["dataAsMap"]["response"])
+        return found
+
+    def _index_doc(self, index: str, doc_id: str, body: Any, params: dict[str, str]) -> Any:
+        if index not in self.indices:
+            raise ApiError(404, "index_not_found_exception", f"no such index [{index}]")
+        target = self.indices[index]
+        doc = dict(body)
+        pipeline = self.pipelines.get(target["settings"].get("default_pipeline", ""))
+        for processor in (pipeline or {}).get("processors", []):
+            ((_kind, config),) = processor.items()
+            for source, destination in config["field_map"].items():
+                if source in doc:
+                    doc[destination] = self._embed(config["model_id"], [doc[source]])[0]
+        for name, mapping in target["properties"].items():
+            value = doc.get(name)
+            if mapping.get("type") == "knn_vector" and value is not None and len(value) != mapping["dimension"]:
+                raise bad_request(
+                    f"Vector dimension mismatch. Expected: {mapping['dimension']}, Given: {len(value)}",
+                    kind="mapper_parsing_exception",
+                )
+        target["docs"][doc_id] = doc
+        return {"_index": index, "_id": doc_id, "result": "created", "forced_refresh": params.get("refresh") == "true"}
+
+    def _neural_search(self, index: str, body: Any) -> Any:
+        if index not in self.indices:
+            raise ApiError(404, "index_not_found_exception", f"no such index [{index}]")
+        _require_object(body, {"query", "size", "_source"}, required={"query"})
+        ((kind, spec),) = body["query"].items()
+        if kind not in ("neural", "neural_sparse"):
+            raise ApiError(400, "parsing_exception", f"this stand-in answers neural queries only, not [{kind}]")
+        ((name, clause),) = spec.items()
+        _require_object(clause, {"query_text", "model_id", "k"}, required={"query_text", "model_id"})
+        if kind == "neural" and "k" not in clause:
+            raise bad_request("[neural] query needs k")
+        query = self._embed(clause["model_id"], [clause["query_text"]])[0]
+        scored = []
+        for doc_id, doc in self.indices[index]["docs"].items():
+            value = doc.get(name)
+            if value is None:
+                continue
+            if kind == "neural":
+                dot = sum(a * b for a, b in zip(query, value, strict=True))
+                norm = (sum(a * a for a in query) * sum(b * b for b in value)) ** 0.5
+                score = (1 + dot / norm) / 2
+            else:
+                score = sum(weight * value.get(token, 0.0) for token, weight in query.items())
+            scored.append((score, doc_id, doc))
+        scored.sort(key=lambda item: -item[0])
+        hits = [
+            {"_index": index, "_id": doc_id, "_score": score, "_source": {"text": doc.get("text")}}
+            for score, doc_id, doc in scored[: body.get("size", 10)]
+        ]
+        return {"hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": hits}}
+
+    # --- search --------------------------------------------------------------------------
+    def _search(self, what: str, docs: dict[str, dict[str, Any]], body: Any) -> Any:
+        if not docs:
+            index = {
+                "model": ".plugins-ml-model",
+                "model group": ".plugins-ml-model-group",
+                "connector": ".plugins-ml-connector",
+            }[what]
+            raise ApiError(404, "index_not_found_exception", f"no such index [{index}]")
+        _require_object(body, {"query", "size", "from", "sort", "_source"}, required={"query"})
+        hits = [
+            {
+                "_index": ".plugins-ml",
+                "_id": doc_id,
+                "_score": 1.0,
+                "_source": {k: v for k, v in doc.items() if not k.startswith("_")},
+            }
+            for doc_id, doc in docs.items()
+            if matches(body["query"], doc)
+        ][: body.get("size", 10)]
+        return {
+            "took": 1,
+            "timed_out": False,
+            "hits": {"total": {"value": len(hits), "relation": "eq"}, "max_score": 1.0, "hits": hits},
+        }
+
+
+def _require_object(body: Any, allowed: set[str], *, required: set[str]) -> None:
+    if not isinstance(body, dict):
+        raise ApiError(400, "parsing_exception", "request body must be a JSON object")
+    unknown = set(body) - allowed
+    if unknown:
+        raise ApiError(400, "parsing_exception", f"unknown field [{sorted(unknown)[0]}]")
+    _require_keys(body, required)
+
+
+def _require_keys(body: dict[str, Any], keys: set[str]) -> None:
+    missing = sorted(k for k in keys if body.get(k) in (None, ""))
+    if missing:
+        raise ApiError(400, "action_request_validation_exception", f"Validation Failed: 1: {missing[0]} is missing;")
+
+
+def _value(doc: dict[str, Any], name: str) -> Any:
+    return doc.get(name.removesuffix(".keyword"))
+
+
+def matches(query: dict[str, Any], doc: dict[str, Any]) -> bool:
+    """The query DSL subset the registrar sends: match_all, term, exists, bool (filter/must/must_not/should)."""
+    if not isinstance(query, dict) or len(query) != 1:
+        raise ApiError(400, "parsing_exception", "a query must be an object with exactly one query type")
+    ((kind, spec),) = query.items()
+    if kind == "match_all":
+        return True
+    if kind == "term":
+        ((name, value),) = spec.items()
+        value = value["value"] if isinstance(value, dict) else value
+        return _value(doc, name) == value
+    if kind == "exists":
+        return _value(doc, spec["field"]) is not None
+    if kind == "bool":
+        unknown = set(spec) - {"filter", "must", "must_not", "should"}
+        if unknown:
+            raise ApiError(400, "parsing_exception", f"[bool] query does not support [{sorted(unknown)[0]}]")
+
+        def listed(key: str) -> list[dict[str, Any]]:
+            value = spec.get(key, [])
+            return value if isinstance(value, list) else [value]
+
+        return (
+            all(matches(q, doc) for q in listed("filter") + listed("must"))
+            and not any(matches(q, doc) for q in listed("must_not"))
+            and (not listed("should") or any(matches(q, doc) for q in listed("should")))
+        )
+    raise ApiError(400, "parsing_exception", f"unknown query [{kind}]")

@@ -1,0 +1,64 @@
+"""Against a real OpenSearch cluster with ML Commons: skipped unless ``OPENSEARCH_URL`` is set.
+
+    OPENSEARCH_URL=https://localhost:9200 OPENSEARCH_USERNAME=admin OPENSEARCH_PASSWORD=... \\
+    OPENSEARCH_VERIFY_CERTS=0 HF_HUB_OFFLINE=1 .venv/bin/pytest tests/registrar/test_live.py -m live
+
+Exports the packaged MiniLM as a real TorchScript ML Commons zip (the trainer's exporter),
+registers it as a local model in chunks, deploys it and checks ``_predict`` against the local
+model; a second run must reuse the same model id. The cluster needs
+``plugins.ml_commons.only_run_on_ml_node: false`` when it has no ML node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from osft.common.stage import run_stage
+from osft.registrar.stage import STAGE
+
+pytestmark = [pytest.mark.live, pytest.mark.skipif("OPENSEARCH_URL" not in os.environ, reason="OPENSEARCH_URL not set")]
+
+
+def test_live_cluster_registers_deploys_and_answers_like_the_local_model(run_folder, minilm, minilm_dir, tmp_path):
+    from osft.common.spec.training import Export
+    from osft.trainer.export import export_all
+
+    connection: dict = {
+        "url": os.environ["OPENSEARCH_URL"],
+        "verify_certs": os.environ.get("OPENSEARCH_VERIFY_CERTS", "1") != "0",
+    }
+    if os.environ.get("OPENSEARCH_USERNAME"):
+        connection["auth"] = {
+            "type": "basic",
+            "username": os.environ["OPENSEARCH_USERNAME"],
+            "password_env": "OPENSEARCH_PASSWORD",
+        }
+    section = {
+        "connection": connection,
+        "mode": "local",
+        "local_upload": "chunks",
+        "model_group": "osft-live-test",
+        "model_name": "osft-live-test-minilm",
+        "poll_interval_s": 2,
+    }
+    spec, run_dir = run_folder({"opensearch": section})
+    stage_dir = tmp_path / "export"
+    records = export_all(minilm, Path(minilm_dir), stage_dir, Export(opensearch_zip=True), "osft-live-test")
+    exports_dir = run_dir / "train" / "exports"
+    for record in records.values():
+        name = Path(record["path"]).name
+        (exports_dir / name).write_bytes((stage_dir / "exports" / name).read_bytes())
+    manifest_path = run_dir / "train" / "manifest.json"
+    train = json.loads(manifest_path.read_text())
+    train["stats"]["exports"] = records
+    manifest_path.write_text(json.dumps(train))
+
+    first, _ = run_stage(STAGE, str(spec), str(run_dir))
+    again, _ = run_stage(STAGE, str(spec), str(run_dir), force=True)
+
+    assert first.stats.model_id and first.stats.smoke_test.startswith("passed")
+    assert again.stats.model_id == first.stats.model_id and again.stats.created == []

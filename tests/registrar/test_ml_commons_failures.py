@@ -1,0 +1,86 @@
+"""ML Commons failures become clear errors: FAILED tasks, 400, 401, 404, timeouts, wrong embeddings."""
+
+from __future__ import annotations
+
+import pytest
+
+from osft.common.errors import CredentialsError, ServiceError
+from osft.common.opensearch import opensearch_client
+from osft.common.spec.source import OpenSearchConnection
+from osft.common.stage import run_stage
+from osft.registrar.ml_commons import MLCommons
+from osft.registrar.stage import STAGE
+from tests.registrar.conftest import opensearch_section
+
+
+def _ml(url: str, timeout: float = 10) -> MLCommons:
+    client = opensearch_client(OpenSearchConnection(url=url, max_retries=0))
+    return MLCommons(client, url=url, task_timeout_s=timeout, poll_interval_s=0.01)
+
+
+def test_a_failed_deploy_task_reports_the_clusters_error(run_folder, ml_server):
+    server = ml_server(fail_tasks={"DEPLOY_MODEL"})
+    spec, run_dir = run_folder({"opensearch": opensearch_section(server.url, mode="local", local_upload="chunks")})
+    with pytest.raises(ServiceError, match=r"ended FAILED: DEPLOY_MODEL failed"):
+        run_stage(STAGE, str(spec), str(run_dir))
+
+
+def test_wrong_password_is_a_credentials_error_and_the_right_one_registers(run_folder, ml_server, monkeypatch):
+    server = ml_server(users={"admin": "s3cret"})
+    section = opensearch_section(server.url, mode="local", local_upload="chunks")
+    section["connection"]["auth"] = {"type": "basic", "username": "admin", "password_env": "OSFT_TEST_OS_PASSWORD"}
+    spec, run_dir = run_folder({"opensearch": section})
+
+    monkeypatch.setenv("OSFT_TEST_OS_PASSWORD", "wrong")
+    with pytest.raises(CredentialsError, match=r"refused the credentials \(401\)"):
+        run_stage(STAGE, str(spec), str(run_dir))
+    monkeypatch.setenv("OSFT_TEST_OS_PASSWORD", "s3cret")
+    manifest, _ = run_stage(STAGE, str(spec), str(run_dir))
+    assert manifest.stats.model_id
+
+
+def test_unknown_model_id_is_a_404_error(ml_server):
+    server = ml_server()
+    with pytest.raises(ServiceError, match=r"found nothing while reading model nope \(404"):
+        _ml(server.url).deploy("nope")
+
+
+def test_malformed_registration_is_a_400_error_naming_the_field(ml_server):
+    server = ml_server()
+    with pytest.raises(
+        ServiceError, match=r"rejected registering model 'x' \(400: parsing_exception: unknown field \[bogus\]"
+    ):
+        _ml(server.url).register({"name": "x", "bogus": 1})
+
+
+def test_a_task_still_running_at_the_timeout_says_how_to_wait_longer(ml_server):
+    server = ml_server()
+    ml = _ml(server.url, timeout=0)
+    group, _ = ml.ensure_model_group("g", "d")
+    response = server.handle("POST", "/_plugins/_ml/model_groups/_search", b'{"query": {"match_all": {}}}', {})
+    assert response[0] == 200
+    with pytest.raises(ServiceError, match=r"still CREATED after 0s") as error:
+        ml.register(
+            {
+                "name": "huggingface/cross-encoders/ms-marco-MiniLM-L-6-v2",
+                "version": "1.0.2",
+                "model_group_id": group,
+                "model_format": "TORCH_SCRIPT",
+            }
+        )
+    assert "task_timeout_s" in error.value.render()
+
+
+def test_a_model_group_of_the_same_name_is_reused_not_duplicated(ml_server):
+    server = ml_server()
+    first, created = _ml(server.url).ensure_model_group("osft", "d")
+    again, created_again = _ml(server.url).ensure_model_group("osft", "d")
+    assert created and not created_again and first == again and len(server.groups) == 1
+
+
+def test_embeddings_that_differ_from_the_local_model_fail_the_smoke_test(run_folder, ml_server):
+    server = ml_server()
+    server.local_embed = lambda _model, texts: [[1.0] + [0.0] * 383 for _ in texts]
+    spec, run_dir = run_folder({"opensearch": opensearch_section(server.url, mode="local", local_upload="chunks")})
+    with pytest.raises(ServiceError, match="embeddings differ from the trained model folder"):
+        run_stage(STAGE, str(spec), str(run_dir))

@@ -1,0 +1,61 @@
+"""The remote path end to end: SageMaker (moto) → connector → remote model → _predict through the real model server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from osft.common.stage import run_stage
+from osft.registrar.sagemaker_deploy import runtime_url
+from osft.registrar.stage import STAGE
+from osft.trainer.serving.encoder import load_encoder
+from osft.trainer.serving.settings import ServeSettings
+from tests.registrar.conftest import CONNECTOR_ROLE, REGION, opensearch_section, sagemaker_section
+from tests.serving.conftest import running_server
+
+
+@pytest.fixture
+def served_endpoint(minilm_dir):
+    """The trainer image's server on 127.0.0.1, standing in for the SageMaker endpoint's container."""
+    encoder = load_encoder(ServeSettings(model=str(minilm_dir), device="cpu"))
+    with running_server(encoder, ServeSettings(warmup_rounds=1)) as url:
+        yield url
+
+
+def test_register_stage_ends_with_a_remote_model_that_answers_like_the_local_model_and_reruns_create_nothing(
+    aws, run_folder, ml_server, served_endpoint
+):
+    server = ml_server(connector_urls={runtime_url(REGION, "osft-tiny"): f"{served_endpoint}/invocations"})
+    deploy = {
+        "sagemaker": sagemaker_section(),
+        "opensearch": opensearch_section(server.url, mode="remote", set_trusted_endpoints=True),
+    }
+    spec, run_dir = run_folder(deploy)
+
+    manifest, _ = run_stage(STAGE, str(spec), str(run_dir))
+
+    stats = manifest.stats
+    registration = json.loads((run_dir / "register" / "registration.json").read_text())
+    assert {k: registration[k] for k in ("endpoint_name", "connector_id", "model_group_id", "model_id")} == {
+        "endpoint_name": "osft-tiny",
+        "connector_id": stats.connector_id,
+        "model_group_id": stats.model_group_id,
+        "model_id": stats.model_id,
+    }
+    assert server.models[stats.model_id]["model_state"] == "DEPLOYED"
+    assert stats.smoke_test.startswith("passed: 3 texts, dimension 384, min cosine 1.0")
+    (connector,) = server.calls("POST", "/connectors/_create")
+    assert connector["credential"] == {"roleArn": CONNECTOR_ROLE} and connector["protocol"] == "aws_sigv4"
+    assert connector["actions"][0]["url"] == runtime_url(REGION, "osft-tiny")
+    trusted = server.settings["plugins.ml_commons.trusted_connector_endpoints_regex"]
+    assert any("runtime\\.sagemaker\\.us-east-1" in regex for regex in trusted)
+    assert "^https://api\\.openai\\.com/.*$" in trusted  # the cluster's defaults are kept
+
+    again, _ = run_stage(STAGE, str(spec), str(run_dir), force=True)
+
+    assert (again.stats.model_id, again.stats.connector_id) == (stats.model_id, stats.connector_id)
+    assert again.stats.created == [] and len(again.stats.reused) == 3
+    assert again.stats.endpoint_action == "unchanged"
+    for created_by in ("/connectors/_create", "/models/_register", "/model_groups/_register", "/_deploy"):
+        assert len(server.calls("POST", created_by)) == 1, created_by
