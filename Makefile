@@ -39,6 +39,12 @@ format: install
 scifact: install
 	$(BIN)/osft run examples/scifact.json
 
+# The benchmark (issue 9): a grid on ../shared/data/scifact (or BENCH_DATA=<BEIR folder>), writes docs/benchmarks.md.
+BENCH_DATA ?= ../shared/data/scifact
+.PHONY: bench
+bench: install
+	$(BIN)/python scripts/bench.py --data $(BENCH_DATA)
+
 clean:
 	rm -rf runs data .pytest_cache .ruff_cache
 
@@ -58,7 +64,7 @@ IMAGE_TAG ?= $(GIT_SHA)
 # The registry and region come from the Terraform outputs unless given: make push-images ECR_REGISTRY=... AWS_REGION=...
 ECR_REGISTRY ?= $(shell $(TF_RUN) output -raw ecr_registry 2>/dev/null)
 AWS_REGION ?= $(shell $(TF_RUN) output -raw region 2>/dev/null)
-ECR_PREFIX ?= osft
+ECR_PREFIX ?= $(or $(shell $(TF_RUN) output -raw name_prefix 2>/dev/null),osft)
 PUSH_LATEST ?= $(shell [ "$$($(TF_RUN) output -raw image_tag_mutability 2>/dev/null)" = MUTABLE ] && echo 1 || echo 0)
 
 .PHONY: infra-tools infra-check infra-test tf-init tf-plan build-images push-images
