@@ -207,3 +207,21 @@ def test_a_batch_job_that_failed_as_a_whole_stops_the_run_without_on_demand_retr
         run_querygen(spec, run_dir)
     assert not converse.served
     assert json.loads((Path(run_dir) / "querygen/_work/batch_jobs.json").read_text()) == []
+
+
+def test_batch_staging_and_role_default_to_the_s3_run_folder_and_the_task_role(monkeypatch):
+    from types import SimpleNamespace
+
+    from osft.common.errors import OsftError
+    from osft.common.spec.querygen import BedrockOptions
+    from osft.querygen.llm_generation import batch_options
+
+    role = "arn:aws:iam::123456789012:role/osft-bedrock-batch"
+    monkeypatch.setenv("OSFT_BEDROCK_BATCH_ROLE_ARN", role)
+    resolved = batch_options(SimpleNamespace(run_dir="s3://runs-bucket/runs/r1"), BedrockOptions())
+    assert (resolved.staging_uri, resolved.service_role_arn) == ("s3://runs-bucket/runs/r1/querygen/_bedrock", role)
+    with pytest.raises(OsftError, match="staging_uri"):
+        batch_options(SimpleNamespace(run_dir="/tmp/local-run"), BedrockOptions())
+    monkeypatch.delenv("OSFT_BEDROCK_BATCH_ROLE_ARN")
+    with pytest.raises(OsftError, match="service_role_arn"):
+        batch_options(SimpleNamespace(run_dir="s3://runs-bucket/runs/r1"), BedrockOptions())

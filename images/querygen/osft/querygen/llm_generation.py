@@ -8,14 +8,16 @@ a killed run (local or on S3) resumes where it stopped.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from osft.common.corpus import Document
-from osft.common.errors import ServiceError
+from osft.common.errors import OsftError, ServiceError
+from osft.common.spec.querygen import BedrockOptions
 from osft.common.stage import StageContext
-from osft.common.storage import Location
+from osft.common.storage import Location, is_s3, join
 from osft.querygen import bedrock_clients
 from osft.querygen.accounting import Usage
 from osft.querygen.bedrock_batch import BatchRunner
@@ -122,7 +124,7 @@ def _run_provider(
             runner = BatchRunner(
                 bedrock_clients.control_client(bedrock.region),
                 model_id,
-                bedrock,
+                batch_options(ctx, bedrock),
                 ctx.work,
                 prefix=f"{ctx.spec.name}/querygen-{_fingerprint(ctx)[:12]}",
                 save=ctx.save_work,
@@ -142,6 +144,27 @@ def _run_provider(
                     )
                 ctx.log.info("batch_records_retried_on_demand", records=len(retry))
         run_records(retry, converse, log, concurrency=bedrock.max_concurrency, checkpoint=checkpoint, progress=progress)
+
+
+def batch_options(ctx: StageContext, bedrock: BedrockOptions) -> BedrockOptions:
+    """Fill the batch staging prefix and service role from the run folder and the task's environment.
+
+    On AWS the run folder is on S3 and the ECS task carries the batch role's ARN, so a spec
+    need not repeat either.
+    """
+    staging = bedrock.staging_uri or (join(ctx.run_dir, "querygen", "_bedrock") if is_s3(ctx.run_dir) else None)
+    role = bedrock.service_role_arn or os.environ.get("OSFT_BEDROCK_BATCH_ROLE_ARN")
+    if not staging:
+        raise OsftError(
+            "querygen.bedrock.staging_uri: batch jobs read and write S3, and this run folder is local",
+            hint="set querygen.bedrock.staging_uri to an s3:// prefix, or run with an s3:// --run-dir",
+        )
+    if not role:
+        raise OsftError(
+            "querygen.bedrock.service_role_arn: batch jobs need a role Bedrock can assume",
+            hint="set it in the spec, or OSFT_BEDROCK_BATCH_ROLE_ARN (the Terraform stack sets it for the task)",
+        )
+    return bedrock.model_copy(update={"staging_uri": staging, "service_role_arn": role})
 
 
 def _save_quietly(ctx: StageContext, checkpoint: Checkpointer) -> None:

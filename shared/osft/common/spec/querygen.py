@@ -42,10 +42,12 @@ class BedrockOptions(SpecModel):
     service_role_arn: str | None = Field(
         default=None,
         pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+",
-        description="Role Bedrock batch jobs assume to read and write S3.",
+        description="Role Bedrock batch jobs assume to read and write S3; defaults to $OSFT_BEDROCK_BATCH_ROLE_ARN.",
     )
     staging_uri: str | None = Field(
-        default=None, pattern=r"^s3://", description="S3 prefix for batch job input/output."
+        default=None,
+        pattern=r"^s3://",
+        description="S3 prefix for batch job input/output; defaults to <run_dir>/querygen/_bedrock on S3 run folders.",
     )
     min_records_per_job: int = Field(
         default=100, ge=1, description="Batch jobs need this many records; fewer run on demand instead."
@@ -132,10 +134,6 @@ class QueryGen(SpecModel):
     def _model_for_llm_provider(self) -> QueryGen:
         if self.provider == "openai" and not self.model_id:
             raise ValueError("provider 'openai' needs model_id (the model name the endpoint serves)")
-        if self.provider == "bedrock-batch" and not (self.bedrock.staging_uri and self.bedrock.service_role_arn):
-            raise ValueError(
-                "provider 'bedrock-batch' needs bedrock.staging_uri (s3://...) and bedrock.service_role_arn"
-            )
         return self
 
     @property
