@@ -1,10 +1,13 @@
 """Smart defaults: hyperparameters chosen from the data size and the model when the spec leaves them unset.
 
-The rule lives in one table; the train manifest records each chosen value and why.
+The rules live in the tables below; the train manifest records each chosen value and why
+(``TrainStats.chosen_because``), and ``docs/trainer.md`` prints the same tables.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from osft.common.spec.training import Training
@@ -17,8 +20,15 @@ DEFAULTS_BY_PAIRS: tuple[tuple[int, float, float], ...] = (
     (100_000, 1.0, 1e-5),
     (10**12, 1.0, 5e-6),
 )
-DEFAULT_BATCH_SIZE = 32
+# Batch size by model size: in-batch negatives improve with size, memory bounds it.
+# cached-mnrl computes the loss in mini-batches, so its batch can be much larger.
+BATCH_BY_MODEL_SIZE: dict[str, int] = {"small": 64, "base": 32, "large": 16}
+CACHED_MNRL_BATCH = 256
 DEFAULT_WARMUP_RATIO = 0.1
+# max_seq_length: cover this share of the corpus' token lengths, rounded up to a multiple of 32,
+# never below MIN_SEQ_LENGTH nor above the model's own limit.
+SEQ_LENGTH_PERCENTILE = 0.95
+MIN_SEQ_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -31,16 +41,25 @@ class Hyperparameters:
     reasons: dict[str, str]
 
 
-def choose_hyperparameters(training: Training, train_pairs: int) -> Hyperparameters:
+def choose_hyperparameters(training: Training, train_pairs: int, model_size: str = "base") -> Hyperparameters:
+    """Fill the unset hyperparameters from the tables; ``reasons`` says why for each filled value."""
     reasons: dict[str, str] = {}
     bound, epochs, rate = next(row for row in DEFAULTS_BY_PAIRS if train_pairs <= row[0])
     if training.epochs is None:
         reasons["epochs"] = f"{epochs:g} for up to {bound:,} training pairs (have {train_pairs:,})"
     if training.learning_rate is None:
         reasons["learning_rate"] = f"{rate:g} for up to {bound:,} training pairs"
-    batch = training.batch_size or min(DEFAULT_BATCH_SIZE, max(2, train_pairs))
     if training.batch_size is None:
-        reasons["batch_size"] = f"{batch}: in-batch negatives benefit from size; {DEFAULT_BATCH_SIZE} fits CPU memory"
+        if training.loss == "cached-mnrl":
+            wanted = CACHED_MNRL_BATCH
+            why = f"cached-mnrl keeps memory at mini_batch_size={training.mini_batch_size}, so a large batch is cheap"
+        else:
+            wanted = BATCH_BY_MODEL_SIZE.get(model_size, BATCH_BY_MODEL_SIZE["base"])
+            why = f"in-batch negatives benefit from size; {wanted} fits a {model_size} model in memory"
+        batch = min(wanted, max(2, train_pairs))
+        reasons["batch_size"] = f"{batch}: {why}" + (f" (capped by {train_pairs} pairs)" if batch < wanted else "")
+    else:
+        batch = training.batch_size
     if training.warmup_ratio is None:
         reasons["warmup_ratio"] = f"{DEFAULT_WARMUP_RATIO:g}: the usual warm-up for contrastive fine-tuning"
     return Hyperparameters(
@@ -50,4 +69,23 @@ def choose_hyperparameters(training: Training, train_pairs: int) -> Hyperparamet
         warmup_ratio=DEFAULT_WARMUP_RATIO if training.warmup_ratio is None else training.warmup_ratio,
         max_steps=training.max_steps,
         reasons=reasons,
+    )
+
+
+def choose_max_seq_length(token_lengths: Sequence[int], model_limit: int) -> tuple[int, str]:
+    """A max_seq_length covering ``SEQ_LENGTH_PERCENTILE`` of the documents, and why.
+
+    Shorter sequences train and encode faster (attention is quadratic in length); cutting at a
+    high percentile loses the tail of a few long documents only.
+    """
+    if not token_lengths:
+        return model_limit, f"{model_limit}: the model's limit (no documents to measure)"
+    ordered = sorted(token_lengths)
+    index = min(len(ordered) - 1, math.ceil(SEQ_LENGTH_PERCENTILE * len(ordered)) - 1)
+    covering = ordered[index]
+    rounded = 32 * math.ceil(covering / 32)
+    chosen = max(MIN_SEQ_LENGTH, min(model_limit, rounded))
+    return chosen, (
+        f"{chosen}: {SEQ_LENGTH_PERCENTILE:.0%} of {len(ordered):,} sampled documents have at most "
+        f"{covering} tokens (rounded up to a multiple of 32, within {MIN_SEQ_LENGTH}..{model_limit})"
     )

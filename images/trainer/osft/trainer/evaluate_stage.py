@@ -1,5 +1,9 @@
 """The evaluate stage: base vs fine-tuned retrieval quality, and the gate that decides deployment.
 
+Metrics: nDCG@10, MRR@10, Recall@10/100 and MAP@100, for base and tuned, with the corpus
+encoded once per model. ``decide`` (re-exported from ``osft.trainer.gate``) and the HTML report
+(``osft.trainer.html_report``) are shared with the sparse evaluate stage.
+
 Judged queries (BEIR layout) decide when the spec provides them; otherwise the held-out
 synthetic pairs decide, and the report says so plainly: pairs from the same generator
 flatter the model trained on that generator's style.
@@ -18,7 +22,10 @@ from osft.common.errors import InputDataError
 from osft.common.manifests import EvaluateStats
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageDefinition, StageResult
-from osft.trainer.models import load_sentence_transformer
+from osft.trainer.gate import decide
+from osft.trainer.html_report import write_report
+from osft.trainer.models import apply_usage, load_sentence_transformer, model_usage
+from osft.trainer.progress_log import metric_fields
 
 METRICS_FILE = "metrics.json"
 GATE_FILE = "gate.json"
@@ -98,20 +105,15 @@ def _plain_metrics(raw: dict[str, float], name: str) -> dict[str, float]:
     return plain
 
 
-def decide(base: dict[str, float], tuned: dict[str, float], metric: str, min_gain: float) -> tuple[bool, float, str]:
-    gain = tuned[metric] - base[metric]
-    if gain <= 0:
-        return (
-            False,
-            gain,
-            f"{metric} did not improve ({base[metric]:.4f} → {tuned[metric]:.4f}); keeping the base model",
-        )
-    if gain < min_gain:
-        return False, gain, f"{metric} gain {gain:+.4f} is below the required {min_gain:.4f}"
-    return True, gain, f"{metric} improved by {gain:+.4f} ({base[metric]:.4f} → {tuned[metric]:.4f})"
-
-
 def run(ctx: StageContext) -> StageResult:
+    if ctx.spec.model.type == "sparse":
+        from osft.trainer.sparse.evaluate import evaluate_sparse
+
+        return evaluate_sparse(ctx)
+    return evaluate_dense(ctx)
+
+
+def evaluate_dense(ctx: StageContext) -> StageResult:
     spec, evaluation = ctx.spec, ctx.spec.evaluation
     train = ctx.upstream("train")
     docs = load_corpus(ctx)
@@ -139,6 +141,7 @@ def run(ctx: StageContext) -> StageResult:
     clock = time.perf_counter()
     max_len = hp.get("max_seq_length")
     base_model = load_sentence_transformer(spec.model.base, Path(ctx.resolve(".")), max_seq_length=max_len)
+    apply_usage(base_model, model_usage(spec.model))
     base = scorer.score(base_model, sets, show)
     del base_model
     base_seconds = time.perf_counter() - clock
@@ -176,10 +179,27 @@ def run(ctx: StageContext) -> StageResult:
         "decided_by": deciding,
     }
     ctx.output_path(GATE_FILE).write_text(json.dumps(gate, indent=2))
-    ctx.log.info("evaluation_done", decided_by=deciding, accepted=accepted, gain=round(gain, 4))
+    report_files = write_report(
+        ctx.workdir,
+        title=spec.name,
+        base=base[deciding],
+        tuned=tuned[deciding],
+        decided_by=deciding,
+        accepted=accepted,
+        reason=reason,
+        extra=extra,
+    )
+    ctx.log.info(
+        "evaluation_done",
+        decided_by=deciding,
+        accepted=accepted,
+        gain=round(gain, 4),
+        **metric_fields("base", base[deciding]),
+        **metric_fields("tuned", tuned[deciding]),
+    )
     return StageResult(
         stats=stats,
-        outputs=[METRICS_FILE, GATE_FILE],
+        outputs=[METRICS_FILE, GATE_FILE, *report_files],
         counts={"queries": len(sets[deciding].queries), "accepted": int(accepted)},
         notes=notes,
         steps={"base": round(base_seconds, 3), "tuned": round(tuned_seconds, 3)},
@@ -191,4 +211,8 @@ STAGE = StageDefinition(
     upstream=("extract", "querygen", "train"),
     spec_sections=("evaluation",),
     run=run,
+    version="2",
 )
+
+
+__all__ = ["GATE_FILE", "METRICS_FILE", "STAGE", "decide", "evaluate_dense", "run"]

@@ -1,22 +1,41 @@
-"""The train stage: fine-tune the base model on the querygen pairs with sentence-transformers' trainer."""
+"""The train stage: fine-tune the base model on the querygen pairs with sentence-transformers' trainer.
+
+Dense models are trained here; ``model.type == "sparse"`` is handed to ``osft.trainer.sparse``.
+Order of work: pick the model usage (preset + spec) and the hyperparameters (smart defaults),
+build (anchor, positive[, negatives][, teacher label]) rows, train with checkpoints every
+``training.checkpoint_steps`` (resuming from the newest after a kill), merge LoRA adapters,
+pick the WiSE-FT ratio, save, export.
+"""
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from osft.common.corpus import document_text, load_corpus, read_pairs
-from osft.common.errors import OsftError
+from osft.common.corpus import Pair, document_text, load_corpus, read_pairs
+from osft.common.errors import InputDataError
 from osft.common.manifests import TrainStats
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageDefinition, StageResult
-from osft.trainer.defaults import choose_hyperparameters
-from osft.trainer.models import load_sentence_transformer, preset_for
+from osft.trainer.defaults import choose_hyperparameters, choose_max_seq_length
+from osft.trainer.models import ModelUsage, apply_usage, load_cross_encoder, load_sentence_transformer, model_usage
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+    from transformers import TrainerCallback
 
 MODEL_DIR = "model"
 CHECKPOINT_DIR = "checkpoints"
+MINED_FILE = "train_rows.jsonl"
+CHECKPOINT_ENV = "OSFT_CHECKPOINT_DIR"
+LENGTH_SAMPLE = 2000
+MERGE_CORPUS_SAMPLE = 2000
 
 
 def last_checkpoint(folder: Path) -> str | None:
@@ -27,41 +46,209 @@ def last_checkpoint(folder: Path) -> str | None:
     return str(max(candidates, key=lambda p: int(p.name.rsplit("-", 1)[1])))
 
 
+def checkpoint_folder(ctx: StageContext) -> Path:
+    """``$OSFT_CHECKPOINT_DIR`` (``/opt/ml/checkpoints`` on SageMaker, synced for spot) or ``_work/checkpoints``.
+
+    A folder outside ``_work`` is not wiped by the stage framework when the inputs change, so it
+    carries the work key of the run that wrote it; checkpoints of any other run are discarded
+    rather than resumed into a different model or data set.
+    """
+    configured = os.environ.get(CHECKPOINT_ENV)
+    folder = Path(configured) if configured else ctx.work / CHECKPOINT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    work_key = ctx.work / ".fingerprint"
+    if configured and work_key.exists():
+        marker = folder / ".osft-work-key"
+        if marker.exists() and marker.read_text() != work_key.read_text():
+            stale = sorted(p.name for p in folder.glob("checkpoint-*"))
+            for path in folder.glob("checkpoint-*"):
+                shutil.rmtree(path, ignore_errors=True)
+            ctx.log.warning("checkpoints_discarded", folder=str(folder), reason="written by another run", stale=stale)
+        marker.write_text(work_key.read_text())
+    return folder
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def run(ctx: StageContext) -> StageResult:
+    if ctx.spec.model.type == "sparse":
+        from osft.trainer.sparse.train import train_sparse
+
+        return train_sparse(ctx)
+    return train_dense(ctx)
+
+
+def _split_validation(pairs: list[Pair], wanted: int, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Hold out up to ``wanted`` pairs (at most 10%) for picking the merge ratio; never train on them."""
+    count = min(wanted, max(1, len(pairs) // 10))
+    shuffled = random.Random(seed + 1).sample(pairs, len(pairs))
+    return shuffled[count:], shuffled[:count]
+
+
+def _token_lengths(model: SentenceTransformer, texts: Sequence[str]) -> list[int]:
+    encoded = model.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
+def _build_rows(
+    ctx: StageContext,
+    model: SentenceTransformer,
+    pairs: list[Pair],
+    corpus_texts: dict[str, str],
+    usage: ModelUsage,
+    batch_size: int,
+) -> tuple[Dataset, list[str]]:
+    """Training rows, cached in ``_work`` so a resumed run does not mine or score again."""
     from datasets import Dataset
+
+    training = ctx.spec.training
+    cache = ctx.work / MINED_FILE
+    notes: list[str] = []
+    if cache.exists():
+        ctx.log.info("training_rows_reused", path=str(cache))
+        return Dataset.from_json(str(cache)), notes
+    dataset = Dataset.from_dict(
+        {
+            "anchor": [usage.query_prefix + p["query"] for p in pairs],
+            "positive": [usage.document_prefix + corpus_texts[p["doc_id"]] for p in pairs],
+        }
+    )
+    needs_negatives = training.hard_negatives.enabled or training.distillation.enabled
+    if needs_negatives:
+        from osft.trainer.hard_negatives import mine
+
+        clock = time.perf_counter()
+        corpus = [usage.document_prefix + text for text in corpus_texts.values()]
+        mined = mine(
+            dataset, model, corpus, training.hard_negatives, batch_size=batch_size, show_progress=progress_enabled()
+        )
+        ctx.log.info(
+            "hard_negatives_mined",
+            source=mined.source,
+            queries=mined.queries_in,
+            kept=mined.queries_kept,
+            seconds=round(time.perf_counter() - clock, 1),
+        )
+        if mined.queries_kept == 0:
+            raise InputDataError(
+                "no query kept enough hard negatives",
+                path=ctx.spec_uri,
+                hint="lower training.hard_negatives.margin or range_min, or raise range_max",
+            )
+        if mined.queries_kept < mined.queries_in:
+            notes.append(
+                f"hard negatives: {mined.queries_in - mined.queries_kept} of {mined.queries_in} queries had too "
+                f"few candidates past the margin and were left out"
+            )
+        dataset = mined.dataset
+    if training.distillation.enabled:
+        from osft.trainer.distillation import add_teacher_scores
+
+        teacher = load_cross_encoder(training.distillation.teacher, Path(ctx.resolve(".")), model.max_seq_length)
+        dataset = add_teacher_scores(
+            dataset,
+            teacher,
+            query_prefix=usage.query_prefix,
+            document_prefix=usage.document_prefix,
+            show_progress=progress_enabled(),
+        )
+        del teacher
+        ctx.log.info("teacher_scores_added", teacher=training.distillation.teacher, rows=len(dataset))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one writer
+        dataset.to_json(str(cache))
+    return dataset, notes
+
+
+def _merge_evaluator(validation: list[Pair], corpus_texts: dict[str, str], usage: ModelUsage, seed: int):
+    """ndcg@10 of validation queries over their positives plus a sample of the corpus."""
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    positives = {p["doc_id"] for p in validation}
+    others = [d for d in corpus_texts if d not in positives]
+    sample = random.Random(seed).sample(others, min(len(others), MERGE_CORPUS_SAMPLE))
+    corpus = {d: usage.document_prefix + corpus_texts[d] for d in [*positives, *sample]}
+    queries = {f"v{i}": usage.query_prefix + p["query"] for i, p in enumerate(validation)}
+    relevant = {f"v{i}": {p["doc_id"]} for i, p in enumerate(validation)}
+    evaluator = InformationRetrievalEvaluator(
+        queries=queries,
+        corpus=corpus,
+        relevant_docs=relevant,
+        ndcg_at_k=[10],
+        mrr_at_k=[10],
+        accuracy_at_k=[10],
+        precision_recall_at_k=[10],
+        map_at_k=[10],
+        name="merge",
+        write_csv=False,
+        show_progress_bar=False,
+    )
+    return lambda model: evaluator(model)[evaluator.primary_metric]
+
+
+def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) -> StageResult:
+    """Fine-tune a dense SentenceTransformer; ``callbacks`` are extra HF trainer callbacks."""
+    import torch
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.sentence_transformer.losses import (
-        CachedMultipleNegativesRankingLoss,
-        MultipleNegativesRankingLoss,
-    )
+    from transformers.trainer_callback import PrinterCallback
+
+    from osft.trainer.export import export_all
+    from osft.trainer.losses import build_loss
+    from osft.trainer.progress_log import StructlogCallback
 
     spec, training = ctx.spec, ctx.spec.training
-    if spec.model.type != "dense":
-        raise OsftError("model.type 'sparse' is not supported by this trainer version", hint="use model.type 'dense'")
+    if not progress_enabled():
+        import datasets
+
+        datasets.disable_progress_bars()
     pairs = read_pairs(ctx.input_path("querygen/train.jsonl"))
     if training.max_train_pairs and len(pairs) > training.max_train_pairs:
         pairs = random.Random(training.seed).sample(pairs, training.max_train_pairs)
-    corpus = load_corpus(ctx)
-    preset = preset_for(spec.model.base)
-    query_prefix = spec.model.query_prefix if spec.model.query_prefix is not None else preset.query_prefix
-    doc_prefix = spec.model.document_prefix if spec.model.document_prefix is not None else preset.document_prefix
-    hp = choose_hyperparameters(training, len(pairs))
+    validation: list[Pair] = []
+    if training.merge.enabled:
+        pairs, validation = _split_validation(pairs, training.merge.max_queries, training.seed)
+    corpus_texts = {doc_id: document_text(doc) for doc_id, doc in load_corpus(ctx).items()}
+    missing = [p["doc_id"] for p in pairs if p["doc_id"] not in corpus_texts]
+    if missing:
+        raise InputDataError(
+            f"{len(missing)} training pairs name documents missing from the corpus (e.g. {missing[0]!r})",
+            path=str(ctx.input_path("querygen/train.jsonl")),
+            hint="re-run querygen against this extract (osft run --force querygen)",
+        )
 
-    max_len = spec.model.max_seq_length or preset.max_seq_length
-    model = load_sentence_transformer(spec.model.base, Path(ctx.resolve(".")), max_seq_length=max_len)
-    dataset = Dataset.from_dict(
-        {
-            "anchor": [query_prefix + p["query"] for p in pairs],
-            "positive": [doc_prefix + document_text(corpus[p["doc_id"]]) for p in pairs],
-        }
-    )
-    if training.loss == "cached-mnrl":
-        loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=training.mini_batch_size)
+    usage = model_usage(spec.model)
+    model = load_sentence_transformer(spec.model.base, Path(ctx.resolve(".")))
+    reasons: dict[str, str] = {}
+    notes = [f"model: {change}" for change in apply_usage(model, usage)]
+    if spec.model.max_seq_length:
+        max_len = spec.model.max_seq_length
     else:
-        loss = MultipleNegativesRankingLoss(model)
+        sample_ids = random.Random(training.seed).sample(list(corpus_texts), min(LENGTH_SAMPLE, len(corpus_texts)))
+        lengths = _token_lengths(model, [usage.document_prefix + corpus_texts[d] for d in sample_ids])
+        max_len, reasons["max_seq_length"] = choose_max_seq_length(lengths, usage.max_seq_length_limit)
+    model.max_seq_length = max_len
+    hp = choose_hyperparameters(training, len(pairs), usage.size)
+    reasons.update(hp.reasons)
+    ctx.log.info("hyperparameters_chosen", **{k: v for k, v in reasons.items()})
 
-    checkpoints = ctx.work / CHECKPOINT_DIR
+    clock = time.perf_counter()
+    dataset, row_notes = _build_rows(ctx, model, pairs, corpus_texts, usage, hp.batch_size)
+    notes += row_notes
+    prepare_seconds = time.perf_counter() - clock
+
+    base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if training.merge.enabled else None
+    trainable = None
+    if training.lora.enabled:
+        from osft.trainer.lora import add_lora_adapter
+
+        trainable = add_lora_adapter(model, training.lora)
+        ctx.log.info("lora_adapter_added", trainable_parameters=trainable, r=training.lora.r)
+
+    gather = training.gather_across_devices if training.gather_across_devices is not None else world_size() > 1
+    loss, loss_name = build_loss(model, training, gather_across_devices=gather, spec_source=ctx.spec_uri)
+    checkpoints = checkpoint_folder(ctx)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints),
         num_train_epochs=hp.epochs,
@@ -78,45 +265,100 @@ def run(ctx: StageContext) -> StageResult:
         report_to="none",
         disable_tqdm=not progress_enabled(),
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
         use_cpu=os.environ.get("OSFT_FORCE_CPU") == "1",
+        ddp_find_unused_parameters=False if world_size() > 1 else None,
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(StructlogCallback(ctx.log))
+    for callback in callbacks:
+        trainer.add_callback(callback)
     resume = last_checkpoint(checkpoints)
     if resume:
         ctx.log.info("training_resumed", checkpoint=resume)
     clock = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.perf_counter() - clock
-    model.save(str(ctx.output_path(MODEL_DIR)))
+    if not trainer.is_world_process_zero():
+        # Under torchrun only rank 0 saves, exports and writes the manifest.
+        raise SystemExit(0)
 
+    extras: dict[str, Any] = {}
+    if training.lora.enabled:
+        from osft.trainer.lora import merge_adapters
+
+        extras["lora_layers_merged"] = merge_adapters(model)
+        extras["lora_trainable_parameters"] = trainable
+    clock = time.perf_counter()
+    if base_state is not None:
+        from osft.trainer.merge import choose_ratio
+
+        tuned_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        evaluate = _merge_evaluator(validation, corpus_texts, usage, training.seed)
+        with torch.no_grad():
+            choice = choose_ratio(model, base_state, tuned_state, training.merge.ratios, evaluate)
+        extras["merge_ratio"] = choice.ratio
+        extras["merge_scores"] = {str(r): s for r, s in choice.scores.items()}
+        extras["merge_validation_pairs"] = len(validation)
+        notes.append(
+            f"weight merge: ratio {choice.ratio:g} of the tuned weights chosen on {len(validation)} validation "
+            f"pairs (ndcg@10 by ratio: {', '.join(f'{r:g}={s:.4f}' for r, s in choice.scores.items())})"
+        )
+        ctx.log.info("merge_ratio_chosen", ratio=choice.ratio, scores=extras["merge_scores"])
+    merge_seconds = time.perf_counter() - clock
+
+    model_dir = ctx.output_path(MODEL_DIR)
+    model.save(str(model_dir))
+    clock = time.perf_counter()
+    name = spec.model.output_name or spec.name
+    exports = export_all(model, model_dir, ctx.workdir, training.export, name, log=ctx.log.info)
+    export_seconds = time.perf_counter() - clock
+
+    hyperparameters = {
+        "epochs": hp.epochs,
+        "learning_rate": hp.learning_rate,
+        "batch_size": hp.batch_size,
+        "warmup_ratio": hp.warmup_ratio,
+        "max_steps": hp.max_steps,
+        "max_seq_length": max_len,
+        "loss": loss_name,
+        "query_prefix": usage.query_prefix,
+        "document_prefix": usage.document_prefix,
+        "pooling": usage.pooling,
+        "normalize": usage.normalize,
+        "hard_negatives": training.hard_negatives.num_negatives if training.hard_negatives.enabled else 0,
+        "gather_across_devices": gather,
+        "world_size": world_size(),
+        **extras,
+    }
     stats = TrainStats(
         base_model=spec.model.base,
         model_type=spec.model.type,
         model_dir=f"train/{MODEL_DIR}",
         train_pairs=len(pairs),
         steps=output.global_step,
-        hyperparameters={
-            "epochs": hp.epochs,
-            "learning_rate": hp.learning_rate,
-            "batch_size": hp.batch_size,
-            "warmup_ratio": hp.warmup_ratio,
-            "max_steps": hp.max_steps,
-            "max_seq_length": max_len,
-            "loss": training.loss,
-            "query_prefix": query_prefix,
-            "document_prefix": doc_prefix,
-        },
-        chosen_because=hp.reasons,
+        hyperparameters=hyperparameters,
+        chosen_because=reasons,
         final_loss=output.training_loss,
+        exports=exports,
     )
-    notes = [f"{name} = {why}" for name, why in hp.reasons.items()]
+    notes += [f"{key} = {why}" for key, why in reasons.items()]
+    outputs = [MODEL_DIR] + (["exports"] if exports else [])
     return StageResult(
         stats=stats,
-        outputs=[MODEL_DIR],
-        counts={"train_pairs": len(pairs), "steps": output.global_step},
+        outputs=outputs,
+        counts={"train_pairs": len(pairs), "train_rows": len(dataset), "steps": output.global_step},
         notes=notes,
-        steps={"train": round(train_seconds, 3)},
+        steps={
+            "prepare": round(prepare_seconds, 3),
+            "train": round(train_seconds, 3),
+            "merge": round(merge_seconds, 3),
+            "export": round(export_seconds, 3),
+        },
     )
 
 
-STAGE = StageDefinition(name="train", upstream=("extract", "querygen"), spec_sections=("model", "training"), run=run)
+STAGE = StageDefinition(
+    name="train", upstream=("extract", "querygen"), spec_sections=("model", "training"), run=run, version="2"
+)

@@ -18,7 +18,11 @@ class TrainStats(StageStats):
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     chosen_because: dict[str, str] = Field(default_factory=dict, description="Why each defaulted value was chosen.")
     final_loss: float | None = None
-    exports: dict[str, Any] = Field(default_factory=dict, description="Exported artifacts by kind, with hash and size.")
+    exports: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Exported artifacts by kind (onnx, onnx_int8, opensearch_torchscript_zip, opensearch_onnx_zip): "
+        "path, sha256, bytes, model_format, function_name, model_config and check (min_cosine vs PyTorch, threshold).",
+    )
 
 
 class TrainManifest(StageManifest):

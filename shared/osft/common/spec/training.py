@@ -40,7 +40,8 @@ class Lora(SpecModel):
     alpha: int = Field(default=32, ge=1)
     dropout: float = Field(default=0.1, ge=0, lt=1)
     target_modules: list[str] | None = Field(
-        default=None, description="Module names to adapt; defaults to the attention projections peft knows for the model."
+        default=None,
+        description="Module names to adapt; defaults to the attention projections peft knows for the model.",
     )
 
 

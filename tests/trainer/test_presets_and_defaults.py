@@ -1,0 +1,59 @@
+"""Model presets and smart defaults: the values chosen when the spec leaves them unset, and why."""
+
+from __future__ import annotations
+
+from osft.common.spec.model import ModelSpec
+from osft.common.spec.training import Training
+from osft.trainer.defaults import BATCH_BY_MODEL_SIZE, CACHED_MNRL_BATCH, choose_hyperparameters, choose_max_seq_length
+from osft.trainer.models import BGE_QUERY_INSTRUCTION, apply_usage, load_sentence_transformer, model_usage
+
+
+def test_bge_presets_carry_query_instruction_and_cls_pooling() -> None:
+    for size in ("small", "base", "large"):
+        usage = model_usage(ModelSpec(base=f"BAAI/bge-{size}-en-v1.5"))
+        assert usage.query_prefix == BGE_QUERY_INSTRUCTION
+        assert (usage.pooling, usage.normalize, usage.max_seq_length_limit, usage.size) == ("cls", True, 512, size)
+
+
+def test_gte_and_minilm_presets_average_tokens_without_prefix() -> None:
+    gte = model_usage(ModelSpec(base="thenlper/gte-base"))
+    minilm = model_usage(ModelSpec(base="all-MiniLM-L6-v2"))
+    assert (gte.query_prefix, gte.pooling, gte.normalize, gte.max_seq_length_limit) == ("", "mean", True, 512)
+    assert (minilm.pooling, minilm.max_seq_length_limit, minilm.size) == ("mean", 256, "small")
+
+
+def test_spec_values_override_the_preset() -> None:
+    usage = model_usage(ModelSpec(base="BAAI/bge-base-en-v1.5", query_prefix="", pooling="mean", max_seq_length=128))
+    assert (usage.query_prefix, usage.pooling, usage.max_seq_length_limit) == ("", "mean", 128)
+
+
+def test_preset_pooling_is_applied_to_the_loaded_model() -> None:
+    model = load_sentence_transformer("sentence-transformers/all-MiniLM-L6-v2")
+    changes = apply_usage(model, model_usage(ModelSpec(pooling="cls", normalize=False)))
+    assert changes == ["pooling mean → cls", "removed L2 normalization"]
+    assert model[1].pooling_mode == "cls"
+
+
+def test_max_seq_length_covers_the_95th_percentile_rounded_to_32() -> None:
+    lengths = [40] * 90 + [100] * 5 + [900] * 5
+    chosen, why = choose_max_seq_length(lengths, model_limit=512)
+    assert chosen == 128
+    assert "95%" in why and "100 tokens" in why
+    assert choose_max_seq_length([10] * 20, 512)[0] == 64
+    assert choose_max_seq_length([2000] * 20, 256)[0] == 256
+
+
+def test_unset_hyperparameters_come_from_the_tables_with_reasons() -> None:
+    small = choose_hyperparameters(Training(), train_pairs=500, model_size="small")
+    assert (small.epochs, small.learning_rate, small.batch_size) == (3.0, 2e-5, BATCH_BY_MODEL_SIZE["small"])
+    assert set(small.reasons) == {"epochs", "learning_rate", "batch_size", "warmup_ratio"}
+    large = choose_hyperparameters(Training(), train_pairs=50_000, model_size="large")
+    assert (large.epochs, large.learning_rate, large.batch_size) == (1.0, 1e-5, 16)
+    cached = choose_hyperparameters(Training(loss="cached-mnrl"), train_pairs=50_000)
+    assert cached.batch_size == CACHED_MNRL_BATCH and "mini_batch_size" in cached.reasons["batch_size"]
+
+
+def test_values_given_in_the_spec_are_kept_and_not_explained() -> None:
+    chosen = choose_hyperparameters(Training(epochs=2, learning_rate=3e-5, batch_size=12, warmup_ratio=0.0), 500)
+    assert (chosen.epochs, chosen.learning_rate, chosen.batch_size, chosen.warmup_ratio) == (2, 3e-5, 12, 0.0)
+    assert chosen.reasons == {}

@@ -1,0 +1,97 @@
+"""A training run killed after a checkpoint resumes from it, without mining again, logging JSON events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers import TrainerCallback
+
+from osft.common.logging import configure_logging
+from osft.common.stage import StageDefinition, read_manifest, run_stage
+from osft.trainer.train_stage import STAGE, train_dense
+
+
+class Killed(RuntimeError):
+    pass
+
+
+class KillAfterCheckpoint(TrainerCallback):
+    """Dies right after the trainer has written checkpoint ``step`` (as a SIGKILL would, minus the signal)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            raise Killed(f"killed after checkpoint {state.global_step}")
+
+
+def _events(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_the_last_checkpoint(make_run, capfd) -> None:
+    training = {
+        "max_steps": 4,
+        "batch_size": 8,
+        "checkpoint_steps": 2,
+        "loss": "cached-mnrl",
+        "mini_batch_size": 4,
+        "hard_negatives": {"enabled": True, "range_min": 1, "range_max": 20, "margin": 0.0},
+    }
+    spec, run_dir = make_run(training=training)
+    configure_logging(json_output=True)
+    dying = StageDefinition(
+        name=STAGE.name,
+        upstream=STAGE.upstream,
+        spec_sections=STAGE.spec_sections,
+        version=STAGE.version,
+        run=lambda ctx: train_dense(ctx, callbacks=[KillAfterCheckpoint(2)]),
+    )
+    with pytest.raises(Killed):
+        run_stage(dying, spec, run_dir)
+    checkpoints = Path(run_dir) / "train" / "_work" / "checkpoints"
+    assert (checkpoints / "checkpoint-2" / "trainer_state.json").exists()
+    assert read_manifest(run_dir, "train") is None
+    first = _events(capfd.readouterr().err)
+
+    manifest, skipped = run_stage(STAGE, spec, run_dir)
+    captured = capfd.readouterr()
+    second = _events(captured.err)
+    assert not skipped and manifest.stats.steps == 4
+    assert any(e["event"] == "hard_negatives_mined" for e in first)
+    resumed = [e for e in second if e["event"] == "training_resumed"]
+    assert resumed and resumed[0]["checkpoint"].endswith("checkpoint-2")
+    assert any(e["event"] == "training_rows_reused" for e in second)
+    assert not any(e["event"] == "hard_negatives_mined" for e in second)
+    progress = [e for e in second if e["event"] == "train_progress" and "train_loss" in e]
+    assert progress and min(e["step"] for e in progress) > 2
+    assert manifest.stats.hyperparameters["loss"] == "cached-mnrl"
+    # The HF trainer's printed dicts are replaced by structured events: container logs stay JSON.
+    assert "{'loss'" not in captured.out + captured.err
+
+
+def _checkpoint_ctx(tmp_path: Path, work_key: str):
+    from types import SimpleNamespace
+
+    from osft.common.logging import get_logger
+
+    work = tmp_path / "stage" / "_work"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / ".fingerprint").write_text(work_key)
+    return SimpleNamespace(work=work, log=get_logger())
+
+
+def test_checkpoints_of_another_run_in_a_shared_folder_are_discarded_not_resumed(tmp_path: Path, monkeypatch) -> None:
+    from osft.trainer.train_stage import checkpoint_folder, last_checkpoint
+
+    shared = tmp_path / "opt-ml-checkpoints"
+    monkeypatch.setenv("OSFT_CHECKPOINT_DIR", str(shared))
+    assert checkpoint_folder(_checkpoint_ctx(tmp_path, "run-a")) == shared
+    (shared / "checkpoint-3").mkdir()
+    (shared / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    assert last_checkpoint(checkpoint_folder(_checkpoint_ctx(tmp_path, "run-a"))) is not None  # same run: resumes
+    assert last_checkpoint(checkpoint_folder(_checkpoint_ctx(tmp_path, "run-b"))) is None  # another run: discarded
