@@ -44,6 +44,23 @@ def validate(spec: str) -> None:
     click.echo(f"{spec}: valid run spec '{parsed.name}'")  # type: ignore[union-attr]
 
 
+@main.command(help="Estimate what SPEC will cost, by stage, before anything spends money.")
+@click.argument("spec", required=False)
+@click.option("--spec", "spec_option", default=None, help="Run spec (local path or s3:// URI), instead of SPEC.")
+@click.option("--run-dir", default=None, help="Run folder to measure the corpus in and write estimate.json to.")
+@click.option("--enforce", is_flag=True, help="Exit non-zero when the estimate exceeds the spec's max_cost_usd.")
+def estimate(spec: str | None, spec_option: str | None, run_dir: str | None, enforce: bool) -> None:
+    from osft.common.estimate import check_budget, estimate_run, render_estimate
+
+    spec_uri = spec_option or spec
+    if not spec_uri:
+        raise click.UsageError("give the spec as SPEC or --spec URI")
+    result = report_errors(lambda: estimate_run(spec_uri, run_dir))
+    click.echo(render_estimate(result))  # type: ignore[arg-type]
+    if enforce:
+        report_errors(lambda: check_budget(result))  # type: ignore[arg-type]
+
+
 @main.command(help="Print the run spec's JSON Schema.")
 def schema() -> None:
     click.echo(json.dumps(json_schema(), indent=2))

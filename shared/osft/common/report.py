@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from osft.common.estimate import ESTIMATE_FILE, Estimate, render_comparison
 from osft.common.manifests import EvaluateManifest, RegisterManifest, StageManifest, TrainManifest
 from osft.common.runner import PipelineResult, StageStatus
-from osft.common.storage import join
+from osft.common.storage import Location, join
 
 METRIC_ORDER = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100")
 
@@ -67,7 +68,18 @@ def _details(run_dir: str, manifests: list[StageManifest]) -> list[str]:
                 lines.append(f"SageMaker endpoint: {stats.endpoint_name}")
             if stats.skipped_reason:
                 lines.append(f"not deployed: {stats.skipped_reason}")
+    lines += _estimate_comparison(run_dir, manifests)
     return lines
+
+
+def _estimate_comparison(run_dir: str, manifests: list[StageManifest]) -> list[str]:
+    """Estimated vs counted (tokens, training seconds), when the run folder holds an estimate.json."""
+    location = Location(join(run_dir, ESTIMATE_FILE))
+    if not location.exists():
+        return []
+    estimate = Estimate.model_validate_json(location.read_bytes())
+    by_stage = {m.stage: m for m in manifests}
+    return render_comparison(estimate, by_stage.get("querygen"), by_stage.get("train"), by_stage.get("evaluate"))  # type: ignore[arg-type]
 
 
 def render_status(run_dir: str, statuses: list[StageStatus]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from osft.common.estimate import check_budget, estimate_from_run_dir
 from osft.common.logging import get_logger
 from osft.common.manifests import StageManifest
 from osft.common.registry import load_stage
@@ -58,6 +59,9 @@ def run_pipeline(
         definition = load_stage(name)
         manifest, skipped = run_stage(definition, spec_uri, run_dir, force=name in force)
         result.outcomes.append(StageOutcome(stage=name, manifest=manifest, skipped=skipped))
+        # The corpus is known and nothing is spent yet: write estimate.json, stop here if over max_cost_usd.
+        if name == "extract":
+            check_budget(estimate_from_run_dir(spec, run_dir))
         if name == until:
             break
     log.info("pipeline_finished", run_dir=run_dir)

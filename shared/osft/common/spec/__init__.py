@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError
 
 from osft.common.errors import SpecError
 from osft.common.spec.base import SpecModel
+from osft.common.spec.cost import CostAssumptions
 from osft.common.spec.deploy import Deploy
 from osft.common.spec.evaluation import Evaluation
 from osft.common.spec.extract import Cleaning, Sampling
@@ -41,6 +42,7 @@ class RunSpec(SpecModel):
     evaluation: Evaluation = Field(default_factory=Evaluation)
     deploy: Deploy | None = None
     max_cost_usd: float | None = Field(default=None, ge=0)
+    cost: CostAssumptions = Field(default_factory=CostAssumptions)
 
 
 # Discriminated unions: pydantic puts the chosen tag into error locations; users never wrote it.

@@ -1,0 +1,772 @@
+"""Reproducible benchmark: the pipeline on a BEIR-layout dataset over a small grid of configurations.
+
+Two quality numbers are kept apart:
+
+- ``byo``: the trainer with good queries (the bring-your-own-pairs path). The dev queries are split
+  by query, about 3/4 for training and 1/4 for evaluation; the model trains on the training part's
+  (query, relevant document) pairs and is scored on the evaluation part only.
+- ``offline``: the offline pipeline (extract → offline querygen → train), scored on all dev queries.
+
+Extract and querygen run once through the real stages (``osft.common.runner.run_pipeline``); each
+grid point gets its own run folder whose ``extract``/``querygen`` folders are symlinks to the shared
+ones, and runs the real ``train`` stage. Scores use sentence-transformers'
+``InformationRetrievalEvaluator`` with the base model's scores computed once. Results are appended
+to ``<out>/results.jsonl`` so an interrupted benchmark resumes where it stopped; ``--report`` only
+rewrites ``docs/benchmarks.md`` and the plots from what is there.
+
+Usage::
+
+    .venv/bin/python scripts/bench.py                       # quick grid on ../shared/data/scifact
+    .venv/bin/python scripts/bench.py --data DIR --split dev --grid quick
+    .venv/bin/python scripts/bench.py --download nfcorpus   # fetch a BEIR set first (needs internet)
+    .venv/bin/python scripts/bench.py --report              # rewrite the markdown and plots only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "scifact"
+BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+SPLIT_SEED = 13
+TRAIN_SHARE = 0.75
+HELDOUT_SHARE_OF_TRAIN = 0.1
+
+
+@dataclass
+class GridPoint:
+    """One configuration: which track, and what it changes in the spec."""
+
+    name: str
+    track: str  # "offline" or "byo"
+    training: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    offline_styles: dict[str, float] | None = None
+    merge_ratios: tuple[float, ...] = ()
+    note: str = ""
+
+
+# The quick grid fits a shared 2-core machine in about an hour. Offline pairs are subsampled to 2,000.
+QUICK_GRID: tuple[GridPoint, ...] = (
+    GridPoint(
+        "byo-ep3-lr2e-5",
+        "byo",
+        {"epochs": 3, "learning_rate": 2e-5},
+        merge_ratios=(0.5,),
+        note="the issue's reference recipe (plain MNRL, batch 32)",
+    ),
+    GridPoint(
+        "off-ep1-lr2e-5",
+        "offline",
+        {"epochs": 1, "learning_rate": 2e-5},
+        note="offline, defaults before this benchmark",
+    ),
+    GridPoint("off-ep1-lr5e-6", "offline", {"epochs": 1, "learning_rate": 5e-6}, note="lower learning rate"),
+    GridPoint("byo-ep3-lr5e-5", "byo", {"epochs": 3, "learning_rate": 5e-5}, note="higher learning rate"),
+    GridPoint(
+        "byo-ep3-lr2e-5-hn",
+        "byo",
+        {"epochs": 3, "learning_rate": 2e-5, "hard_negatives": {"enabled": True}},
+        note="mined hard negatives (1 per pair, range 10-100, margin 0.1)",
+    ),
+    GridPoint(
+        "off-claims-ep1-lr1e-5",
+        "offline",
+        {"epochs": 1, "learning_rate": 1e-5},
+        offline_styles={"claim": 0.6, "question": 0.4, "keywords": 0.0, "title": 0.0, "cloze": 0.0},
+        note="generator: claims and questions only",
+    ),
+    GridPoint("byo-ep1-lr5e-5", "byo", {"epochs": 1, "learning_rate": 5e-5}),
+    GridPoint(
+        "off-ep1-lr1e-5-hn",
+        "offline",
+        {"epochs": 1, "learning_rate": 1e-5, "hard_negatives": {"enabled": True}},
+        note="hard negatives on offline pairs",
+    ),
+)
+GRIDS = {"quick": QUICK_GRID}
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def read_beir(data: Path, split: str) -> tuple[dict[str, str], dict[str, set[str]]]:
+    from osft.common.beir import read_judged_set
+
+    judged = read_judged_set(data, split)
+    return judged.queries, judged.relevant
+
+
+def split_queries(queries: dict[str, str], seed: int = SPLIT_SEED) -> tuple[list[str], list[str]]:
+    """Query ids split about 3/4 train, 1/4 evaluation, seeded, by query (never by pair)."""
+    ids = sorted(queries)
+    random.Random(seed).shuffle(ids)
+    cut = round(len(ids) * TRAIN_SHARE)
+    return sorted(ids[:cut]), sorted(ids[cut:])
+
+
+def base_spec(name: str, data: Path, split: str, max_pairs: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "source": {
+            "type": "local",
+            "path": str(data / "corpus.jsonl"),
+            "fields": {"id": "_id", "title": "title", "text": "text"},
+        },
+        "querygen": {"provider": "offline", "queries_per_doc": 2, "heldout_fraction": 0.05},
+        "model": {"base": BASE_MODEL, "type": "dense", "max_seq_length": 256},
+        "training": {"max_train_pairs": max_pairs, "batch_size": 32},
+        "evaluation": {"judged": {"path": str(data), "split": split}, "metric": "ndcg@10"},
+    }
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
+
+
+def prepare_offline(out: Path, spec: dict[str, Any], styles: dict[str, float] | None) -> tuple[Path, dict]:
+    """Run extract + offline querygen once per generator setting; returns the run folder and stage timings."""
+    from osft.common.runner import run_pipeline
+
+    key = "default" if styles is None else "-".join(f"{k}{v:g}" for k, v in sorted(styles.items()) if v)
+    run_dir = out / "shared" / f"offline-{key}"
+    spec = json.loads(json.dumps(spec))
+    if styles is not None:
+        spec["querygen"]["offline"] = {"styles": styles}
+        link(out / "shared" / "offline-default" / "extract", run_dir / "extract")
+    spec_path = write_json(out / "specs" / f"offline-{key}.json", spec)
+    result = run_pipeline(str(spec_path), run_dir=str(run_dir), until="querygen")
+    timings = {o.stage: o.manifest.timings.seconds for o in result.outcomes}
+    return run_dir, timings
+
+
+def prepare_byo(
+    out: Path, extract_run: Path, queries: dict[str, str], relevant: dict[str, set[str]], train_ids: list[str]
+) -> Path:
+    """A querygen folder holding the dev-train queries' judged pairs, as bring-your-own pairs would."""
+    from osft.common.jsonl import write_jsonl
+    from osft.common.manifests import FileRecord, QuerygenManifest, QuerygenStats, Timings
+    from osft.common.storage import sha256_file
+
+    run_dir = out / "shared" / "byo-dev-split"
+    link(extract_run / "extract", run_dir / "extract")
+    folder = run_dir / "querygen"
+    if (folder / "manifest.json").exists():
+        return run_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = list(train_ids)
+    random.Random(SPLIT_SEED).shuffle(ids)
+    held = set(ids[: round(len(ids) * HELDOUT_SHARE_OF_TRAIN)])
+    rows = {"train": [], "heldout": []}
+    for qid in train_ids:
+        for doc_id in sorted(relevant[qid]):
+            part = "heldout" if qid in held else "train"
+            rows[part].append({"query_id": qid, "query": queries[qid], "doc_id": doc_id, "kind": "judged"})
+    now = datetime.now(UTC)
+    outputs = []
+    for part, records in rows.items():
+        write_jsonl(folder / f"{part}.jsonl", records)
+        path = folder / f"{part}.jsonl"
+        outputs.append(FileRecord(path=f"querygen/{part}.jsonl", sha256=sha256_file(path), bytes=path.stat().st_size))
+    manifest = QuerygenManifest(
+        stage="querygen",
+        run_id="byo-dev-split",
+        fingerprint=f"byo-dev-split-{SPLIT_SEED}",
+        outputs=outputs,
+        counts={"train_pairs": len(rows["train"]), "heldout_pairs": len(rows["heldout"])},
+        timings=Timings(started_at=now, finished_at=now, seconds=0.0),
+        notes=["judged dev pairs of the training part of the query split (bring-your-own pairs)"],
+        stats=QuerygenStats(
+            provider="judged-pairs", train_pairs=len(rows["train"]), heldout_pairs=len(rows["heldout"])
+        ),
+    )
+    (folder / "manifest.json").write_text(manifest.model_dump_json(indent=2))
+    return run_dir
+
+
+def link(target: Path, at: Path) -> None:
+    at.parent.mkdir(parents=True, exist_ok=True)
+    if not at.exists():
+        at.symlink_to(target.resolve(), target_is_directory=True)
+
+
+def load_extracted_corpus(run_dir: Path) -> dict[str, str]:
+    from osft.common.corpus import document_text
+    from osft.common.jsonl import read_jsonl
+
+    manifest = json.loads((run_dir / "extract" / "manifest.json").read_text())
+    corpus = {}
+    for shard in manifest["stats"]["shards"]:
+        for doc in read_jsonl(run_dir / "extract" / shard):
+            corpus[doc["id"]] = document_text(doc)
+    return corpus
+
+
+def scoring_corpus(corpus: dict[str, str], relevant: dict[str, set[str]], size: int) -> dict[str, str]:
+    """Every judged document plus seeded random others up to ``size`` (0 or less: the whole corpus).
+
+    Encoding the whole corpus once per model is what a 2-core machine cannot afford per grid point;
+    a fixed subset keeps base vs tuned comparable (absolute scores are higher than on the full corpus).
+    """
+    if size <= 0 or size >= len(corpus):
+        return corpus
+    judged = {d for docs in relevant.values() for d in docs if d in corpus}
+    others = sorted(set(corpus) - judged)
+    picked = judged | set(random.Random(SPLIT_SEED).sample(others, max(0, size - len(judged))))
+    return {doc_id: text for doc_id, text in corpus.items() if doc_id in picked}
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+class Scorer:
+    """nDCG@10 / MRR@10 / Recall@100 of a model on named query sets, encoding the corpus once per model."""
+
+    def __init__(self, corpus: dict[str, str], sets: dict[str, tuple[dict[str, str], dict[str, set[str]]]]):
+        self.corpus = corpus
+        self.sets = sets
+
+    def score(self, model: Any) -> tuple[dict[str, dict[str, float]], float]:
+        from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+        clock = time.perf_counter()
+        embeddings = model.encode_document(list(self.corpus.values()), batch_size=64, convert_to_tensor=True)
+        results = {}
+        for name, (queries, relevant) in self.sets.items():
+            evaluator = InformationRetrievalEvaluator(
+                queries=queries,
+                corpus=self.corpus,
+                relevant_docs=relevant,
+                mrr_at_k=[10],
+                ndcg_at_k=[10],
+                accuracy_at_k=[1],
+                precision_recall_at_k=[10, 100],
+                map_at_k=[100],
+                batch_size=64,
+                name=name,
+                write_csv=False,
+            )
+            raw = evaluator(model, corpus_embeddings=embeddings)
+            results[name] = {
+                metric: round(float(raw[f"{name}_cosine_{metric}"]), 5)
+                for metric in ("ndcg@10", "mrr@10", "recall@100")
+            }
+        return results, time.perf_counter() - clock
+
+
+def load_model(path_or_id: str, max_len: int) -> Any:
+    from osft.trainer.models import load_sentence_transformer
+
+    return load_sentence_transformer(path_or_id, max_seq_length=max_len, device="cpu")
+
+
+def base_scores(out: Path, scorer: Scorer, max_len: int) -> dict[str, dict[str, float]]:
+    cache = out / f"base-seq{max_len}-docs{len(scorer.corpus)}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())["scores"]
+    scores, seconds = scorer.score(load_model(BASE_MODEL, max_len))
+    write_json(cache, {"scores": scores, "seconds": round(seconds, 1)})
+    return scores
+
+
+# ----------------------------------------------------------------------------- grid
+
+
+def run_point(point: GridPoint, out: Path, spec: dict[str, Any], upstream: Path, scorer: Scorer) -> dict[str, Any]:
+    """Train with the real train stage in a run folder sharing extract/querygen, then score."""
+    from osft.common.registry import load_stage
+    from osft.common.stage import run_stage
+    from osft.trainer.merge import interpolate
+
+    run_dir = out / "runs" / point.name
+    link(upstream / "extract", run_dir / "extract")
+    link(upstream / "querygen", run_dir / "querygen")
+    spec = json.loads(json.dumps(spec))
+    spec["name"] = point.name
+    spec["training"].update(point.training)
+    spec["model"].update(point.model)
+    if point.track == "byo":
+        spec["training"].pop("max_train_pairs", None)
+    spec_path = write_json(run_dir / "bench-spec.json", spec)
+    manifest, _ = run_stage(load_stage("train"), str(spec_path), str(run_dir))
+    stats = manifest.stats
+    max_len = spec["model"]["max_seq_length"]
+    tuned = load_model(str(run_dir / stats.model_dir), max_len)
+    scores, eval_seconds = scorer.score(tuned)
+    record: dict[str, Any] = {
+        "name": point.name,
+        "track": point.track,
+        "note": point.note,
+        "max_seq_length": max_len,
+        "train_pairs": stats.train_pairs,
+        "steps": stats.steps,
+        "hyperparameters": stats.hyperparameters,
+        "train_seconds": manifest.timings.seconds,
+        "train_steps_seconds": manifest.timings.steps,
+        "train_notes": manifest.notes,
+        "eval_seconds": round(eval_seconds, 1),
+        "tuned": scores,
+        "hard_negatives_requested": bool(point.training.get("hard_negatives", {}).get("enabled")),
+        "hard_negatives_used": any("negative" in n.lower() for n in manifest.notes)
+        or any("negative" in str(k).lower() for k in stats.hyperparameters),
+        "merged": {},
+    }
+    if point.merge_ratios:
+        base_state = {k: v.clone() for k, v in load_model(BASE_MODEL, max_len).state_dict().items()}
+        tuned_state = {k: v.clone() for k, v in tuned.state_dict().items()}
+        for ratio in point.merge_ratios:
+            interpolate(tuned, base_state, tuned_state, ratio)
+            record["merged"][str(ratio)], _ = scorer.score(tuned)
+    return record
+
+
+def done_points(results: Path) -> set[str]:
+    if not results.exists():
+        return set()
+    return {json.loads(line)["name"] for line in results.read_text().splitlines() if line.strip()}
+
+
+# ----------------------------------------------------------------------------- throughput
+
+
+def encode_throughput(out: Path, model_dir: str, texts: list[str], max_len: int) -> dict[str, Any]:
+    """Documents per second: torch fp32, ONNX fp32 and dynamically quantized ONNX int8, plus int8 fidelity."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    target = out / "onnx"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    model = load_model(model_dir, max_len)
+    try:
+        from osft.trainer.export import export_onnx, export_onnx_int8
+
+        _, onnx_model = export_onnx(Path(model_dir), target)
+        export_onnx_int8(onnx_model, target)
+        exporter = "osft.trainer.export (sentence-transformers ONNX backend + export_dynamic_quantized_onnx_model)"
+    except ImportError:
+        from sentence_transformers.backend import export_dynamic_quantized_onnx_model
+
+        staging = target / ".onnx-staging"
+        shutil.copytree(model_dir, staging)
+        onnx_model = SentenceTransformer(str(staging), backend="onnx", device="cpu")
+        onnx_model.save_pretrained(str(staging))
+        export_dynamic_quantized_onnx_model(onnx_model, "avx2", str(staging), file_suffix="int8")
+        exporter = "sentence-transformers export_dynamic_quantized_onnx_model"
+    staging = target / ".onnx-staging"
+    onnx_fp32 = SentenceTransformer(
+        str(staging), backend="onnx", device="cpu", model_kwargs={"file_name": "onnx/model.onnx"}
+    )
+    onnx_int8 = SentenceTransformer(
+        str(staging), backend="onnx", device="cpu", model_kwargs={"file_name": "onnx/model_int8.onnx"}
+    )
+    rows = {}
+    embeddings = {}
+    for name, encoder in (("torch fp32", model), ("onnx fp32", onnx_fp32), ("onnx int8", onnx_int8)):
+        encoder.max_seq_length = max_len
+        encoder.encode(texts[:16], batch_size=16)  # warm-up
+        clock = time.perf_counter()
+        embeddings[name] = encoder.encode(texts, batch_size=32, normalize_embeddings=True)
+        seconds = time.perf_counter() - clock
+        rows[name] = {"docs_per_second": round(len(texts) / seconds, 1), "seconds": round(seconds, 2)}
+    reference = embeddings["torch fp32"]
+    for name in rows:
+        cos = np.sum(reference * embeddings[name], axis=1)
+        rows[name]["min_cosine_to_torch"] = round(float(cos.min()), 4)
+        rows[name]["mean_cosine_to_torch"] = round(float(cos.mean()), 4)
+    return {
+        "documents": len(texts),
+        "max_seq_length": max_len,
+        "exporter": exporter,
+        "rows": rows,
+        "threads": os.cpu_count(),
+    }
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def read_results(out: Path) -> list[dict[str, Any]]:
+    path = out / "results.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}"
+
+
+def _quality_rows(records: list[dict[str, Any]], set_name: str) -> list[str]:
+    rows = [
+        "| configuration | pairs | epochs | lr | steps | train s | nDCG@10 base → tuned (Δ) | MRR@10 base → tuned "
+        "| Recall@100 base → tuned | WiSE-FT 0.5 nDCG@10 | notes |",
+        "|---|---:|---:|---:|---:|---:|---|---|---|---:|---|",
+    ]
+    for r in records:
+        base, tuned, hp = r["base"][set_name], r["tuned"][set_name], r["hyperparameters"]
+        delta = (tuned["ndcg@10"] - base["ndcg@10"]) * 100
+        merged = r.get("merged", {}).get("0.5", {}).get(set_name, {}).get("ndcg@10")
+        notes = [r.get("note", "")] if r.get("note") else []
+        if r.get("hard_negatives_requested") and not r.get("hard_negatives_used"):
+            notes.append("hard negatives requested but not reported by the trainer")
+        if "merge_ratio" in str(r.get("train_notes")):
+            notes.append("; ".join(n for n in r["train_notes"] if "merge" in n))
+        rows.append(
+            f"| {r['name']} | {r['train_pairs']:,} | {hp.get('epochs')} | {hp.get('learning_rate')} | {r['steps']} "
+            f"| {r['train_seconds']:.0f} | {_pct(base['ndcg@10'])} → **{_pct(tuned['ndcg@10'])}** ({delta:+.1f}) "
+            f"| {_pct(base['mrr@10'])} → {_pct(tuned['mrr@10'])} | {_pct(base['recall@100'])} → "
+            f"{_pct(tuned['recall@100'])} | {_pct(merged) if merged is not None else ''} | {' '.join(notes)} |"
+        )
+    return rows
+
+
+def _plot_quality(records: list[dict[str, Any]], target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tracks = [
+        ("byo", "dev-eval", "trainer with judged pairs (eval quarter)"),
+        ("offline", "all-dev", "offline pipeline (all dev)"),
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, (track, set_name, title) in zip(axes, tracks, strict=True):
+        chosen = [r for r in records if r["track"] == track]
+        if not chosen:
+            ax.set_visible(False)
+            continue
+        names = [r["name"] for r in chosen]
+        base = [r["base"][set_name]["ndcg@10"] * 100 for r in chosen]
+        tuned = [r["tuned"][set_name]["ndcg@10"] * 100 for r in chosen]
+        xs = range(len(names))
+        ax.bar([x - 0.2 for x in xs], base, width=0.4, label="base", color="#999999")
+        ax.bar([x + 0.2 for x in xs], tuned, width=0.4, label="tuned", color="#1f77b4")
+        ax.set_xticks(list(xs), names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(min(base + tuned) - 5, max(base + tuned) + 3)
+        ax.set_ylabel("nDCG@10 (%)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+
+
+def _plot_throughput(throughput: dict[str, Any], target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(throughput["rows"])
+    values = [throughput["rows"][n]["docs_per_second"] for n in names]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(names, values, color=["#999999", "#1f77b4", "#2ca02c"][: len(names)])
+    ax.set_ylabel("documents / second")
+    ax.set_title(f"encode throughput, {throughput['documents']} docs, seq {throughput['max_seq_length']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+
+
+def _defaults_rows() -> list[str]:
+    try:
+        from osft.trainer.defaults import DEFAULTS_BY_PAIRS
+    except ImportError:
+        return ["(the trainer package is not installed here)"]
+    rows = ["| training pairs up to | epochs | learning rate |", "|---:|---:|---:|"]
+    rows += [f"| {bound:,} | {epochs:g} | {rate:g} |" for bound, epochs, rate in DEFAULTS_BY_PAIRS]
+    return rows
+
+
+def write_report(out: Path, docs: Path, args: argparse.Namespace) -> None:
+    """Rewrite ``docs/benchmarks.md`` and ``docs/benchmarks/*.png`` from ``<out>``'s results."""
+    records = read_results(out)
+    setup = json.loads((out / "setup.json").read_text()) if (out / "setup.json").exists() else {}
+    stage_seconds = (
+        json.loads((out / "stage-seconds.json").read_text()) if (out / "stage-seconds.json").exists() else {}
+    )
+    throughput = json.loads((out / "throughput.json").read_text()) if (out / "throughput.json").exists() else None
+    figures = docs / "benchmarks"
+    figures.mkdir(parents=True, exist_ok=True)
+    if records:
+        _plot_quality(records, figures / "bench-quality.png")
+    if throughput:
+        _plot_throughput(throughput, figures / "bench-throughput.png")
+    byo = [r for r in records if r["track"] == "byo"]
+    offline = [r for r in records if r["track"] == "offline"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `scripts/bench.py` (`make bench`); rerun `scripts/bench.py --report` to rewrite this page from",
+        "`bench-out/results.jsonl`. Every number is from this repository's pipeline stages on this machine.",
+        "",
+        "## Setup",
+        "",
+        f"- data: `{setup.get('data', '?')}`, split `{setup.get('split', '?')}` ({setup.get('queries', '?')} judged "
+        f"queries, {setup.get('corpus', '?')} documents); model `{BASE_MODEL}` (the packaged weights), CPU only.",
+        f"- machine: {os.cpu_count()} cores shared with other jobs (load average was often 5-15 while this ran), so",
+        "  wall-clock times are upper bounds; the ratios between configurations are what to read.",
+        "- offline track: extract → offline querygen (all styles, 2 queries/doc) → train, with training pairs",
+        f"  **subsampled to {setup.get('max_pairs', '?'):,}** (`training.max_train_pairs`) to fit the machine; scored on",
+        "  all dev queries.",
+        f"- bring-your-own-pairs track: the dev queries split by query (seed {SPLIT_SEED}), "
+        f"{setup.get('train_queries', '?')} for training (10% of them held out as validation pairs) and "
+        f"{setup.get('eval_queries', '?')} for evaluation; the model never sees the evaluation queries.",
+        f"- batch 32, max_seq_length {setup.get('max_seq_length', '?')}; MNRL loss; no-duplicates batch sampler.",
+        f"- scored against **{setup.get('corpus', '?'):,} documents**: every document judged relevant to a dev query plus",
+        "  seeded random others (`--eval-docs`). Encoding the whole corpus once per model does not fit a shared 2-core",
+        "  machine per grid point; absolute scores are therefore higher than full-corpus scores (e.g. the issue's 64.5),",
+        "  and base vs tuned on the same documents is the comparison to read.",
+        "- WiSE-FT 0.5 column: base and tuned weights averaged after training (`osft.trainer.merge.interpolate`),",
+        "  with the ratio fixed at 0.5 (not tuned on these queries). The trainer's own merge (`training.merge`) picks",
+        "  the ratio on held-out pairs instead; it was not benchmarked here (each ratio costs another encode).",
+        "",
+        "## 1. The trainer with good queries (judged pairs, scored on unseen judged queries)",
+        "",
+        *(_quality_rows(byo, "dev-eval") if byo else ["(not run yet)"]),
+        "",
+        "## 2. The offline pipeline (no LLM, CPU), scored on all dev queries",
+        "",
+        *(_quality_rows(offline, "all-dev") if offline else ["(not run yet)"]),
+        "",
+        "![nDCG@10 base vs tuned](benchmarks/bench-quality.png)",
+        "",
+        "## Time per stage",
+        "",
+        "| stage | seconds | what |",
+        "|---|---:|---|",
+    ]
+    for name, stages in stage_seconds.items():
+        for stage, seconds in stages.items():
+            lines.append(f"| {stage} | {seconds:.1f} | {name} |")
+    for r in records:
+        steps = ", ".join(f"{k} {v:.0f}s" for k, v in r.get("train_steps_seconds", {}).items())
+        lines.append(
+            f"| train | {r['train_seconds']:.0f} | {r['name']}: {r['train_pairs']:,} pairs, {r['steps']} steps"
+            f"{'; ' + steps if steps else ''} |"
+        )
+        lines.append(
+            f"| evaluate | {r['eval_seconds']:.0f} | {r['name']}: corpus + queries encoded with the tuned model |"
+        )
+    lines += ["", "## Encode throughput: torch fp32 vs ONNX fp32 vs ONNX int8", ""]
+    if throughput:
+        lines += [
+            f"{throughput['documents']} corpus documents, max_seq_length {throughput['max_seq_length']}, batch 32, "
+            f"exported with {throughput['exporter']}; model `{throughput.get('model', 'tuned')}` (same architecture"
+            " as the tuned models). Measured while the machine's load average was ~12 on 2 cores: read the ratios.",
+            "",
+            "| backend | docs/s | seconds | min cosine to torch | mean cosine to torch |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, row in throughput["rows"].items():
+            lines.append(
+                f"| {name} | {row['docs_per_second']} | {row['seconds']} | {row['min_cosine_to_torch']} "
+                f"| {row['mean_cosine_to_torch']} |"
+            )
+        lines += ["", "![encode throughput](benchmarks/bench-throughput.png)"]
+    else:
+        lines.append("(not measured yet)")
+    lines += [
+        "",
+        "## Smart defaults (`DEFAULTS_BY_PAIRS` in `images/trainer/osft/trainer/defaults.py`)",
+        "",
+        *_defaults_rows(),
+        "",
+        *FINDINGS,
+        "",
+        "## Commands",
+        "",
+        "```bash",
+        "make bench                                   # = .venv/bin/python scripts/bench.py --data ../shared/data/scifact",
+        ".venv/bin/python scripts/bench.py --data /path/to/beir/nfcorpus --split test   # any BEIR-layout folder",
+        ".venv/bin/python scripts/bench.py --download nfcorpus --data data/beir/nfcorpus  # needs internet",
+        ".venv/bin/python scripts/bench.py --only byo-ep3-lr2e-5 off-ep1-lr2e-5        # some grid points",
+        ".venv/bin/python scripts/bench.py --report                                     # rewrite this page",
+        "```",
+        "",
+        "Results accumulate in `bench-out/results.jsonl` (one line per grid point; a rerun skips points already",
+        "there), run folders in `bench-out/runs/<point>/` (their `extract`/`querygen` are symlinks to",
+        "`bench-out/shared/`, produced once by the real stages).",
+    ]
+    (docs / "benchmarks.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# Interpretation, written from the results above (update with the numbers when rerunning).
+FINDINGS: list[str] = [
+    "Evidence for the table (this run, 2,000-document scoring set, seq 128):",
+    "",
+    "| training pairs | pairs kind | epochs | lr | nDCG@10 Δ | train s |",
+    "|---:|---|---:|---:|---:|---:|",
+    "| 615 | judged (good) | 3 | 2e-5 | +2.4 (WiSE-FT 0.5: +2.5) | 1649 |",
+    "| 615 | judged (good) | 1 | 5e-5 | +2.0 | 538 |",
+    "| 1,000 | offline synthetic | 1 | 2e-5 | +0.45 | 647 |",
+    "| 1,000 | offline synthetic | 1 | 5e-6 | +0.3 | 1065 (machine busier) |",
+    "",
+    "The numbers support the table as it stands, so it was left unchanged: up to 1,000 pairs, 3 epochs at",
+    "2e-5 beat 1 epoch at 5e-5 (+2.4 vs +2.0); at 1,000 synthetic pairs, 1 epoch at 2e-5 was not worse than at",
+    "5e-6 (+0.45 vs +0.3, both within noise on 809 queries). The rows above 10,000 pairs (1e-5, 5e-6) were not",
+    "tested here (no GPU, no LLM pairs at that scale) and keep their conservative values.",
+    "",
+    "## Findings",
+    "",
+    "- **Trainer with good queries**: 615 judged pairs, the issue's recipe (3 epochs, 2e-5, batch 32): nDCG@10",
+    "  70.4 → 72.8 (+2.4) on 202 judged queries it never saw; averaging base and tuned weights 50/50 kept the gain",
+    "  (72.9) and lowered Recall@100 slightly. Comparable to the issue's reference (+3.3 with 919 pairs, whole",
+    "  corpus, seq 256); this run had fewer pairs and shorter sequences. Hard negatives, distillation and the",
+    "  trainer's merge were in the grid but were not reached in the time this shared machine allowed.",
+    "- **Offline pipeline**: 1,000 offline pairs gained +0.45 (2e-5) and +0.3 (5e-6) nDCG@10 on all dev queries.",
+    "  The +3 goal was **not reached**. Training did not hurt the base (the issue measured -2.6 for inverse-cloze",
+    "  pairs, on another scoring set), so the current generator's claim/question/keyword/title mix looks safer, but",
+    "  at this size it adds little. Not measured: more pairs (the 9,847 generated were subsampled to 1,000),",
+    "  generator style mixes, hard negatives, TSDAE, MarginMSE distillation from a BM25+dense teacher.",
+    "- **Encode throughput**: ONNX fp32 encoded about 2.2× faster than torch fp32 and dynamically quantized",
+    "  ONNX int8 about 2.7×, with int8 embeddings at a minimum cosine of 0.987 to fp32 (above the export check's",
+    "  0.98 default).",
+    "- **Time**: a training step of 32 pairs took 20-30 s on this machine (load average ~12 on 2 cores); scoring",
+    "  one model on 2,000 documents took 4-6 minutes. The estimator's `local-cpu` row was set from this.",
+]
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); default ../shared/data/scifact",
+    )
+    parser.add_argument("--split", default="dev", help="qrels split to tune and score on")
+    parser.add_argument("--out", type=Path, default=REPO / "bench-out", help="run folders and results.jsonl")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="quick")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these grid points")
+    parser.add_argument("--max-pairs", type=int, default=1000, help="subsample offline training pairs to this many")
+    parser.add_argument("--max-seq-length", type=int, default=128, help="max_seq_length for training and scoring")
+    parser.add_argument(
+        "--eval-docs",
+        type=int,
+        default=2000,
+        help="score against the judged documents plus random other documents up to this many (0: whole corpus)",
+    )
+    parser.add_argument("--throughput-docs", type=int, default=256)
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--throughput-only", action="store_true", help="only measure encode throughput (on the base model), then stop"
+    )
+    parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md and the plots")
+    parser.add_argument("--download", metavar="DATASET", help="download a BEIR dataset into --data's parent first")
+    args = parser.parse_args(argv)
+
+    from osft.common.logging import configure_logging
+
+    configure_logging()
+    out = args.out.resolve()
+    if args.report:
+        write_report(out, REPO / "docs", args)
+        return 0
+    if args.throughput_only:
+        from osft.trainer.models import resolve_model_source
+
+        offline_run = out / "shared" / "offline-default"
+        texts = list(load_extracted_corpus(offline_run).values())[: args.throughput_docs]
+        measured = encode_throughput(out / "throughput", resolve_model_source(BASE_MODEL), texts, args.max_seq_length)
+        write_json(out / "throughput.json", {**measured, "model": BASE_MODEL})
+        return 0
+    if args.download:
+        from osft.common.beir_download import download_beir
+
+        args.data = download_beir(args.download, args.data.parent)
+    data = args.data.resolve()
+    if not (data / "corpus.jsonl").exists():
+        print(
+            f"error: {data}/corpus.jsonl not found: give a BEIR-layout folder with --data "
+            "(or --download NAME on a machine with internet)",
+            file=sys.stderr,
+        )
+        return 2
+
+    spec = base_spec("bench", data, args.split, args.max_pairs)
+    spec["model"]["max_seq_length"] = args.max_seq_length
+    offline_run, stage_seconds = prepare_offline(out, spec, None)
+    write_json(out / "stage-seconds.json", {"offline-default": stage_seconds})
+    queries, relevant = read_beir(data, args.split)
+    train_ids, eval_ids = split_queries(queries)
+    byo_run = prepare_byo(out, offline_run, queries, relevant, train_ids)
+    corpus = scoring_corpus(load_extracted_corpus(offline_run), relevant, args.eval_docs)
+    sets = {
+        "all-dev": (queries, relevant),
+        "dev-eval": ({q: queries[q] for q in eval_ids}, {q: relevant[q] for q in eval_ids}),
+    }
+    scorer = Scorer(corpus, sets)
+    write_json(
+        out / "setup.json",
+        {
+            "data": str(data),
+            "split": args.split,
+            "queries": len(queries),
+            "train_queries": len(train_ids),
+            "eval_queries": len(eval_ids),
+            "corpus": len(corpus),
+            "max_pairs": args.max_pairs,
+            "eval_docs": args.eval_docs,
+            "max_seq_length": args.max_seq_length,
+            "grid": args.grid,
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    results = out / "results.jsonl"
+    grid = [p for p in GRIDS[args.grid] if args.only is None or p.name in args.only]
+    for point in grid:
+        if point.name in done_points(results):
+            continue
+        max_len = point.model.get("max_seq_length", spec["model"]["max_seq_length"])
+        base = base_scores(out, scorer, max_len)
+        if point.track == "offline":
+            upstream = offline_run
+            if point.offline_styles is not None:
+                upstream, seconds = prepare_offline(out, spec, point.offline_styles)
+                stage_seconds = json.loads((out / "stage-seconds.json").read_text())
+                stage_seconds[point.name] = seconds
+                write_json(out / "stage-seconds.json", stage_seconds)
+        else:
+            upstream = byo_run
+        record = run_point(point, out, spec, upstream, scorer)
+        record["base"] = base
+        with results.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        write_report(out, REPO / "docs", args)
+    if not args.skip_throughput and not (out / "throughput.json").exists():
+        best = max(
+            (json.loads(x) for x in results.read_text().splitlines()), key=lambda r: r["tuned"]["all-dev"]["ndcg@10"]
+        )
+        texts = list(corpus.values())[: args.throughput_docs]
+        write_json(
+            out / "throughput.json",
+            encode_throughput(out, str(out / "runs" / best["name"] / "train" / "model"), texts, args.max_seq_length),
+        )
+    write_report(out, REPO / "docs", args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

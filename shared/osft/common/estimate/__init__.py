@@ -1,0 +1,105 @@
+"""``osft estimate``: what a run will cost, by stage, before anything spends money.
+
+The corpus is measured, not guessed: the extract stage runs first (it reads and cleans the
+documents and spends nothing) and a sample of its output is tokenized. The estimate is written to
+``<run_dir>/estimate.json`` so the report can put it beside what the stages counted.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from osft.common.errors import QuotaError
+from osft.common.estimate.build import build_estimate
+from osft.common.estimate.corpus_sample import sample_corpus
+from osft.common.estimate.model import ESTIMATE_FILE, Estimate, LineItem
+from osft.common.estimate.prices import PriceTable, load_price_table
+from osft.common.estimate.render import render_comparison, render_estimate
+from osft.common.manifests import ExtractManifest, QuerygenManifest
+from osft.common.registry import load_stage
+from osft.common.spec import RunSpec
+from osft.common.stage import load_spec, read_manifest, run_stage
+from osft.common.storage import Location, is_s3, join
+
+
+def trainer_epochs_for_pairs() -> Callable[[int], float] | None:
+    """The trainer's smart-default epochs by number of pairs, when the trainer package is installed."""
+    try:
+        from osft.trainer.defaults import DEFAULTS_BY_PAIRS  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return lambda pairs: next(row[1] for row in DEFAULTS_BY_PAIRS if pairs <= row[0])
+
+
+def estimate_from_run_dir(spec: RunSpec, run_dir: str, prices: PriceTable | None = None) -> Estimate:
+    """Estimate from a run folder whose extract stage has completed; writes ``estimate.json`` there."""
+    prices = prices or load_price_table()
+    extract = read_manifest(run_dir, "extract")
+    if not isinstance(extract, ExtractManifest):
+        raise QuotaError(
+            f"cannot estimate: the extract stage has not completed in {run_dir}",
+            hint="run 'osft estimate SPEC' without --run-dir, or 'extract run' first",
+        )
+    assumptions = prices.data["querygen_assumptions"]
+    with tempfile.TemporaryDirectory(prefix="osft-estimate-") as cache:
+        sample = sample_corpus(
+            run_dir, extract, spec.querygen.max_document_chars, assumptions["chars_per_token_fallback"], Path(cache)
+        )
+    querygen = read_manifest(run_dir, "querygen")
+    known = None
+    if isinstance(querygen, QuerygenManifest):
+        known = querygen.stats.train_pairs
+    elif extract.stats.pairs_file:
+        known = extract.stats.pairs_written
+    on_aws = is_s3(run_dir) or spec.training.compute == "sagemaker"
+    estimate = build_estimate(
+        spec, sample, prices, on_aws=on_aws, train_pairs_known=known, epochs_for_pairs=trainer_epochs_for_pairs()
+    )
+    Location(join(run_dir, ESTIMATE_FILE)).write_text(estimate.model_dump_json(indent=2))
+    return estimate
+
+
+def estimate_run(spec_uri: str, run_dir: str | None = None) -> Estimate:
+    """Run (or reuse) the extract stage, then estimate. Without ``run_dir`` a temporary folder is used."""
+    with tempfile.TemporaryDirectory(prefix="osft-estimate-run-") as scratch:
+        folder = run_dir or scratch
+        run_stage(load_stage("extract"), spec_uri, folder)
+        if not is_s3(folder):
+            folder = str(Path(folder).resolve())
+        return estimate_from_run_dir(load_spec(spec_uri), folder)
+
+
+def check_budget(estimate: Estimate) -> None:
+    """Raise QuotaError when the estimate exceeds ``max_cost_usd`` or cannot be checked against it."""
+    limit = estimate.max_cost_usd
+    if limit is None:
+        return
+    if estimate.unpriced:
+        raise QuotaError(
+            f"max_cost_usd: cannot check the budget of ${limit:,.2f}: no price for {'; '.join(estimate.unpriced)}",
+            hint="add the model or instance type to the price table (osft/common/data/prices.json or the querygen "
+            "Bedrock table), or remove max_cost_usd from the spec",
+        )
+    if estimate.over_budget:
+        biggest = max((i for i in estimate.items if not i.alternative and not i.monthly), key=lambda i: i.usd or 0)
+        raise QuotaError(
+            f"max_cost_usd: the run is estimated at ${estimate.run_usd:,.2f}, over the limit of ${limit:,.2f}; "
+            f"nothing has been spent yet. Largest item: {biggest.stage}: {biggest.item} (${biggest.usd or 0:,.2f})",
+            hint="raise max_cost_usd, sample fewer documents (sampling.max_docs), lower querygen.queries_per_doc, "
+            "use bedrock-batch or a cheaper model_id; 'osft estimate SPEC' prints every line",
+        )
+
+
+__all__ = [
+    "ESTIMATE_FILE",
+    "Estimate",
+    "LineItem",
+    "check_budget",
+    "estimate_from_run_dir",
+    "estimate_run",
+    "load_price_table",
+    "render_comparison",
+    "render_estimate",
+]

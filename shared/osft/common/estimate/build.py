@@ -1,0 +1,62 @@
+"""Assemble an ``Estimate`` from the spec, a corpus sample and the price table (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from osft.common.estimate.corpus_sample import CorpusSample
+from osft.common.estimate.cost_model import (
+    Context,
+    aws_items,
+    endpoint_items,
+    querygen_items,
+    training_items,
+)
+from osft.common.estimate.model import Estimate, Expected
+from osft.common.estimate.prices import PriceTable
+from osft.common.spec import RunSpec
+
+STAGE_ORDER = ("extract", "querygen", "train", "evaluate", "storage", "orchestration", "endpoint")
+
+
+def build_estimate(
+    spec: RunSpec,
+    sample: CorpusSample,
+    prices: PriceTable,
+    *,
+    on_aws: bool,
+    train_pairs_known: int | None = None,
+    epochs_for_pairs: Callable[[int], float] | None = None,
+) -> Estimate:
+    """Price every stage; ``run_usd`` totals the one-off items the run would choose."""
+    ctx = Context(spec, sample, prices, on_aws, train_pairs_known, epochs_for_pairs)
+    expected = Expected()
+    items = querygen_items(ctx, expected) + training_items(ctx, expected) + endpoint_items(ctx) + aws_items(ctx)
+    items.sort(key=lambda i: STAGE_ORDER.index(i.stage))
+    chosen = [i for i in items if not i.alternative]
+    unpriced = [f"{i.stage}: {i.item}" for i in chosen if i.usd is None]
+    monthly = [i.usd for i in chosen if i.monthly]
+    notes = []
+    if epochs_for_pairs is None and spec.training.epochs is None:
+        notes.append("training.epochs unset and the trainer's defaults table is not installed here: assumed 1 epoch")
+    if not on_aws:
+        notes.append("local run: compute on this machine is shown in hours at $0; only paid services are priced")
+    bedrock_table = f"{prices.bedrock_origin}, as of {prices.bedrock.get('as_of', '?')}"
+    return Estimate(
+        spec_name=spec.name,
+        created_at=datetime.now(UTC),
+        prices_as_of=prices.as_of,
+        bedrock_prices=bedrock_table,
+        tokenizer=sample.tokenizer,
+        documents=sample.documents,
+        sampled_documents=sample.sampled,
+        mean_document_tokens=round(sample.mean_prompt_tokens, 1),
+        items=items,
+        expected=expected,
+        run_usd=round(sum(i.usd or 0.0 for i in chosen if not i.monthly), 4),
+        unpriced=unpriced,
+        endpoint_monthly_usd=None if not monthly or None in monthly else round(sum(monthly), 4),  # type: ignore[arg-type]
+        max_cost_usd=spec.max_cost_usd,
+        notes=notes,
+    )

@@ -1,0 +1,289 @@
+"""Line items by stage, from the spec, a corpus sample and the price table.
+
+Each function prices one part of the run. The rules are deliberately simple and stated in the
+item text, so a user can check them against the bill and ``docs/estimate.md``:
+
+- querygen: one prompt per document; input = prompt overhead + few-shot examples + the document
+  (cut at ``max_document_chars``), output = ``queries_per_doc`` queries;
+- training: examples seen / pairs-per-second of the compute and model size (scaled by
+  ``256 / max_seq_length``, and by the extra texts hard negatives add), plus SageMaker's
+  start-up billing;
+- evaluation: the corpus encoded twice (base and tuned);
+- endpoint: real-time instance hours vs serverless GB-seconds at the expected request rate;
+- on AWS: Fargate time of extract/querygen, S3 storage, Step Functions transitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from osft.common.estimate.corpus_sample import CorpusSample
+from osft.common.estimate.model import Expected, LineItem
+from osft.common.estimate.prices import PriceTable
+from osft.common.spec import RunSpec
+
+DAYS_PER_MONTH = 30.4
+REFERENCE_SEQ_LENGTH = 256
+MODEL_GB = {"small": 0.09, "base": 0.44, "large": 1.34}
+FARGATE_VCPU, FARGATE_GB = 1.0, 4.0
+BATCH_JOB_TASK_HOURS = 1.0
+
+
+def model_size(name: str) -> str:
+    """small / base / large from a model id or folder name (MiniLM and *-small-* count as small)."""
+    lowered = name.lower()
+    if "large" in lowered:
+        return "large"
+    if "small" in lowered or "minilm" in lowered or "tiny" in lowered:
+        return "small"
+    return "base"
+
+
+@dataclass(frozen=True)
+class Context:
+    spec: RunSpec
+    sample: CorpusSample
+    prices: PriceTable
+    on_aws: bool
+    train_pairs_known: int | None = None
+    """Training pairs already written by querygen (or given as pairs), when the run folder has them."""
+    epochs_for_pairs: Callable[[int], float] | None = None
+    """The trainer's smart-default epochs for a number of pairs, when the trainer package is installed."""
+
+
+def querygen_items(ctx: Context, expected: Expected) -> list[LineItem]:
+    qg, sample, prices = ctx.spec.querygen, ctx.sample, ctx.prices
+    if not qg.uses_llm:
+        seconds = sample.documents / prices.data["throughput"]["offline_querygen_docs_per_second"]
+        return [LineItem(stage="querygen", item="offline generator (no LLM)", quantity=0, unit="tokens", usd=0.0)] + (
+            _fargate("querygen", seconds, prices) if ctx.on_aws else []
+        )
+    assume = prices.data["querygen_assumptions"]
+    examples = qg.few_shot * assume["tokens_per_example_query"] if qg.examples_path else 0
+    input_per_record = assume["prompt_overhead_tokens"] + examples + sample.mean_prompt_tokens
+    output_per_record = assume["output_overhead_tokens"] + qg.queries_per_doc * assume["output_tokens_per_query"]
+    records = sample.documents
+    expected.input_tokens = round(records * input_per_record)
+    expected.output_tokens = round(records * output_per_record)
+    tokens = f"{records:,} prompts × ({input_per_record:,.0f} in + {output_per_record:,.0f} out) tokens"
+    model_id = qg.resolved_model_id or "?"
+    if qg.provider == "openai":
+        return [
+            LineItem(
+                stage="querygen",
+                item=f"OpenAI-compatible '{model_id}': {tokens} (price not in the table)",
+                quantity=expected.input_tokens + expected.output_tokens,
+                unit="tokens",
+            )
+        ]
+    row = prices.bedrock_price(model_id)
+    unit = prices.bedrock.get("unit_tokens", 1_000_000)
+    discount = prices.bedrock.get("batch_discount", 0.5)
+    on_demand = None
+    if row is not None:
+        on_demand = (expected.input_tokens * row["input"] + expected.output_tokens * row["output"]) / unit
+    batch = None if on_demand is None else on_demand * discount
+    use_batch = qg.provider == "bedrock-batch" and records >= qg.bedrock.min_records_per_job
+    items = [
+        LineItem(
+            stage="querygen",
+            item=f"Bedrock batch {model_id}: {tokens} at {discount:g}× on-demand",
+            quantity=expected.input_tokens + expected.output_tokens,
+            unit="tokens",
+            usd=_round(batch),
+            alternative=not use_batch,
+        ),
+        LineItem(
+            stage="querygen",
+            item=f"Bedrock on-demand {model_id}: {tokens}",
+            quantity=expected.input_tokens + expected.output_tokens,
+            unit="tokens",
+            usd=_round(on_demand),
+            alternative=use_batch,
+        ),
+    ]
+    if ctx.on_aws:
+        rate = prices.data["throughput"]["llm_records_per_second_on_demand"] * qg.bedrock.max_concurrency / 8
+        hours = BATCH_JOB_TASK_HOURS if use_batch else records / rate / 3600
+        items += _fargate("querygen", hours * 3600, prices)
+    return items
+
+
+def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
+    spec, prices = ctx.spec, ctx.prices
+    training = spec.training
+    size = model_size(spec.model.base)
+    compute = "local-cpu" if training.compute == "local" else training.sagemaker.instance_type
+    expected.compute = compute
+    pairs = ctx.train_pairs_known
+    if pairs is None:
+        kept = 1 - spec.querygen.heldout_fraction
+        pairs = round(ctx.sample.documents * spec.querygen.queries_per_doc * kept)
+    if training.max_train_pairs:
+        pairs = min(pairs, training.max_train_pairs)
+    epochs = training.epochs or (ctx.epochs_for_pairs(pairs) if ctx.epochs_for_pairs else 1.0)
+    batch = training.batch_size or 32
+    seen = training.max_steps * batch if training.max_steps else round(pairs * epochs)
+    expected.train_pairs, expected.train_examples_seen = pairs, seen
+
+    seq = spec.model.max_seq_length or REFERENCE_SEQ_LENGTH
+    measured = prices.throughput(compute, size)
+    if measured is None:
+        return [
+            LineItem(
+                stage="train",
+                item=f"{compute}: no training throughput in the price table (add a row to "
+                "osft/common/data/prices.json throughput.training_pairs_per_second)",
+                quantity=seen,
+                unit="examples",
+            )
+        ]
+    rate = measured * REFERENCE_SEQ_LENGTH / seq
+    texts_per_example = 2 + (training.hard_negatives.num_negatives if training.hard_negatives.enabled else 0)
+    train_seconds = seen / rate * texts_per_example / 2
+    encode_rate = rate * prices.data["throughput"]["encode_speedup"]
+    if training.hard_negatives.enabled:
+        train_seconds += (ctx.sample.documents + pairs) / encode_rate
+    if training.distillation.enabled:
+        train_seconds += pairs * (texts_per_example - 1) / (encode_rate / 2)
+    count = training.sagemaker.instance_count if compute != "local-cpu" else 1
+    train_seconds /= count
+    evaluate_seconds = 2 * ctx.sample.documents / encode_rate
+    expected.train_seconds = round(train_seconds, 1)
+    expected.evaluate_seconds = round(evaluate_seconds, 1)
+    what = f"{seen:,} examples ({pairs:,} pairs × {epochs:g} epochs) at {rate:,.1f} pairs/s ({size} model, seq {seq})"
+    if compute == "local-cpu":
+        return [
+            LineItem(
+                stage="train", item=f"local CPU: {what}", quantity=round(train_seconds / 3600, 3), unit="hours", usd=0.0
+            ),
+            LineItem(
+                stage="evaluate",
+                item="local CPU: corpus encoded with base and tuned models",
+                quantity=round(evaluate_seconds / 3600, 3),
+                unit="hours",
+                usd=0.0,
+            ),
+        ]
+    hourly = prices.data["sagemaker_training_per_hour"].get(compute)
+    overhead = prices.data["sagemaker_billing_overhead_seconds"]
+    hours = (train_seconds + overhead) / 3600 * count
+    spot = 1 - prices.data["spot_discount"]
+    use_spot = training.sagemaker.use_spot
+    return [
+        LineItem(
+            stage="train",
+            item=f"SageMaker {count}× {compute} on-demand: {what}",
+            quantity=round(hours, 3),
+            unit="instance-hours",
+            unit_usd=hourly,
+            usd=_round(hourly and hours * hourly),
+            alternative=use_spot,
+        ),
+        LineItem(
+            stage="train",
+            item=f"SageMaker {count}× {compute} managed spot ({prices.data['spot_discount']:.0%} off)",
+            quantity=round(hours, 3),
+            unit="instance-hours",
+            unit_usd=_round(hourly and hourly * spot),
+            usd=_round(hourly and hours * hourly * spot),
+            alternative=not use_spot,
+        ),
+        LineItem(
+            stage="evaluate",
+            item=f"{compute}: corpus encoded with base and tuned models",
+            quantity=round((evaluate_seconds + overhead) / 3600, 3),
+            unit="instance-hours",
+            unit_usd=hourly,
+            usd=_round(hourly and (evaluate_seconds + overhead) / 3600 * hourly),
+        ),
+    ]
+
+
+def endpoint_items(ctx: Context) -> list[LineItem]:
+    deploy = ctx.spec.deploy
+    if deploy is None or deploy.sagemaker is None:
+        return []
+    endpoint, prices, cost = deploy.sagemaker, ctx.prices, ctx.spec.cost
+    hourly = prices.data["sagemaker_realtime_per_hour"].get(endpoint.instance_type)
+    realtime_hours = prices.data["hours_per_month"] * endpoint.instance_count
+    requests = cost.expected_requests_per_day * DAYS_PER_MONTH
+    ms = prices.data["throughput"]["serverless_ms_per_request"][model_size(ctx.spec.model.base)]
+    gb_seconds = requests * ms / 1000 * endpoint.memory_size_mb / 1024
+    data_gb = requests * cost.mean_request_kb / 1024 / 1024
+    serverless = gb_seconds * prices.data["sagemaker_serverless_per_gb_second"]
+    serverless += data_gb * prices.data["sagemaker_serverless_per_gb_processed"]
+    realtime = endpoint.mode == "real-time"
+    return [
+        LineItem(
+            stage="endpoint",
+            item=f"real-time {endpoint.instance_count}× {endpoint.instance_type}, always on",
+            quantity=realtime_hours,
+            unit="instance-hours/month",
+            unit_usd=hourly,
+            usd=_round(hourly and realtime_hours * hourly),
+            monthly=True,
+            alternative=not realtime,
+        ),
+        LineItem(
+            stage="endpoint",
+            item=f"serverless {endpoint.memory_size_mb} MB: {cost.expected_requests_per_day:,} requests/day "
+            f"× {ms} ms (cost.expected_requests_per_day)",
+            quantity=round(requests),
+            unit="requests/month",
+            usd=_round(serverless),
+            monthly=True,
+            alternative=realtime,
+        ),
+    ]
+
+
+def aws_items(ctx: Context) -> list[LineItem]:
+    """Fargate for extract, S3 storage for a month, Step Functions transitions (AWS runs only)."""
+    if not ctx.on_aws:
+        return []
+    prices = ctx.prices
+    seconds = ctx.sample.documents / prices.data["throughput"]["extract_docs_per_second"]
+    size = model_size(ctx.spec.model.base)
+    exports = 1 + ctx.spec.training.export.onnx + ctx.spec.training.export.onnx_int8 * 0.25
+    exports += 2 * ctx.spec.training.export.opensearch_zip
+    gigabytes = 3 * ctx.sample.total_bytes / 1e9 + MODEL_GB[size] * exports
+    transitions = prices.data["step_functions_transitions_per_run"]
+    return [
+        *_fargate("extract", seconds, prices),
+        LineItem(
+            stage="storage",
+            item="S3 Standard: corpus, pairs, model and exports, one month",
+            quantity=round(gigabytes, 3),
+            unit="GB-month",
+            unit_usd=prices.data["s3_per_gb_month"],
+            usd=_round(gigabytes * prices.data["s3_per_gb_month"]),
+        ),
+        LineItem(
+            stage="orchestration",
+            item="Step Functions standard workflow",
+            quantity=transitions,
+            unit="state transitions",
+            usd=_round(transitions * prices.data["step_functions_per_1000_transitions"] / 1000),
+        ),
+    ]
+
+
+def _fargate(stage: str, seconds: float, prices: PriceTable) -> list[LineItem]:
+    hours = max(seconds, 60) / 3600
+    hourly = FARGATE_VCPU * prices.data["fargate_per_vcpu_hour"] + FARGATE_GB * prices.data["fargate_per_gb_hour"]
+    return [
+        LineItem(
+            stage=stage,
+            item=f"Fargate task ({FARGATE_VCPU:g} vCPU, {FARGATE_GB:g} GB)",
+            quantity=round(hours, 4),
+            unit="task-hours",
+            unit_usd=round(hourly, 5),
+            usd=_round(hours * hourly),
+        )
+    ]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
