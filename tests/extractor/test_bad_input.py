@@ -138,7 +138,7 @@ def test_the_cli_prints_one_message_and_no_traceback(write_spec, tmp_path):
 
 
 def test_the_cli_reports_an_unreachable_opensearch_without_traceback(write_spec, tmp_path):
-    from conftest import opensearch_source
+    from tests.extractor.conftest import opensearch_source
 
     spec = write_spec(opensearch_source("http://127.0.0.1:9", connection={"max_retries": 0}))
     result = CliRunner().invoke(cli, ["run", "--spec", spec, "--run-dir", str(tmp_path / "run")])

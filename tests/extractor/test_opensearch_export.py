@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conftest import opensearch_source
 from opensearch_server import CUT, DROP, DropAfter, RateLimitStorm, always, is_scroll_continuation
 
 from osft.common.errors import CredentialsError, ServiceError
 from osft.common.spec.source import OpenSearchSource
 from osft.extractor.opensearch_source import OpenSearchExporter
+from tests.extractor.conftest import opensearch_source
 
 
 def exporter_for(url: str, **overrides) -> OpenSearchExporter:

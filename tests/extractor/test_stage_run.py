@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import corpus, opensearch_source
 
 from osft.common.corpus import iter_corpus
 from osft.common.stage import StageContext, run_stage
 from osft.extractor.stage import STAGE
+from tests.extractor.conftest import corpus, opensearch_source
 
 
 def shard_docs(run_dir: Path, manifest) -> list[dict]:

@@ -9,7 +9,6 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from conftest import make_docs, read_pairs, run_querygen
 from fake_bedrock import FakeBatchService
 from moto import mock_aws
 
@@ -17,6 +16,7 @@ from osft.common.spec.querygen import BedrockOptions
 from osft.querygen import bedrock_clients
 from osft.querygen.bedrock_batch import plan_jobs
 from osft.querygen.prompts import PromptRecord
+from tests.querygen.conftest import make_docs, read_pairs, run_querygen
 
 ROLE = "arn:aws:iam::123456789012:role/BedrockBatchRole"
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_docs, read_pairs, run_querygen
 from fake_bedrock import SimulatedKill
+
+from tests.querygen.conftest import make_docs, read_pairs, run_querygen
 
 FAST = {"retry_base_seconds": 0.001, "max_retries": 12, "region": "us-east-1"}
 
@@ -96,10 +97,10 @@ def test_access_denied_stops_with_a_clear_error(run_folder, aws_env, monkeypatch
 
 def test_killed_querygen_on_an_s3_run_folder_resumes_from_saved_work(tmp_path, fake_converse):
     import boto3
-    from conftest import write_extract_output, write_spec
     from moto import mock_aws
 
     from osft.common.storage import Location
+    from tests.querygen.conftest import write_extract_output, write_spec
 
     with mock_aws():
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="runs")

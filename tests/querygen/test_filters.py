@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import make_docs, read_pairs, run_querygen
 
 from osft.common.errors import OsftError
 from osft.common.spec.querygen import QueryFilters
 from osft.querygen.filters import QueryFilter, copied_words, normalize_query
 from osft.querygen.offline import GeneratedQuery
+from tests.querygen.conftest import make_docs, read_pairs, run_querygen
 
 DOC = "Glacier melt rates in the northern Alps doubled between 2000 and 2020 according to satellite surveys."
 

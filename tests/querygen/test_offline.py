@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import make_docs, read_pairs, run_querygen
-
 from osft.querygen.offline import DocumentFrequencies, OfflineGenerator, key_phrases, shorten_claim
+from tests.querygen.conftest import make_docs, read_pairs, run_querygen
 
 
 def test_offline_provider_writes_seeded_mixed_style_pairs(run_folder):

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_docs, read_pairs, run_querygen
 from openai_server import ChatServer
 
 from osft.common.errors import CredentialsError, ServiceError
+from tests.querygen.conftest import make_docs, read_pairs, run_querygen
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_docs
 from openai_server import ChatServer
 
 from osft.common.cli import main
+from tests.querygen.conftest import make_docs
 
 BEDROCK = {"region": "us-east-1", "retry_base_seconds": 0.001}
 

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_docs, run_querygen
 
 from osft.common.errors import InputDataError, OsftError
 from osft.common.spec.querygen import QueryGen
 from osft.querygen.prompts import PromptBuilder, load_examples, load_templates
+from tests.querygen.conftest import make_docs, run_querygen
 
 
 def builder(tmp_path: Path | None = None, examples: list[str] | None = None, **options) -> PromptBuilder:
