@@ -21,8 +21,13 @@ $(STAMP): shared/pyproject.toml images/*/pyproject.toml requirements-dev.txt
 
 install: $(STAMP)
 
-demo: install
-	$(BIN)/python scripts/make_demo_corpus.py data/demo/python_docs.jsonl
+DEMO_CORPUS := data/demo/python_docs.jsonl
+
+# Built once: rewriting it would change its timestamp and make the extract stage run again.
+$(DEMO_CORPUS): scripts/make_demo_corpus.py | $(STAMP)
+	$(BIN)/python scripts/make_demo_corpus.py $@
+
+demo: install $(DEMO_CORPUS)
 	$(BIN)/osft run examples/demo.json
 
 test: install

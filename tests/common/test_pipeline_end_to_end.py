@@ -66,3 +66,12 @@ def test_changed_training_section_reruns_train_and_evaluate_only(
     skipped = {o.stage: o.skipped for o in rerun.outcomes}
     assert skipped == {"extract": True, "querygen": True, "train": False, "evaluate": False}
     assert rerun.manifest("train").counts["steps"] == 3
+
+
+def test_a_rerun_that_writes_identical_outputs_leaves_later_stages_done(tmp_path, tiny_corpus, write_spec, tiny_spec):
+    spec = write_spec(tiny_spec(tiny_corpus))
+    run_dir = tmp_path / "run"
+    run_pipeline(str(spec), run_dir=str(run_dir), until="querygen")
+    tiny_corpus.write_bytes(tiny_corpus.read_bytes())  # same content, new modification time
+    rerun = run_pipeline(str(spec), run_dir=str(run_dir), until="querygen")
+    assert {o.stage: o.skipped for o in rerun.outcomes} == {"extract": False, "querygen": True}

@@ -159,8 +159,9 @@ def compute_fingerprint(ctx: StageContext, upstream: dict[str, StageManifest]) -
         "stage": definition.name,
         "version": definition.version,
         "spec": {name: _dump(getattr(ctx.spec, name)) for name in definition.spec_sections},
-        # Upstream outputs' hashes, not just fingerprints: a forced re-run that changed them re-runs what follows.
-        "upstream": {name: [m.fingerprint, [o.sha256 for o in m.outputs]] for name, m in sorted(upstream.items())},
+        # Content-addressed: what an upstream stage wrote, not how it was asked. A re-run that writes the
+        # same files leaves later stages done; one that writes different files re-runs them.
+        "upstream": {name: sorted((o.path, o.sha256) for o in m.outputs) for name, m in sorted(upstream.items())},
         "inputs": definition.input_fingerprint(ctx) if definition.input_fingerprint else None,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
@@ -172,7 +173,7 @@ def compute_work_key(ctx: StageContext, upstream: dict[str, StageManifest], fing
         return fingerprint
     material = {
         "version": ctx.definition.version,
-        "upstream": {name: m.fingerprint for name, m in sorted(upstream.items())},
+        "upstream": {name: sorted((o.path, o.sha256) for o in m.outputs) for name, m in sorted(upstream.items())},
         "work": ctx.definition.work_key(ctx),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
