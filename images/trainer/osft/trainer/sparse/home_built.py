@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from osft.common.errors import OsftError
-from osft.trainer.models import packaged_minilm_path
+from osft.common.model_source import packaged_minilm_path
 
 HOME_BUILT_ID = "osft/minilm-splade-home-built"
 """A ``model.base`` value naming this model; it is built once into the osft cache folder."""
