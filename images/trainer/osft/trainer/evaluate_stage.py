@@ -105,6 +105,26 @@ def _plain_metrics(raw: dict[str, float], name: str) -> dict[str, float]:
     return plain
 
 
+def evaluation_sets(ctx: StageContext, corpus_ids: set[str]) -> tuple[dict[str, JudgedSet], str, list[str]]:
+    """The query sets to score (judged and synthetic held-out), which one decides, and notes for the report."""
+    sets: dict[str, JudgedSet] = {}
+    notes: list[str] = []
+    if ctx.spec.evaluation.judged is not None:
+        sets["judged"], dropped = judged_set(ctx, corpus_ids)
+        if dropped:
+            notes.append(f"{dropped} judged queries have no relevant document in the corpus and were left out")
+    synthetic = synthetic_set(ctx, corpus_ids)
+    if synthetic.queries:
+        sets["synthetic-heldout"] = synthetic
+    if not sets:
+        raise InputDataError(
+            "no evaluation queries: the held-out split is empty and no judged queries were given",
+            path=ctx.spec_uri,
+            hint="set querygen.heldout_fraction above 0 or evaluation.judged",
+        )
+    return sets, ("judged" if "judged" in sets else "synthetic-heldout"), notes
+
+
 def run(ctx: StageContext) -> StageResult:
     if ctx.spec.model.type == "sparse":
         from osft.trainer.sparse.evaluate import evaluate_sparse
@@ -118,22 +138,7 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     train = ctx.upstream("train")
     docs = load_corpus(ctx)
     corpus = {doc_id: document_text(doc) for doc_id, doc in docs.items()}
-    sets: dict[str, JudgedSet] = {}
-    notes: list[str] = []
-    if evaluation.judged is not None:
-        sets["judged"], dropped = judged_set(ctx, set(corpus))
-        if dropped:
-            notes.append(f"{dropped} judged queries have no relevant document in the corpus and were left out")
-    synthetic = synthetic_set(ctx, set(corpus))
-    if synthetic.queries:
-        sets["synthetic-heldout"] = synthetic
-    if not sets:
-        raise InputDataError(
-            "no evaluation queries: the held-out split is empty and no judged queries were given",
-            path=ctx.spec_uri,
-            hint="set querygen.heldout_fraction above 0 or evaluation.judged",
-        )
-    deciding = "judged" if "judged" in sets else "synthetic-heldout"
+    sets, deciding, notes = evaluation_sets(ctx, set(corpus))
     hp = train.stats.hyperparameters
     scorer = RetrievalScorer(corpus, hp.get("query_prefix", ""), hp.get("document_prefix", ""), evaluation.batch_size)
     show = progress_enabled()

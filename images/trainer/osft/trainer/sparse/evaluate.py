@@ -15,11 +15,10 @@ from pathlib import Path
 
 from osft.common.beir import JudgedSet
 from osft.common.corpus import document_text, load_corpus
-from osft.common.errors import InputDataError
 from osft.common.manifests import EvaluateStats
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageResult
-from osft.trainer.evaluate_stage import GATE_FILE, METRICS_FILE, REPORTED, judged_set, synthetic_set
+from osft.trainer.evaluate_stage import GATE_FILE, METRICS_FILE, REPORTED, evaluation_sets
 from osft.trainer.gate import decide
 from osft.trainer.html_report import write_report
 from osft.trainer.sparse.models import choose_sparse_model, load_sparse_encoder, prepare_sparse_model
@@ -95,22 +94,7 @@ def evaluate_sparse(ctx: StageContext) -> StageResult:
     spec, evaluation = ctx.spec, ctx.spec.evaluation
     train = ctx.upstream("train")
     corpus = {doc_id: document_text(doc) for doc_id, doc in load_corpus(ctx).items()}
-    sets: dict[str, JudgedSet] = {}
-    notes: list[str] = []
-    if evaluation.judged is not None:
-        sets["judged"], dropped = judged_set(ctx, set(corpus))
-        if dropped:
-            notes.append(f"{dropped} judged queries have no relevant document in the corpus and were left out")
-    synthetic = synthetic_set(ctx, set(corpus))
-    if synthetic.queries:
-        sets["synthetic-heldout"] = synthetic
-    if not sets:
-        raise InputDataError(
-            "no evaluation queries: the held-out split is empty and no judged queries were given",
-            path=ctx.spec_uri,
-            hint="set querygen.heldout_fraction above 0 or evaluation.judged",
-        )
-    deciding = "judged" if "judged" in sets else "synthetic-heldout"
+    sets, deciding, notes = evaluation_sets(ctx, set(corpus))
     max_len = train.stats.hyperparameters.get("max_seq_length")
     max_active = spec.training.sparse.max_active_dims
 
