@@ -7,7 +7,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from osft.common.errors import InputDataError
 from osft.common.storage import atomic_path
@@ -77,8 +77,30 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
     return count
 
 
-def _open_for_write(path: Path, *, compressed: bool) -> io.TextIOBase:
-    return gzip.open(path, "wt", encoding="utf-8") if compressed else open(path, "w", encoding="utf-8")
+def _open_for_write(path: Path, *, compressed: bool) -> IO[str]:
+    return open_gzip_text(path) if compressed else open(path, "w", encoding="utf-8")
+
+
+def open_gzip_text(path: Path, compresslevel: int = 9) -> IO[str]:
+    """Open a gzip file for text writing whose bytes depend only on what is written.
+
+    gzip stamps the write time and the file name into its header, so the same records written a
+    second later, or under another temporary name, would hash differently and make every later
+    stage re-run. A zero timestamp and an empty name keep equal content byte-identical.
+    """
+    return io.TextIOWrapper(_ReproducibleGzipFile(path, compresslevel), encoding="utf-8")
+
+
+class _ReproducibleGzipFile(gzip.GzipFile):
+    def __init__(self, path: Path, compresslevel: int) -> None:
+        self._raw = open(path, "wb")  # noqa: SIM115 - closed in close()
+        super().__init__(filename="", mode="wb", fileobj=self._raw, compresslevel=compresslevel, mtime=0)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:

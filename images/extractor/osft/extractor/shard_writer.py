@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
+from osft.common.jsonl import open_gzip_text
 from osft.extractor.cleaning import length_bucket
 
 SHARD_SIZE = 50_000
@@ -41,7 +41,7 @@ class ShardWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._tmp = self.folder / f".{name}.tmp"
         # Kept open across write() calls; closed in _finish/abort.
-        self._handle = gzip.open(self._tmp, "wt", encoding="utf-8", compresslevel=self.compresslevel)  # noqa: SIM115
+        self._handle = open_gzip_text(self._tmp, compresslevel=self.compresslevel)
         self.shards.append(name)
         self._in_shard = 0
 
