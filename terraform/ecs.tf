@@ -1,6 +1,6 @@
 # The ECS Fargate cluster and one task definition per ECS stage (extract, querygen, register).
 # The state machine starts them with `run --spec <uri> --run-dir <uri>` as the container command;
-# the image's ENTRYPOINT is the stage's click command.
+# the image's ENTRYPOINT is the stage's click command. Plus the cost guard's task definition (below).
 
 resource "aws_ecs_cluster" "this" {
   name = var.name_prefix
@@ -75,6 +75,55 @@ resource "aws_ecs_task_definition" "stage" {
           "awslogs-group"         = aws_cloudwatch_log_group.stage[each.key].name
           "awslogs-region"        = local.region
           "awslogs-stream-prefix" = each.key
+        }
+      }
+    }
+  ])
+}
+
+# The cost guard: `osft estimate --spec <uri> --run-dir <uri> --enforce` on the extractor image,
+# after extract and before anything spends money. ECS container overrides cannot replace the
+# image's ENTRYPOINT (`extract`), so this task definition sets the entry point to `osft` (the
+# osft-common console script every image installs). It runs as the extract stage: same role
+# (reads the spec and the run folder, writes estimate.json there), log group and task size.
+resource "aws_ecs_task_definition" "estimate" {
+  family                   = "${var.name_prefix}-estimate"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.stage_resources["extract"].cpu
+  memory                   = var.stage_resources["extract"].memory
+  execution_role_arn       = aws_iam_role.task_execution.arn
+  task_role_arn            = aws_iam_role.task["extract"].arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  ephemeral_storage {
+    size_in_gib = var.stage_resources["extract"].ephemeral_storage_gib
+  }
+
+  volume {
+    name = "scratch"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = "estimate"
+      image                  = local.image_uris[local.ecs_stages["extract"].image]
+      entryPoint             = ["osft"]
+      essential              = true
+      readonlyRootFilesystem = true
+      environment            = local.stage_environment
+      mountPoints            = [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
+      linuxParameters        = { initProcessEnabled = true }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          "awslogs-group"         = aws_cloudwatch_log_group.stage["extract"].name
+          "awslogs-region"        = local.region
+          "awslogs-stream-prefix" = "estimate"
         }
       }
     }

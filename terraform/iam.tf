@@ -1,6 +1,7 @@
 # IAM, least privilege, one role per job:
 #   task_execution        ECS agent: pull the stage images, write the stage logs
 #   task["extract"]       read the run bucket and sources, read the named OpenSearch indices
+#                         (also the role of the cost guard, `osft estimate --enforce`)
 #   task["querygen"]      Bedrock invoke and batch jobs, PassRole for the batch service role only
 #   task["register"]      SageMaker endpoint APIs, OpenSearch ML Commons HTTP, PassRole for the
 #                         SageMaker execution and connector roles
@@ -420,7 +421,7 @@ data "aws_iam_policy_document" "step_functions" {
   statement {
     sid       = "RunTheStageTasks"
     actions   = ["ecs:RunTask"]
-    resources = [for td in aws_ecs_task_definition.stage : "${td.arn_without_revision}:*"]
+    resources = [for td in concat(values(aws_ecs_task_definition.stage), [aws_ecs_task_definition.estimate]) : "${td.arn_without_revision}:*"]
     condition {
       test     = "ArnEquals"
       variable = "ecs:cluster"

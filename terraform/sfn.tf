@@ -6,6 +6,7 @@ locals {
     bucket                       = aws_s3_bucket.runs.bucket
     cluster_arn                  = aws_ecs_cluster.this.arn
     extract_task_definition_arn  = aws_ecs_task_definition.stage["extract"].arn_without_revision
+    estimate_task_definition_arn = aws_ecs_task_definition.estimate.arn_without_revision
     querygen_task_definition_arn = aws_ecs_task_definition.stage["querygen"].arn_without_revision
     register_task_definition_arn = aws_ecs_task_definition.stage["register"].arn_without_revision
     subnet_ids                   = join(",", var.subnet_ids)

@@ -20,6 +20,7 @@ RENDER = {
     "bucket": BUCKET,
     "cluster_arn": "arn:aws:ecs:us-east-1:123456789012:cluster/osft",
     "extract_task_definition_arn": "arn:aws:ecs:us-east-1:123456789012:task-definition/osft-extract",
+    "estimate_task_definition_arn": "arn:aws:ecs:us-east-1:123456789012:task-definition/osft-estimate",
     "querygen_task_definition_arn": "arn:aws:ecs:us-east-1:123456789012:task-definition/osft-querygen",
     "register_task_definition_arn": "arn:aws:ecs:us-east-1:123456789012:task-definition/osft-register",
     "subnet_ids": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",

@@ -61,6 +61,35 @@ def image_scripts(image: str) -> dict[str, str]:
     return pyproject["project"]["scripts"]
 
 
+def installed_scripts(image: str) -> set[str]:
+    """Console scripts the image has on PATH: those of every local package (osft-common gives `osft`)
+    its Dockerfile pip-installs into a virtualenv whose bin/ the image puts on PATH."""
+    dockerfile = (REPO / "images" / image / "Dockerfile").read_text().replace("\\\n", " ")
+    scripts: set[str] = set()
+    for venv, args in re.findall(r"(\S+)/bin/pip install ([^\n&]+)", dockerfile):
+        if not re.search(rf"^ENV PATH={re.escape(venv)}/bin:", dockerfile, flags=re.MULTILINE):
+            continue
+        for package in re.findall(r"/src/(shared|images/\w+)", args):
+            pyproject = tomllib.loads((REPO / package / "pyproject.toml").read_text())
+            scripts |= set(pyproject["project"].get("scripts", {}))
+    return scripts
+
+
+def ecs_task_entrypoints() -> dict[str, tuple[str, str]]:
+    """Task definitions of terraform/ecs.tf that set their own entry point, as
+    container name -> (image, entry point); e.g. the cost guard's estimate -> (extractor, osft)."""
+    found: dict[str, tuple[str, str]] = {}
+    text = (TERRAFORM_DIR / "ecs.tf").read_text()
+    for block in re.split(r'^resource "aws_ecs_task_definition" ', text, flags=re.MULTILINE)[1:]:
+        container = block.split("container_definitions", 1)[-1]
+        entry = re.search(r'entryPoint\s*=\s*\["(\w+)"\]', container)
+        if entry:
+            name = re.search(r'\bname\s*=\s*"(\w+)"', container).group(1)
+            stage = re.search(r'local\.ecs_stages\["(\w+)"\]\.image', container).group(1)
+            found[name] = (ecs_stage_images()[stage], entry.group(1))
+    return found
+
+
 def ecs_stage_images() -> dict[str, str]:
     """The ECS stages of terraform/main.tf (container name -> image), read from local.ecs_stages."""
     block = (TERRAFORM_DIR / "main.tf").read_text().split("ecs_stages = {", 1)[1].split("\n  }", 1)[0]
@@ -175,7 +204,10 @@ def test_every_task_retries_transient_errors_and_records_failures(asl: dict) -> 
         assert retried and "States.ALL" not in retried, f"{name}: no Retry, or one that retries every error"
         catch = state.get("Catch", [])
         assert catch and catch[0]["ErrorEquals"] == ["States.ALL"], f"{name}: no catch-all"
-        assert catch[0]["Next"] == ("Failed" if name == "RecordFailure" else "RecordFailure"), name
+        handler = catch[0]["Next"]
+        if asl["States"][handler]["Type"] == "Choice":  # sorts the error first, e.g. EstimateFailed
+            handler = asl["States"][handler]["Default"]
+        assert handler == ("Failed" if name == "RecordFailure" else "RecordFailure"), name
     record = asl["States"]["RecordFailure"]
     assert record["Resource"] == "arn:aws:states:::aws-sdk:s3:putObject"
     assert "/error.json" in record["Arguments"]["Key"]
@@ -184,9 +216,16 @@ def test_every_task_retries_transient_errors_and_records_failures(asl: dict) -> 
 def test_ecs_tasks_run_commands_their_image_really_has(asl: dict) -> None:
     stage_images = ecs_stage_images()
     ecs = tasks(asl, ECS_RESOURCE)
-    assert set(ecs) == {"Extract", "Querygen", "Register"}
+    assert set(ecs) == {"Extract", "EstimateCost", "Querygen", "Register"}
+    own_entrypoints = ecs_task_entrypoints()
     for name, state in ecs.items():
         override = state["Arguments"]["Overrides"]["ContainerOverrides"][0]
+        if override["Name"] in own_entrypoints:  # the task definition sets the entry point: any installed script
+            image, script = own_entrypoints[override["Name"]]
+            assert state["Arguments"]["TaskDefinition"] == "${" + override["Name"] + "_task_definition_arn}", name
+            assert script in installed_scripts(image), f"{name}: image {image} installs no console script '{script}'"
+            assert_accepts(script, concrete(override["Command"]))
+            continue
         script = override["Name"]
         assert state["Arguments"]["TaskDefinition"] == "${" + script + "_task_definition_arn}", name
         image = stage_images[script]
@@ -210,9 +249,12 @@ def test_sagemaker_jobs_run_commands_the_trainer_image_really_has(asl: dict) -> 
 
 
 def test_stages_get_the_same_spec_and_run_folder(asl: dict) -> None:
-    arguments = [
-        s["Arguments"]["Overrides"]["ContainerOverrides"][0]["Command"] for s in tasks(asl, ECS_RESOURCE).values()
-    ] + [s["Arguments"]["AlgorithmSpecification"]["ContainerArguments"] for s in tasks(asl, TRAINING_RESOURCE).values()]
+    ecs = tasks(asl, ECS_RESOURCE)
+    guard = ecs.pop("EstimateCost")["Arguments"]["Overrides"]["ContainerOverrides"][0]["Command"]
+    assert guard == ["estimate", "--spec", "{% $specUri %}", "--run-dir", "{% $runDir %}", "--enforce"], guard
+    arguments = [s["Arguments"]["Overrides"]["ContainerOverrides"][0]["Command"] for s in ecs.values()] + [
+        s["Arguments"]["AlgorithmSpecification"]["ContainerArguments"] for s in tasks(asl, TRAINING_RESOURCE).values()
+    ]
     assert all(a == ["run", "--spec", "{% $specUri %}", "--run-dir", "{% $runDir %}"] for a in arguments), arguments
     prepare = asl["States"]["Prepare"]["Assign"]
     assert prepare["specUri"].endswith("& '/spec.json' %}")
