@@ -13,12 +13,13 @@ from tokenizers import Tokenizer
 from osft.common.cli import main
 from osft.common.corpus import document_text
 from osft.common.errors import QuotaError
-from osft.common.estimate import ESTIMATE_FILE, Estimate, check_budget, estimate_run, load_price_table
+from osft.common.estimate import ESTIMATE_FILE, Estimate, check_budget, estimate_run, load_price_table, trainer_defaults
 from osft.common.estimate.prices import load_querygen_bedrock_prices
 from osft.common.jsonl import read_jsonl
 from osft.common.manifests import QuerygenManifest, QuerygenStats, Timings, TrainManifest, TrainStats
 from osft.common.report import render_status
 from osft.common.runner import run_pipeline, run_status
+from osft.common.spec.training import Training
 from osft.common.stage import read_manifest
 from tests.conftest import make_tiny_spec
 
@@ -205,3 +206,16 @@ def test_bedrock_fallback_prices_match_the_querygen_table():
     querygen = load_querygen_bedrock_prices()
     assert querygen is not None, "osft.querygen is installed in the dev environment"
     assert load_price_table().data["bedrock_fallback"] == querygen
+
+
+def test_the_estimate_follows_the_trainers_rules_for_offline_pairs(tiny_corpus, write_spec, tmp_path):
+    from osft.trainer.defaults import OFFLINE_EPOCHS, OFFLINE_PAIRS_CAP
+
+    pairs_and_epochs = trainer_defaults()
+    assert pairs_and_epochs is not None
+    assert pairs_and_epochs(Training(), 50_000, "offline") == (OFFLINE_PAIRS_CAP, OFFLINE_EPOCHS)
+    assert pairs_and_epochs(Training(), 800, "user-pairs") == (800, 3.0)
+    assert pairs_and_epochs(Training(max_train_pairs=20_000, epochs=2), 50_000, "offline") == (20_000, 2)
+    spec = make_tiny_spec(tiny_corpus, training={"batch_size": 8})
+    estimate = estimate_run(str(write_spec(spec)), str(tmp_path / "run"))
+    assert estimate.expected.train_examples_seen == estimate.expected.train_pairs  # one pass over offline pairs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from osft.common.corpus import document_text, positive_text
 from osft.querygen.offline import DocumentFrequencies, OfflineGenerator, key_phrases, shorten_claim
 from tests.querygen.conftest import make_docs, read_pairs, run_querygen
 
@@ -25,6 +26,23 @@ def test_offline_styles_can_be_chosen_in_the_spec(run_folder):
     )
     run_querygen(spec, run_dir)
     assert {p["kind"] for p in read_pairs(run_dir)} == {"keywords"}
+
+
+def test_inverse_cloze_pairs_train_on_the_document_without_their_sentence(run_folder):
+    docs = make_docs(6)
+    spec, run_dir = run_folder(
+        {"provider": "offline", "queries_per_doc": 1, "offline": {"styles": {"cloze": 1.0}}}, docs
+    )
+    run_querygen(spec, run_dir)
+    pairs = read_pairs(run_dir)
+    texts = {d["id"]: document_text(d) for d in docs}
+    assert pairs and all(p["kind"] == "cloze" and p["cut_query"] for p in pairs)
+    for pair in pairs:
+        assert pair["query"] in texts[pair["doc_id"]]
+        positive = positive_text(pair, texts[pair["doc_id"]])
+        assert pair["query"] not in positive and len(positive) < len(texts[pair["doc_id"]])
+    claim = {"query_id": "q", "query": "Statins lower LDL.", "doc_id": "d0", "kind": "claim"}
+    assert positive_text(claim, "Statins lower LDL. In adults.") == "Statins lower LDL. In adults."
 
 
 def test_ready_made_pairs_are_used_instead_of_generating(run_folder):

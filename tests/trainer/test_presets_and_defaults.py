@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from osft.common.spec.model import ModelSpec
 from osft.common.spec.training import Training
-from osft.trainer.defaults import BATCH_BY_MODEL_SIZE, CACHED_MNRL_BATCH, choose_hyperparameters, choose_max_seq_length
+from osft.trainer.defaults import (
+    BATCH_BY_MODEL_SIZE,
+    CACHED_MNRL_BATCH,
+    OFFLINE_PAIRS_CAP,
+    choose_hyperparameters,
+    choose_max_seq_length,
+    offline_pairs_cap,
+)
 from osft.trainer.models import BGE_QUERY_INSTRUCTION, apply_usage, load_sentence_transformer, model_usage
 
 
@@ -57,3 +64,15 @@ def test_values_given_in_the_spec_are_kept_and_not_explained() -> None:
     chosen = choose_hyperparameters(Training(epochs=2, learning_rate=3e-5, batch_size=12, warmup_ratio=0.0), 500)
     assert (chosen.epochs, chosen.learning_rate, chosen.batch_size, chosen.warmup_ratio) == (2, 3e-5, 12, 0.0)
     assert chosen.reasons == {}
+
+
+def test_offline_pseudo_queries_get_a_small_sample_and_one_pass() -> None:
+    cap, why = offline_pairs_cap(Training(), "offline")
+    assert cap == OFFLINE_PAIRS_CAP and "benchmark" in why
+    assert offline_pairs_cap(Training(max_train_pairs=5000), "offline") == (5000, None)
+    assert offline_pairs_cap(Training(), "user-pairs") == (None, None)
+    offline = choose_hyperparameters(Training(), train_pairs=800, provider="offline")
+    judged = choose_hyperparameters(Training(), train_pairs=800, provider="user-pairs")
+    assert (offline.epochs, judged.epochs) == (1.0, 3.0)
+    assert "offline" in offline.reasons["epochs"]
+    assert choose_hyperparameters(Training(epochs=2), train_pairs=800, provider="offline").epochs == 2

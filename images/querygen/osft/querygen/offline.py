@@ -9,12 +9,14 @@ type into a search box rather than like the document:
   ("how does statin therapy affect ldl cholesterol?");
 - ``keywords``: two or three distinctive key phrases, as a keyword query;
 - ``title``: the title as a query for its body;
-- ``cloze``: one sentence as it stands (inverse cloze task; off by default).
+- ``cloze``: one sentence as it stands, cut out of the document it trains against (inverse
+  cloze task: the pair is written with ``cut_query``).
 
-Why a mix: naive inverse-cloze sentences alone lowered SciFact nDCG@10 from 64.5 to 61.9 in
-our measurements, because they teach the model to match copied sentences. Shorter, reworded
-and keyword-style queries are closer to real queries. Everything is seeded per document, so
-the same corpus and seed give the same queries.
+Why the cut: inverse-cloze sentences left in their document lowered SciFact nDCG@10 from 64.5
+to 61.9 in earlier measurements, because the model learns to find copied words. With the
+sentence cut out, it has to tie a claim to the rest of its abstract, which is what a real
+query asks (docs/benchmarks.md has the measurements behind the default mix). Everything is
+seeded per document, so the same corpus and seed give the same queries.
 """
 
 from __future__ import annotations

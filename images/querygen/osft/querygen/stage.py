@@ -104,6 +104,8 @@ def run(ctx: StageContext) -> StageResult:
     heldout: list[Pair] = []
     for index, query in enumerate(kept):
         pair: Pair = {"query_id": f"q{index}", "query": query.query, "doc_id": query.doc_id, "kind": query.kind}
+        if query.kind == "cloze":
+            pair["cut_query"] = True
         (heldout if query.doc_id in heldout_docs else train).append(pair)
     if not train:
         raise OsftError(

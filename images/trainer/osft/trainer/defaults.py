@@ -20,6 +20,11 @@ DEFAULTS_BY_PAIRS: tuple[tuple[int, float, float], ...] = (
     (100_000, 1.0, 1e-5),
     (10**12, 1.0, 5e-6),
 )
+# Offline (no-LLM) pseudo-queries: more of them did not help on SciFact (docs/benchmarks.md, full corpus,
+# all-MiniLM-L6-v2): 1,000 pairs for one epoch moved nDCG@10 by +0.4 to +0.5, 2,000 and 3,000 pairs by
+# -0.35 and -0.6. Past a small sample they teach the generator's habits rather than the domain.
+OFFLINE_PAIRS_CAP = 1_000
+OFFLINE_EPOCHS = 1.0
 # Batch size by model size: in-batch negatives improve with size, memory bounds it.
 # cached-mnrl computes the loss in mini-batches, so its batch can be much larger.
 BATCH_BY_MODEL_SIZE: dict[str, int] = {"small": 64, "base": 32, "large": 16}
@@ -41,11 +46,26 @@ class Hyperparameters:
     reasons: dict[str, str]
 
 
-def choose_hyperparameters(training: Training, train_pairs: int, model_size: str = "base") -> Hyperparameters:
+def offline_pairs_cap(training: Training, provider: str) -> tuple[int | None, str | None]:
+    """How many training pairs to sample, and why when it is this module's choice rather than the spec's."""
+    if training.max_train_pairs is not None or provider != "offline":
+        return training.max_train_pairs, None
+    return OFFLINE_PAIRS_CAP, (
+        f"{OFFLINE_PAIRS_CAP:,} offline pairs at most: more did not help on the benchmark (docs/benchmarks.md)"
+    )
+
+
+def choose_hyperparameters(
+    training: Training, train_pairs: int, model_size: str = "base", provider: str = ""
+) -> Hyperparameters:
     """Fill the unset hyperparameters from the tables; ``reasons`` says why for each filled value."""
     reasons: dict[str, str] = {}
     bound, epochs, rate = next(row for row in DEFAULTS_BY_PAIRS if train_pairs <= row[0])
-    if training.epochs is None:
+    if provider == "offline":
+        epochs = OFFLINE_EPOCHS
+        if training.epochs is None:
+            reasons["epochs"] = f"{epochs:g} for offline pseudo-queries: more passes learn the generator's habits"
+    elif training.epochs is None:
         reasons["epochs"] = f"{epochs:g} for up to {bound:,} training pairs (have {train_pairs:,})"
     if training.learning_rate is None:
         reasons["learning_rate"] = f"{rate:g} for up to {bound:,} training pairs"

@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from osft.common.corpus import Pair, document_text, load_corpus, read_pairs
+from osft.common.corpus import Pair, document_text, load_corpus, positive_text, read_pairs
 from osft.common.errors import InputDataError
 from osft.common.manifests import TrainStats
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageDefinition, StageResult
-from osft.trainer.defaults import choose_hyperparameters, choose_max_seq_length
+from osft.trainer.defaults import choose_hyperparameters, choose_max_seq_length, offline_pairs_cap
 from osft.trainer.models import ModelUsage, apply_usage, load_cross_encoder, load_sentence_transformer, model_usage
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def _build_rows(
     dataset = Dataset.from_dict(
         {
             "anchor": [usage.query_prefix + p["query"] for p in pairs],
-            "positive": [usage.document_prefix + corpus_texts[p["doc_id"]] for p in pairs],
+            "positive": [usage.document_prefix + positive_text(p, corpus_texts[p["doc_id"]]) for p in pairs],
         }
     )
     needs_negatives = training.hard_negatives.enabled or training.distillation.enabled
@@ -204,8 +204,13 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
 
         datasets.disable_progress_bars()
     pairs = read_pairs(ctx.input_path("querygen/train.jsonl"))
-    if training.max_train_pairs and len(pairs) > training.max_train_pairs:
-        pairs = random.Random(training.seed).sample(pairs, training.max_train_pairs)
+    provider = ctx.upstream("querygen").stats.provider
+    reasons: dict[str, str] = {}
+    cap, why = offline_pairs_cap(training, provider)
+    if cap and len(pairs) > cap:
+        pairs = random.Random(training.seed).sample(pairs, cap)
+        if why:
+            reasons["max_train_pairs"] = why
     validation: list[Pair] = []
     if training.merge.enabled:
         pairs, validation = _split_validation(pairs, training.merge.max_queries, training.seed)
@@ -220,7 +225,6 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
 
     usage = model_usage(spec.model)
     model = load_sentence_transformer(spec.model.base, Path(ctx.resolve(".")))
-    reasons: dict[str, str] = {}
     notes = [f"model: {change}" for change in apply_usage(model, usage)]
     if spec.model.max_seq_length:
         max_len = spec.model.max_seq_length
@@ -229,7 +233,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         lengths = _token_lengths(model, [usage.document_prefix + corpus_texts[d] for d in sample_ids])
         max_len, reasons["max_seq_length"] = choose_max_seq_length(lengths, usage.max_seq_length_limit)
     model.max_seq_length = max_len
-    hp = choose_hyperparameters(training, len(pairs), usage.size)
+    hp = choose_hyperparameters(training, len(pairs), usage.size, provider)
     reasons.update(hp.reasons)
     ctx.log.info("hyperparameters_chosen", **{k: v for k, v in reasons.items()})
 

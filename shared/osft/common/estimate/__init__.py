@@ -8,29 +8,36 @@ documents and spends nothing) and a sample of its output is tokenized. The estim
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from osft.common.errors import QuotaError
 from osft.common.estimate.build import build_estimate
 from osft.common.estimate.corpus_sample import sample_corpus
+from osft.common.estimate.cost_model import TrainerDefaults
 from osft.common.estimate.model import ESTIMATE_FILE, Estimate, LineItem
 from osft.common.estimate.prices import PriceTable, load_price_table
 from osft.common.estimate.render import render_comparison, render_estimate
 from osft.common.manifests import ExtractManifest, QuerygenManifest
 from osft.common.registry import load_stage
 from osft.common.spec import RunSpec
+from osft.common.spec.training import Training
 from osft.common.stage import load_spec, read_manifest, run_stage
 from osft.common.storage import Location, is_s3, join
 
 
-def trainer_epochs_for_pairs() -> Callable[[int], float] | None:
-    """The trainer's smart-default epochs by number of pairs, when the trainer package is installed."""
+def trainer_defaults() -> TrainerDefaults | None:
+    """The trainer's own rules for unset pair counts and epochs, when the trainer package is installed."""
     try:
-        from osft.trainer.defaults import DEFAULTS_BY_PAIRS  # type: ignore[import-not-found]
+        from osft.trainer.defaults import choose_hyperparameters, offline_pairs_cap  # type: ignore[import-not-found]
     except ImportError:
         return None
-    return lambda pairs: next(row[1] for row in DEFAULTS_BY_PAIRS if pairs <= row[0])
+
+    def pairs_and_epochs(training: Training, pairs: int, provider: str) -> tuple[int, float]:
+        cap, _ = offline_pairs_cap(training, provider)
+        pairs = min(pairs, cap) if cap else pairs
+        return pairs, choose_hyperparameters(training, pairs, provider=provider).epochs
+
+    return pairs_and_epochs
 
 
 def estimate_from_run_dir(spec: RunSpec, run_dir: str, prices: PriceTable | None = None) -> Estimate:
@@ -55,7 +62,7 @@ def estimate_from_run_dir(spec: RunSpec, run_dir: str, prices: PriceTable | None
         known = extract.stats.pairs_written
     on_aws = is_s3(run_dir) or spec.training.compute == "sagemaker"
     estimate = build_estimate(
-        spec, sample, prices, on_aws=on_aws, train_pairs_known=known, epochs_for_pairs=trainer_epochs_for_pairs()
+        spec, sample, prices, on_aws=on_aws, train_pairs_known=known, trainer_defaults=trainer_defaults()
     )
     Location(join(run_dir, ESTIMATE_FILE)).write_text(estimate.model_dump_json(indent=2))
     return estimate

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from osft.common.estimate.corpus_sample import CorpusSample
 from osft.common.estimate.cost_model import (
     Context,
+    TrainerDefaults,
     aws_items,
     endpoint_items,
     querygen_items,
@@ -27,10 +27,10 @@ def build_estimate(
     *,
     on_aws: bool,
     train_pairs_known: int | None = None,
-    epochs_for_pairs: Callable[[int], float] | None = None,
+    trainer_defaults: TrainerDefaults | None = None,
 ) -> Estimate:
     """Price every stage; ``run_usd`` totals the one-off items the run would choose."""
-    ctx = Context(spec, sample, prices, on_aws, train_pairs_known, epochs_for_pairs)
+    ctx = Context(spec, sample, prices, on_aws, train_pairs_known, trainer_defaults)
     expected = Expected()
     items = querygen_items(ctx, expected) + training_items(ctx, expected) + endpoint_items(ctx) + aws_items(ctx)
     items.sort(key=lambda i: STAGE_ORDER.index(i.stage))
@@ -38,7 +38,7 @@ def build_estimate(
     unpriced = [f"{i.stage}: {i.item}" for i in chosen if i.usd is None]
     monthly = [i.usd for i in chosen if i.monthly]
     notes = []
-    if epochs_for_pairs is None and spec.training.epochs is None:
+    if trainer_defaults is None and spec.training.epochs is None:
         notes.append("training.epochs unset and the trainer's defaults table is not installed here: assumed 1 epoch")
     if not on_aws:
         notes.append("local run: compute on this machine is shown in hours at $0; only paid services are priced")

@@ -22,6 +22,7 @@ from osft.common.estimate.corpus_sample import CorpusSample
 from osft.common.estimate.model import Expected, LineItem
 from osft.common.estimate.prices import PriceTable
 from osft.common.spec import RunSpec
+from osft.common.spec.training import Training
 
 DAYS_PER_MONTH = 30.4
 REFERENCE_SEQ_LENGTH = 256
@@ -40,6 +41,10 @@ def model_size(name: str) -> str:
     return "base"
 
 
+TrainerDefaults = Callable[[Training, int, str], tuple[int, float]]
+"""(training section, pairs written, provider) -> (pairs the trainer keeps, epochs it runs)."""
+
+
 @dataclass(frozen=True)
 class Context:
     spec: RunSpec
@@ -48,8 +53,8 @@ class Context:
     on_aws: bool
     train_pairs_known: int | None = None
     """Training pairs already written by querygen (or given as pairs), when the run folder has them."""
-    epochs_for_pairs: Callable[[int], float] | None = None
-    """The trainer's smart-default epochs for a number of pairs, when the trainer package is installed."""
+    trainer_defaults: TrainerDefaults | None = None
+    """The trainer's smart defaults (pairs kept, epochs), when the trainer package is installed."""
 
 
 def querygen_items(ctx: Context, expected: Expected) -> list[LineItem]:
@@ -120,9 +125,12 @@ def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
     if pairs is None:
         kept = 1 - spec.querygen.heldout_fraction
         pairs = round(ctx.sample.documents * spec.querygen.queries_per_doc * kept)
+    provider = "user-pairs" if spec.source.type == "pairs" else spec.querygen.provider
     if training.max_train_pairs:
         pairs = min(pairs, training.max_train_pairs)
-    epochs = training.epochs or (ctx.epochs_for_pairs(pairs) if ctx.epochs_for_pairs else 1.0)
+    epochs = training.epochs or 1.0
+    if ctx.trainer_defaults:
+        pairs, epochs = ctx.trainer_defaults(training, pairs, provider)
     batch = training.batch_size or 32
     seen = training.max_steps * batch if training.max_steps else round(pairs * epochs)
     expected.train_pairs, expected.train_examples_seen = pairs, seen

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from osft.common.corpus import Pair
+from osft.common.corpus import Pair, positive_text
 from osft.common.progress import progress_enabled
 from osft.common.spec import RunSpec
 from osft.trainer import distillation, hard_negatives
@@ -24,11 +24,11 @@ QUERY_COLUMN = "anchor"
 
 
 def pair_dataset(pairs: list[Pair], corpus: dict[str, str]) -> Dataset:
-    """``anchor``/``positive`` columns: each pair's query and the text of its document."""
+    """``anchor``/``positive`` columns: each pair's query and its document's text (see ``positive_text``)."""
     from datasets import Dataset
 
     return Dataset.from_dict(
-        {QUERY_COLUMN: [p["query"] for p in pairs], "positive": [corpus[p["doc_id"]] for p in pairs]}
+        {QUERY_COLUMN: [p["query"] for p in pairs], "positive": [positive_text(p, corpus[p["doc_id"]]) for p in pairs]}
     )
 
 

@@ -1,0 +1,362 @@
+"""Offline training recipes scored on the whole corpus: which pseudo-queries and loss help a dense model.
+
+The grid benchmark (``scripts/bench.py``) runs the real stages; this script is the faster loop used
+to choose the offline generator's defaults. It trains all-MiniLM-L6-v2 on offline pseudo-queries
+with sentence-transformers and scores every recipe on all judged queries of a BEIR split against
+the **full** corpus (no subsampled scoring set), so its numbers compare with published ones.
+
+Steps::
+
+    .venv/bin/python scripts/bench_offline_recipes.py prepare --styles '{"cloze": 1}' --name cloze
+    .venv/bin/python scripts/bench_offline_recipes.py run '{"name": "ict-cut-3k", "queries": "cloze", "n": 3000}'
+    .venv/bin/python scripts/bench_offline_recipes.py report
+
+``prepare`` generates the queries with ``osft.querygen.offline`` and, for each, a BM25 (bm25s,
+stemmed with PyStemmer when installed) + base-model hybrid ranking: hard negatives and teacher
+scores. ``prepare --judged`` does the same for the judged training queries (a seeded 3/4 of the
+split, by query), whose recipes are scored on the other quarter only. Recipe keys: ``name``;
+``queries`` (a prepared name, or ``judged``); ``n`` pairs; ``kinds`` (offline styles to keep);
+``student_misses`` (only queries the hybrid ranks right and the base model does not); ``loss``
+(``mnrl``, or ``margin-mse`` against the hybrid teacher, ``label_scale`` x its margins);
+``negatives`` (one hybrid hard negative per pair); ``cut_query`` (inverse-cloze pairs train on the
+document without their sentence); ``lr``, ``epochs``, ``batch``; ``train_seq`` (max length while
+training; scoring uses ``--max-seq-length``). Results are appended to
+``bench-out/recipes/results.jsonl``; ``scripts/bench.py --report`` puts their table in
+``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "scifact"
+OUT = REPO / "bench-out" / "recipes"
+BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+HYBRID_BM25_WEIGHT = 0.4  # dense cosine + 0.4 x BM25 / max BM25 of the query: flat from 0.3 to 0.8 on SciFact dev
+HYBRID_DEPTH = 50
+SEED = 13
+
+
+def load_model(max_len: int):
+    from osft.trainer.models import load_sentence_transformer
+
+    return load_sentence_transformer(BASE_MODEL, max_seq_length=max_len, device="cpu")
+
+
+def load_corpus(data: Path) -> dict[str, dict[str, str]]:
+    corpus = {}
+    with open(data / "corpus.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            corpus[str(row["_id"])] = {"id": str(row["_id"]), "title": row.get("title", ""), "text": row["text"]}
+    return corpus
+
+
+def corpus_embeddings(model, corpus: dict[str, dict[str, str]], cache: Path | None = None):
+    """Normalized document embeddings in corpus order (cached for the base model)."""
+    import torch
+
+    from osft.common.corpus import document_text
+
+    if cache and cache.exists():
+        return torch.load(cache)
+    texts = [document_text(doc) for doc in corpus.values()]  # type: ignore[arg-type]
+    embeddings = model.encode(texts, batch_size=64, convert_to_tensor=True, normalize_embeddings=True)
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(embeddings, cache)
+    return embeddings
+
+
+def score(model, corpus, embeddings, data: Path, split: str, only: set[str] | None = None) -> dict[str, float]:
+    """nDCG@10, MRR@10 and Recall@100 of the split's judged queries (or ``only`` those) over the whole corpus."""
+    import math
+
+    import torch
+
+    from osft.common.beir import read_judged_set
+
+    judged = read_judged_set(data, split)
+    ids = list(corpus)
+    query_ids = sorted(q for q in judged.queries if only is None or q in only)
+    queries = model.encode(
+        [judged.queries[q] for q in query_ids], batch_size=64, convert_to_tensor=True, normalize_embeddings=True
+    )
+    top = torch.topk(queries @ embeddings.T, 100, dim=1).indices.tolist()
+    ndcg, mrr, recall = [], [], []
+    for row, query_id in enumerate(query_ids):
+        relevant = judged.relevant[query_id]
+        ranked = [ids[j] for j in top[row]]
+        dcg = sum(1 / math.log2(rank + 2) for rank, doc in enumerate(ranked[:10]) if doc in relevant)
+        ideal = sum(1 / math.log2(rank + 2) for rank in range(min(10, len(relevant))))
+        ndcg.append(dcg / ideal)
+        mrr.append(next((1 / (rank + 1) for rank, doc in enumerate(ranked[:10]) if doc in relevant), 0.0))
+        recall.append(len(relevant & set(ranked)) / len(relevant))
+    return {
+        "ndcg@10": round(100 * sum(ndcg) / len(ndcg), 2),
+        "mrr@10": round(100 * sum(mrr) / len(mrr), 2),
+        "recall@100": round(100 * sum(recall) / len(recall), 2),
+    }
+
+
+def english_stemmer():
+    """PyStemmer's English stemmer when installed (BM25 gains ~3 nDCG@10 on SciFact with it), else none."""
+    try:
+        import Stemmer
+    except ImportError:
+        print("PyStemmer not installed: BM25 without stemming (pip install PyStemmer)")
+        return None
+    return Stemmer.Stemmer("english")
+
+
+class HybridRanker:
+    """Ranks the corpus for a query by base-model cosine + ``HYBRID_BM25_WEIGHT`` x max-normalized BM25."""
+
+    def __init__(self, corpus: dict[str, dict[str, str]], data: Path, max_len: int) -> None:
+        import bm25s
+
+        from osft.common.corpus import document_text
+
+        self.ids = list(corpus)
+        self.model = load_model(max_len)
+        self.embeddings = corpus_embeddings(self.model, corpus, OUT / f"base-{data.name}-seq{max_len}.pt")
+        self.stemmer = english_stemmer()
+        self.bm25 = bm25s.BM25()
+        texts = [document_text(doc) for doc in corpus.values()]  # type: ignore[arg-type]
+        self.bm25.index(bm25s.tokenize(texts, stopwords="en", stemmer=self.stemmer, show_progress=False))
+
+    def rank(self, queries: list[str], positives: list[str]) -> list[dict[str, Any]]:
+        """For each query: the hybrid top ``HYBRID_DEPTH`` with scores, its positive's score and dense rank."""
+        import bm25s
+        import numpy as np
+
+        position = {doc_id: i for i, doc_id in enumerate(self.ids)}
+        encoded = self.model.encode(queries, batch_size=128, convert_to_tensor=True, normalize_embeddings=True)
+        rows = []
+        for start in range(0, len(queries), 512):
+            dense = (encoded[start : start + 512] @ self.embeddings.T).numpy()
+            for offset, query in enumerate(queries[start : start + 512]):
+                tokens = bm25s.tokenize(
+                    query, stopwords="en", stemmer=self.stemmer, show_progress=False, return_ids=False
+                )[0]
+                lexical = self.bm25.get_scores(tokens) if tokens else np.zeros(len(self.ids), dtype=np.float32)
+                hybrid = dense[offset] + HYBRID_BM25_WEIGHT * lexical / max(float(lexical.max()), 1e-6)
+                order = np.argsort(-hybrid)[:HYBRID_DEPTH]
+                positive = position[positives[start + offset]]
+                rows.append(
+                    {
+                        "hybrid": {self.ids[j]: float(hybrid[j]) for j in order},
+                        "hybrid_positive": float(hybrid[positive]),
+                        "dense_rank": int((dense[offset] > dense[offset][positive]).sum()),
+                    }
+                )
+        return rows
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Queries with hybrid rankings: offline ones for every document, or the judged training queries."""
+    from osft.querygen.offline import DocumentFrequencies, OfflineGenerator
+
+    corpus = load_corpus(args.data)
+    ranker = HybridRanker(corpus, args.data, args.max_seq_length)
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.judged:
+        from osft.common.beir import read_judged_set
+
+        judged = read_judged_set(args.data, args.split)
+        train_ids, _ = judged_split(args.data, args.split)
+        first_relevant = [sorted(judged.relevant[q])[0] for q in train_ids]
+        ranked = ranker.rank([judged.queries[q] for q in train_ids], first_relevant)
+        by_query = {q: {**r, "relevant": sorted(judged.relevant[q])} for q, r in zip(train_ids, ranked, strict=True)}
+        with open(OUT / f"queries-judged-{args.split}.pkl", "wb") as handle:
+            pickle.dump(by_query, handle)
+        print(f"{len(by_query)} judged training queries ranked")
+        return
+    docs = list(corpus.values())
+    generator = OfflineGenerator(DocumentFrequencies(docs), seed=SEED, styles=json.loads(args.styles))  # type: ignore[arg-type]
+    generated = [g for doc in docs for g in generator.generate(doc, args.queries_per_doc)]  # type: ignore[arg-type]
+    ranked = ranker.rank([g.query for g in generated], [g.doc_id for g in generated])
+    rows = [{"query": g.query, "doc_id": g.doc_id, "kind": g.kind, **r} for g, r in zip(generated, ranked, strict=True)]
+    with open(OUT / f"queries-{args.name}.pkl", "wb") as handle:
+        pickle.dump(rows, handle)
+    first = sum(r["dense_rank"] == 0 for r in rows) / len(rows)
+    print(f"{len(rows)} queries ({args.name}); the base model ranks the source document first for {first:.1%}")
+
+
+def judged_split(data: Path, split: str) -> tuple[list[str], list[str]]:
+    """The judged queries split by query, seeded: about 3/4 to train on, the rest to score on (as bench.py)."""
+    from osft.common.beir import read_judged_set
+
+    ids = sorted(read_judged_set(data, split).queries)
+    random.Random(SEED).shuffle(ids)
+    cut = round(len(ids) * 0.75)
+    return sorted(ids[:cut]), sorted(ids[cut:])
+
+
+def judged_rows(data: Path, split: str) -> list[dict[str, Any]]:
+    """(query, relevant document) pairs of the training part, with hybrid rankings like ``prepare``'s."""
+    from osft.common.beir import read_judged_set
+
+    judged = read_judged_set(data, split)
+    train_ids, _ = judged_split(data, split)
+    with open(OUT / f"queries-judged-{split}.pkl", "rb") as handle:
+        hybrid = pickle.load(handle)
+    return [
+        {**hybrid[query_id], "query": judged.queries[query_id], "doc_id": doc_id, "kind": "judged"}
+        for query_id in train_ids
+        for doc_id in sorted(judged.relevant[query_id])
+    ]
+
+
+def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dict[str, list]:
+    from osft.common.corpus import document_text, positive_text
+
+    if config["queries"] == "judged":
+        rows = judged_rows(data, split)
+    else:
+        with open(OUT / f"queries-{config['queries']}.pkl", "rb") as handle:
+            rows = pickle.load(handle)
+    if config.get("kinds"):
+        rows = [r for r in rows if r["kind"] in config["kinds"]]
+    if config.get("student_misses"):  # the base model does not rank the source first, the hybrid does
+        rows = [r for r in rows if r["dense_rank"] >= 1 and next(iter(r["hybrid"])) == r["doc_id"]]
+    rng = random.Random(config.get("seed", SEED))
+    rng.shuffle(rows)
+    rows = rows[: config.get("n", len(rows))]
+    loss = config.get("loss", "mnrl")
+    columns: dict[str, list] = {"anchor": [], "positive": []}
+    if loss == "margin-mse" or config.get("negatives"):
+        columns["negative"] = []
+    if loss == "margin-mse":
+        columns["label"] = []
+    for row in rows:
+        pair = {
+            "query": row["query"],
+            "doc_id": row["doc_id"],
+            "cut_query": config.get("cut_query") and row["kind"] == "cloze",
+        }
+        columns["anchor"].append(row["query"])
+        columns["positive"].append(positive_text(pair, document_text(corpus[row["doc_id"]])))  # type: ignore[arg-type]
+        if "negative" in columns:
+            candidates = [d for d in list(row["hybrid"])[1:30] if d not in row.get("relevant", {row["doc_id"]})]
+            negative = rng.choice(candidates)
+            columns["negative"].append(document_text(corpus[negative]))
+            if "label" in columns:
+                columns["label"].append(
+                    config.get("label_scale", 1.0) * (row["hybrid_positive"] - row["hybrid"][negative])
+                )
+    return columns
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train one recipe from the base model and score it on the whole corpus."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    config = json.loads(args.config)
+    corpus = load_corpus(args.data)
+    dataset = Dataset.from_dict(training_rows(config, corpus, args.data, args.split))
+    only = set(judged_split(args.data, args.split)[1]) if config["queries"] == "judged" else None
+    model = load_model(config.get("train_seq", args.max_seq_length))
+    loss_name = config.get("loss", "mnrl")
+    loss = losses.MarginMSELoss(model) if loss_name == "margin-mse" else losses.MultipleNegativesRankingLoss(model)
+    training_args = SentenceTransformerTrainingArguments(
+        output_dir=str(OUT / "checkpoints" / config["name"]),
+        num_train_epochs=config.get("epochs", 1),
+        per_device_train_batch_size=config.get("batch", 32),
+        learning_rate=config.get("lr", 2e-5),
+        warmup_ratio=0.1,
+        save_strategy="no",
+        report_to=[],
+        seed=SEED,
+        batch_sampler=BatchSamplers.NO_DUPLICATES if loss_name == "mnrl" else BatchSamplers.BATCH_SAMPLER,
+    )
+    clock = time.perf_counter()
+    SentenceTransformerTrainer(model=model, args=training_args, train_dataset=dataset, loss=loss).train()
+    train_seconds = time.perf_counter() - clock
+    model.max_seq_length = args.max_seq_length
+    clock = time.perf_counter()
+    tuned = score(model, corpus, corpus_embeddings(model, corpus), args.data, args.split, only)
+    base_model = load_model(args.max_seq_length)
+    base_cache = OUT / f"base-{args.data.name}-seq{args.max_seq_length}.pt"
+    base = score(base_model, corpus, corpus_embeddings(base_model, corpus, base_cache), args.data, args.split, only)
+    record = {
+        "config": config,
+        "pairs": len(dataset),
+        "base": base,
+        "tuned": tuned,
+        "train_seconds": round(train_seconds, 1),
+        "score_seconds": round(time.perf_counter() - clock, 1),
+        "scored_queries": "the held-out quarter of the judged queries" if only else "all judged queries",
+        "data": str(args.data),
+        "split": args.split,
+    }
+    with open(OUT / "results.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    print(json.dumps(record))
+
+
+def report_lines(out: Path = OUT) -> list[str]:
+    """A markdown table of every recorded recipe (empty when none was run)."""
+    results = out / "results.jsonl"
+    if not results.exists():
+        return []
+    lines = [
+        "| recipe | queries | pairs | loss | hard negative | cut | lr | epochs | train seq | train s "
+        "| scored on | nDCG@10 base → tuned (Δ) | MRR@10 | Recall@100 |",
+        "|---|---|---:|---|---|---|---:|---:|---:|---:|---|---|---|---|",
+    ]
+    with open(results, encoding="utf-8") as handle:
+        for line in handle:
+            r = json.loads(line)
+            c, b, t = r["config"], r["base"], r["tuned"]
+            loss = c.get("loss", "mnrl") + (f" (labels x{c['label_scale']:g})" if "label_scale" in c else "")
+            negative = "hybrid" if c.get("negatives") or c.get("loss") == "margin-mse" else "-"
+            scored = "held-out ¼ judged" if r["scored_queries"].startswith("the held-out") else "all judged"
+            lines.append(
+                f"| {c['name']} | {c['queries']}{' (student misses)' if c.get('student_misses') else ''} "
+                f"| {r['pairs']:,} | {loss} | {negative} | {'yes' if c.get('cut_query') else 'no'} "
+                f"| {c.get('lr', 2e-5):g} | {c.get('epochs', 1):g} | {c.get('train_seq', 256)} | {r['train_seconds']:.0f} "
+                f"| {scored} | {b['ndcg@10']:.2f} → **{t['ndcg@10']:.2f}** ({t['ndcg@10'] - b['ndcg@10']:+.2f}) "
+                f"| {b['mrr@10']:.2f} → {t['mrr@10']:.2f} | {b['recall@100']:.2f} → {t['recall@100']:.2f} |"
+            )
+    return lines
+
+
+def report(args: argparse.Namespace) -> None:
+    print("\n".join(report_lines()) or "no results yet: run some recipes first")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a BEIR-layout folder")
+    parser.add_argument("--split", default="dev")
+    parser.add_argument("--max-seq-length", type=int, default=256, help="max length for scoring")
+    commands = parser.add_subparsers(dest="command", required=True)
+    prep = commands.add_parser("prepare")
+    prep.add_argument("--styles", default='{"cloze": 1}', help="offline style weights, JSON")
+    prep.add_argument("--name", default="cloze")
+    prep.add_argument("--queries-per-doc", type=int, default=1)
+    prep.add_argument("--judged", action="store_true", help="rank the judged training queries instead")
+    commands.add_parser("run").add_argument("config", help="recipe, JSON")
+    commands.add_parser("report")
+    args = parser.parse_args(argv)
+    {"prepare": prepare, "run": run, "report": report}[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
