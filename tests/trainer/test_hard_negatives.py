@@ -25,11 +25,15 @@ def _score(model, a: str, b: str) -> float:
     return float(np.dot(emb[0], emb[1]))
 
 
-@pytest.mark.parametrize("bm25", [False, True], ids=["dense", "bm25"])
-def test_mined_negatives_skip_the_top_hits_and_stay_below_the_positive_by_the_margin(minilm_model, pairs, bm25) -> None:
-    options = HardNegatives(enabled=True, num_negatives=2, range_min=1, range_max=20, margin=0.05, bm25_candidates=bm25)
+@pytest.mark.parametrize("candidates", ["dense", "bm25", "hybrid"])
+def test_mined_negatives_skip_the_top_hits_and_stay_below_the_positive_by_the_margin(
+    minilm_model, pairs, candidates
+) -> None:
+    options = HardNegatives(
+        enabled=True, num_negatives=2, range_min=1, range_max=20, margin=0.05, candidates=candidates
+    )
     result = mine(pairs, minilm_model, CORPUS, options, batch_size=16)
-    assert result.source == ("bm25" if bm25 else "dense")
+    assert result.source == candidates
     assert result.dataset.column_names == ["anchor", "positive", "negative_1", "negative_2"]
     assert result.queries_kept == len(result.dataset) > 0
     for row in result.dataset:
@@ -40,5 +44,26 @@ def test_mined_negatives_skip_the_top_hits_and_stay_below_the_positive_by_the_ma
 
 
 def test_an_impossible_margin_leaves_no_query(minilm_model, pairs) -> None:
-    options = HardNegatives(enabled=True, num_negatives=1, range_min=0, range_max=10, margin=5.0, bm25_candidates=True)
+    options = HardNegatives(enabled=True, num_negatives=1, range_min=0, range_max=10, margin=5.0, candidates="bm25")
     assert mine(pairs, minilm_model, CORPUS, options).queries_kept == 0
+
+
+def test_hybrid_negatives_are_seeded_draws_from_the_range_never_another_positive_of_the_query(minilm_model) -> None:
+    query = "how do bees make honey in the hive"
+    judged = Dataset.from_dict({"anchor": [query, query], "positive": [CORPUS[1], CORPUS[3]]})
+    options = HardNegatives(enabled=True, num_negatives=3, range_min=0, range_max=8)
+    assert options.resolved_margin() is None, "hybrid: BM25 may rank a passage the base model prefers"
+    first = mine(judged, minilm_model, CORPUS, options, seed=1)
+    again = mine(judged, minilm_model, CORPUS, options, seed=1)
+    other = mine(judged, minilm_model, CORPUS, options, seed=2)
+    assert first.source == "hybrid" and first.queries_kept == 2
+    negatives = [row[c] for row in first.dataset for c in ("negative_1", "negative_2", "negative_3")]
+    assert not {CORPUS[1], CORPUS[3]} & set(negatives), "a query's other relevant passage is not its negative"
+    assert first.dataset.to_list() == again.dataset.to_list()
+    assert first.dataset.to_list() != other.dataset.to_list()
+
+
+def test_hard_negatives_default_to_on_for_judged_pairs_only() -> None:
+    assert HardNegatives().active("user-pairs") and not HardNegatives().active("offline")
+    assert not HardNegatives(enabled=False).active("user-pairs") and HardNegatives(enabled=True).active("bedrock")
+    assert HardNegatives(candidates="dense").resolved_margin() == 0.1

@@ -1,18 +1,26 @@
-"""Hard negatives: passages that look relevant to the base model but are not the positive.
+"""Hard negatives: passages that rank high for a query but are not its positive.
 
-Mined with sentence-transformers' ``mine_hard_negatives`` using the base model. Two guards
-keep false negatives (unlabelled relevant passages) out:
+Candidates come from one of three rankings (``training.hard_negatives.candidates``):
 
-- ``range_min`` skips the top-ranked candidates, which are often relevant too;
-- ``margin`` keeps a candidate only when it scores at least that much below the positive.
+- ``hybrid`` (default): base-model cosine + ``HYBRID_BM25_WEIGHT`` x BM25 scaled by the query's best
+  BM25 score; a negative is drawn at random (seeded) from the ranks in range. BM25 catches the
+  domain terms a general model misses, so these are passages the base model ranks too high or
+  too low for the right reasons. On SciFact they raised the gain of 684 judged pairs from +2.9 to
+  +5.6 nDCG@10 (docs/benchmarks.md); the hybrid ranking alone scores 73.5 there, BM25 69.6 and
+  the base model 66.0. The weight 0.4 sits in a flat optimum (0.3 to 0.8 all within 0.3 points).
+- ``dense``: sentence-transformers' ``mine_hard_negatives`` with the base model, best first.
+- ``bm25``: the BM25 ranking, best first.
 
-With ``bm25_candidates`` the candidates come from BM25 (``bm25s``) instead, ranked lexically,
-and the base model still applies the margin. BM25 finds passages that share words with the
-query but are about something else: the mistakes a dense model learns most from.
+Guards against false negatives (unlabelled relevant passages): ``range_min`` skips the top ranks;
+every positive of the same query is excluded; ``margin`` keeps a candidate only when the base
+model scores it at least that much below the positive (unset: 0.1 for dense and bm25, none for
+hybrid, as measured). BM25 is stemmed with PyStemmer when it is installed.
 """
 
 from __future__ import annotations
 
+import random
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,6 +29,9 @@ from osft.common.spec.training import HardNegatives
 if TYPE_CHECKING:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
+
+HYBRID_BM25_WEIGHT = 0.4
+QUERY_CHUNK = 64  # queries scored against the whole corpus at once (memory: chunk x corpus floats)
 
 
 @dataclass(frozen=True)
@@ -43,11 +54,12 @@ def mine(
     *,
     batch_size: int = 64,
     show_progress: bool = False,
+    seed: int = 13,
 ) -> MiningResult:
     """(anchor, positive) → (anchor, positive, negative_1..n); queries without enough negatives are dropped."""
-    if options.bm25_candidates:
-        mined = _mine_bm25(dataset, model, corpus, options, batch_size=batch_size)
-        return MiningResult(mined, len(dataset), len(mined), "bm25")
+    if options.candidates in ("hybrid", "bm25"):
+        mined = _mine_ranked(dataset, model, corpus, options, batch_size=batch_size, seed=seed)
+        return MiningResult(mined, len(dataset), len(mined), options.candidates)
     from sentence_transformers.util import mine_hard_negatives
 
     mined = mine_hard_negatives(
@@ -58,7 +70,7 @@ def mine(
         corpus=corpus,
         range_min=options.range_min,
         range_max=options.range_max,
-        absolute_margin=options.margin,
+        absolute_margin=options.resolved_margin() or 0.0,
         num_negatives=options.num_negatives,
         sampling_strategy="top",
         output_format="n-tuple",
@@ -72,45 +84,73 @@ def mine(
     return MiningResult(mined, len(dataset), len(mined), "dense")
 
 
-def _mine_bm25(
-    dataset: Dataset, model: SentenceTransformer, corpus: list[str], options: HardNegatives, *, batch_size: int
+def english_stemmer():
+    """PyStemmer's English stemmer when installed, else None (BM25 on surface forms)."""
+    try:
+        import Stemmer
+    except ImportError:
+        return None
+    return Stemmer.Stemmer("english")
+
+
+def _mine_ranked(
+    dataset: Dataset,
+    model: SentenceTransformer,
+    corpus: list[str],
+    options: HardNegatives,
+    *,
+    batch_size: int,
+    seed: int,
 ) -> Dataset:
+    """Negatives from the BM25 or hybrid ranking of the whole corpus, with the base model's margin."""
     import bm25s
     import numpy as np
     from datasets import Dataset
 
     anchors, positives = list(dataset["anchor"]), list(dataset["positive"])
+    positives_of: dict[str, set[str]] = defaultdict(set)
+    for anchor, positive in zip(anchors, positives, strict=True):
+        positives_of[anchor].add(positive)
+    stemmer = english_stemmer()
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
-    k = min(options.range_max, len(corpus))
-    ranked, _ = retriever.retrieve(
-        bm25s.tokenize(anchors, stopwords="en", show_progress=False), k=k, show_progress=False
-    )
+    retriever.index(bm25s.tokenize(corpus, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
+    query_tokens = bm25s.tokenize(anchors, stopwords="en", stemmer=stemmer, show_progress=False, return_ids=False)
 
-    query_emb = model.encode(anchors, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    doc_emb = model.encode(corpus, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    positive_emb = model.encode(positives, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    positive_scores = np.sum(query_emb * positive_emb, axis=1)
+    encode = {"batch_size": batch_size, "normalize_embeddings": True, "convert_to_numpy": True}
+    query_emb = model.encode(anchors, **encode)
+    doc_emb = model.encode(corpus, **encode)
+    positive_scores = np.sum(query_emb * model.encode(positives, **encode), axis=1)
+    margin = options.resolved_margin()
+    rng = random.Random(seed)
 
     rows: dict[str, list[str]] = {"anchor": [], "positive": []}
     columns = negative_columns(options.num_negatives)
     for column in columns:
         rows[column] = []
-    for i, candidates in enumerate(ranked):
-        chosen: list[str] = []
-        for doc_index in candidates[options.range_min :]:
-            text = corpus[int(doc_index)]
-            if text == positives[i]:
+    for start in range(0, len(anchors), QUERY_CHUNK):
+        dense = query_emb[start : start + QUERY_CHUNK] @ doc_emb.T
+        for offset, row in enumerate(dense):
+            i = start + offset
+            lexical = retriever.get_scores(query_tokens[i]) if query_tokens[i] else np.zeros(len(corpus))
+            if options.candidates == "hybrid":
+                ranking = row + HYBRID_BM25_WEIGHT * lexical / max(float(lexical.max()), 1e-6)
+            else:
+                ranking = lexical
+            order = np.argsort(-ranking)[options.range_min : options.range_max]
+            candidates = [
+                int(j)
+                for j in order
+                if corpus[int(j)] not in positives_of[anchors[i]]
+                and (margin is None or row[int(j)] <= positive_scores[i] - margin)
+            ]
+            if len(candidates) < options.num_negatives:
                 continue
-            if float(query_emb[i] @ doc_emb[int(doc_index)]) > positive_scores[i] - options.margin:
-                continue
-            chosen.append(text)
-            if len(chosen) == options.num_negatives:
-                break
-        if len(chosen) < options.num_negatives:
-            continue
-        rows["anchor"].append(anchors[i])
-        rows["positive"].append(positives[i])
-        for column, text in zip(columns, chosen, strict=True):
-            rows[column].append(text)
+            if options.candidates == "hybrid":
+                chosen = rng.sample(candidates, options.num_negatives)
+            else:
+                chosen = candidates[: options.num_negatives]
+            rows["anchor"].append(anchors[i])
+            rows["positive"].append(positives[i])
+            for column, j in zip(columns, chosen, strict=True):
+                rows[column].append(corpus[j])
     return Dataset.from_dict(rows)

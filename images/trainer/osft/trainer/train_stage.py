@@ -99,6 +99,7 @@ def _build_rows(
     corpus_texts: dict[str, str],
     usage: ModelUsage,
     batch_size: int,
+    provider: str,
 ) -> tuple[Dataset, list[str]]:
     """Training rows, cached in ``_work`` so a resumed run does not mine or score again."""
     from datasets import Dataset
@@ -115,14 +116,20 @@ def _build_rows(
             "positive": [usage.document_prefix + positive_text(p, corpus_texts[p["doc_id"]]) for p in pairs],
         }
     )
-    needs_negatives = training.hard_negatives.enabled or training.distillation.enabled
+    needs_negatives = training.hard_negatives.active(provider) or training.distillation.enabled
     if needs_negatives:
         from osft.trainer.hard_negatives import mine
 
         clock = time.perf_counter()
         corpus = [usage.document_prefix + text for text in corpus_texts.values()]
         mined = mine(
-            dataset, model, corpus, training.hard_negatives, batch_size=batch_size, show_progress=progress_enabled()
+            dataset,
+            model,
+            corpus,
+            training.hard_negatives,
+            batch_size=batch_size,
+            show_progress=progress_enabled(),
+            seed=training.seed,
         )
         ctx.log.info(
             "hard_negatives_mined",
@@ -238,7 +245,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     ctx.log.info("hyperparameters_chosen", **{k: v for k, v in reasons.items()})
 
     clock = time.perf_counter()
-    dataset, row_notes = _build_rows(ctx, model, pairs, corpus_texts, usage, hp.batch_size)
+    dataset, row_notes = _build_rows(ctx, model, pairs, corpus_texts, usage, hp.batch_size, provider)
     notes += row_notes
     prepare_seconds = time.perf_counter() - clock
 
@@ -331,7 +338,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         "document_prefix": usage.document_prefix,
         "pooling": usage.pooling,
         "normalize": usage.normalize,
-        "hard_negatives": training.hard_negatives.num_negatives if training.hard_negatives.enabled else 0,
+        "hard_negatives": training.hard_negatives.num_negatives if training.hard_negatives.active(provider) else 0,
         "gather_across_devices": gather,
         "world_size": world_size(),
         **extras,

@@ -11,16 +11,38 @@ from osft.common.spec.sparse import SparseTraining
 
 
 class HardNegatives(SpecModel):
-    enabled: bool = False
+    enabled: bool | None = Field(
+        default=None,
+        description="Unset: on when training on your own judged pairs (source type pairs), off for generated "
+        "queries. On SciFact, hybrid negatives raised the gain of 684 judged pairs from +2.9 to +5.6 nDCG@10.",
+    )
     num_negatives: int = Field(default=1, ge=1, le=32)
+    candidates: Literal["hybrid", "dense", "bm25"] = Field(
+        default="hybrid",
+        description="Where negatives come from: hybrid = base-model cosine + 0.4 x BM25 scaled by its best score "
+        "(a negative is drawn at random, seeded, from the range); dense = the base model's nearest neighbours "
+        "(sentence-transformers mine_hard_negatives, best first); bm25 = BM25 (bm25s) ranking, best first.",
+    )
     range_min: int = Field(
-        default=10, ge=0, description="Skip this many top-ranked candidates (likely false negatives)."
+        default=1, ge=0, description="Skip this many top-ranked candidates (likely false negatives)."
     )
-    range_max: int = Field(default=100, ge=1)
-    margin: float = Field(default=0.1, ge=0, description="A negative must score at least this far below the positive.")
-    bm25_candidates: bool = Field(
-        default=False, description="Take candidates from BM25 (bm25s) instead of the base model's nearest neighbours."
+    range_max: int = Field(default=30, ge=1, description="Look no deeper than this rank.")
+    margin: float | None = Field(
+        default=None,
+        ge=0,
+        description="A negative's base-model score must be at least this far below the positive's. "
+        "Unset: 0.1 for dense and bm25 candidates, none for hybrid (BM25 already disagrees with the base model there).",
     )
+
+    def active(self, provider: str) -> bool:
+        """Whether to mine for pairs from ``provider`` (``user-pairs`` for judged pairs)."""
+        return self.enabled if self.enabled is not None else provider == "user-pairs"
+
+    def resolved_margin(self) -> float | None:
+        """The margin in force; None (no base-model check) for hybrid candidates unless one is set."""
+        if self.margin is not None:
+            return self.margin
+        return None if self.candidates == "hybrid" else 0.1
 
 
 class Distillation(SpecModel):

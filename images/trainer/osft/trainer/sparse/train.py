@@ -77,7 +77,8 @@ def train_sparse(ctx: StageContext) -> StageResult:
     if why:
         reasons["max_seq_length"] = why
     dataset = pair_dataset(pairs, corpus)
-    if training.hard_negatives.enabled or training.distillation.enabled:
+    provider = ctx.upstream("querygen").stats.provider
+    if training.hard_negatives.active(provider) or training.distillation.enabled:
         dataset = mine_negatives(dataset, corpus, spec, base_dir)
         ctx.log.info("hard_negatives_mined", rows=len(dataset), negatives=len(negative_columns(dataset)))
     if training.distillation.enabled:
