@@ -44,7 +44,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "scifact"
 OUT = REPO / "bench-out" / "recipes"
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-HYBRID_BM25_WEIGHT = 0.4  # dense cosine + 0.4 x BM25 / max BM25 of the query: flat from 0.3 to 0.8 on SciFact dev
 HYBRID_DEPTH = 50
 SEED = 13
 
@@ -111,16 +110,6 @@ def score(model, corpus, embeddings, data: Path, split: str, only: set[str] | No
     }
 
 
-def english_stemmer():
-    """PyStemmer's English stemmer when installed (BM25 gains ~3 nDCG@10 on SciFact with it), else none."""
-    try:
-        import Stemmer
-    except ImportError:
-        print("PyStemmer not installed: BM25 without stemming (pip install PyStemmer)")
-        return None
-    return Stemmer.Stemmer("english")
-
-
 class HybridRanker:
     """Ranks the corpus for a query by base-model cosine + ``HYBRID_BM25_WEIGHT`` x max-normalized BM25."""
 
@@ -128,6 +117,7 @@ class HybridRanker:
         import bm25s
 
         from osft.common.corpus import document_text
+        from osft.trainer.hard_negatives import english_stemmer
 
         self.ids = list(corpus)
         self.model = load_model(max_len)
@@ -141,6 +131,8 @@ class HybridRanker:
         """For each query: the hybrid top ``HYBRID_DEPTH`` with scores, its positive's score and dense rank."""
         import bm25s
         import numpy as np
+
+        from osft.trainer.hard_negatives import HYBRID_BM25_WEIGHT
 
         position = {doc_id: i for i, doc_id in enumerate(self.ids)}
         encoded = self.model.encode(queries, batch_size=128, convert_to_tensor=True, normalize_embeddings=True)
