@@ -125,6 +125,49 @@ def evaluation_sets(ctx: StageContext, corpus_ids: set[str]) -> tuple[dict[str, 
     return sets, ("judged" if "judged" in sets else "synthetic-heldout"), notes
 
 
+def gate_decision(
+    ctx: StageContext,
+    sets: dict[str, JudgedSet],
+    deciding: str,
+    base: dict[str, dict[str, float]],
+    tuned: dict[str, dict[str, float]],
+    corpus_size: int,
+    extra: dict[str, dict[str, float]] | None = None,
+) -> EvaluateStats:
+    """Apply the gate on the deciding set, write ``gate.json`` and return the stage's stats.
+
+    The other query sets' scores go to ``extra`` beside any the caller adds (dense and sparse alike).
+    """
+    evaluation = ctx.spec.evaluation
+    accepted, gain, reason = decide(base[deciding], tuned[deciding], evaluation.metric, evaluation.min_gain)
+    extra = dict(extra or {})
+    for name in sets:
+        if name != deciding:
+            extra[f"{name} base"] = base[name]
+            extra[f"{name} tuned"] = tuned[name]
+    gate = {
+        "accepted": accepted,
+        "metric": evaluation.metric,
+        "base": base[deciding][evaluation.metric],
+        "tuned": tuned[deciding][evaluation.metric],
+        "decided_by": deciding,
+    }
+    ctx.output_path(GATE_FILE).write_text(json.dumps(gate, indent=2))
+    return EvaluateStats(
+        decided_by=deciding,  # type: ignore[arg-type]
+        queries=len(sets[deciding].queries),
+        corpus_size=corpus_size,
+        metric=evaluation.metric,
+        base=base[deciding],
+        tuned=tuned[deciding],
+        gain=round(gain, 5),
+        min_gain=evaluation.min_gain,
+        accepted=accepted,
+        reason=reason,
+        extra=extra,
+    )
+
+
 def run(ctx: StageContext) -> StageResult:
     if ctx.spec.model.type == "sparse":
         from osft.trainer.sparse.evaluate import evaluate_sparse
@@ -154,58 +197,32 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     tuned = scorer.score(tuned_model, sets, show)
     tuned_seconds = time.perf_counter() - clock - base_seconds
 
-    accepted, gain, reason = decide(base[deciding], tuned[deciding], evaluation.metric, evaluation.min_gain)
-    extra = {}
-    for name in sets:
-        if name != deciding:
-            extra[f"{name} base"] = base[name]
-            extra[f"{name} tuned"] = tuned[name]
-    stats = EvaluateStats(
-        decided_by=deciding,  # type: ignore[arg-type]
-        queries=len(sets[deciding].queries),
-        corpus_size=len(corpus),
-        metric=evaluation.metric,
-        base=base[deciding],
-        tuned=tuned[deciding],
-        gain=round(gain, 5),
-        min_gain=evaluation.min_gain,
-        accepted=accepted,
-        reason=reason,
-        extra=extra,
-    )
+    stats = gate_decision(ctx, sets, deciding, base, tuned, len(corpus))
     ctx.output_path(METRICS_FILE).write_text(
         json.dumps({"base": base, "tuned": tuned, "decided_by": deciding}, indent=2)
     )
-    gate = {
-        "accepted": accepted,
-        "metric": evaluation.metric,
-        "base": base[deciding][evaluation.metric],
-        "tuned": tuned[deciding][evaluation.metric],
-        "decided_by": deciding,
-    }
-    ctx.output_path(GATE_FILE).write_text(json.dumps(gate, indent=2))
     report_files = write_report(
         ctx.workdir,
         title=spec.name,
         base=base[deciding],
         tuned=tuned[deciding],
         decided_by=deciding,
-        accepted=accepted,
-        reason=reason,
-        extra=extra,
+        accepted=stats.accepted,
+        reason=stats.reason,
+        extra=stats.extra,
     )
     ctx.log.info(
         "evaluation_done",
         decided_by=deciding,
-        accepted=accepted,
-        gain=round(gain, 4),
+        accepted=stats.accepted,
+        gain=round(stats.gain, 4),
         **metric_fields("base", base[deciding]),
         **metric_fields("tuned", tuned[deciding]),
     )
     return StageResult(
         stats=stats,
         outputs=[METRICS_FILE, GATE_FILE, *report_files],
-        counts={"queries": len(sets[deciding].queries), "accepted": int(accepted)},
+        counts={"queries": len(sets[deciding].queries), "accepted": int(stats.accepted)},
         notes=notes,
         steps={"base": round(base_seconds, 3), "tuned": round(tuned_seconds, 3)},
     )

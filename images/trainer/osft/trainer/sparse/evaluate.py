@@ -15,11 +15,9 @@ from pathlib import Path
 
 from osft.common.beir import JudgedSet
 from osft.common.corpus import document_text, load_corpus
-from osft.common.manifests import EvaluateStats
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageResult
-from osft.trainer.evaluate_stage import GATE_FILE, METRICS_FILE, REPORTED, evaluation_sets
-from osft.trainer.gate import decide
+from osft.trainer.evaluate_stage import GATE_FILE, METRICS_FILE, REPORTED, evaluation_sets, gate_decision
 from osft.trainer.html_report import write_report
 from osft.trainer.sparse.models import choose_sparse_model, load_sparse_encoder, prepare_sparse_model
 
@@ -108,28 +106,8 @@ def evaluate_sparse(ctx: StageContext) -> StageResult:
     tuned, tuned_sparsity = score_sparse(tuned_model, corpus, sets, evaluation.batch_size, max_active)
     tuned_seconds = time.perf_counter() - clock - base_seconds
 
-    accepted, gain, reason = decide(base[deciding], tuned[deciding], evaluation.metric, evaluation.min_gain)
-    extra: dict[str, dict[str, float]] = {
-        "sparsity base": base_sparsity[deciding],
-        "sparsity tuned": tuned_sparsity[deciding],
-    }
-    for name in sets:
-        if name != deciding:
-            extra[f"{name} base"] = base[name]
-            extra[f"{name} tuned"] = tuned[name]
-    stats = EvaluateStats(
-        decided_by=deciding,  # type: ignore[arg-type]
-        queries=len(sets[deciding].queries),
-        corpus_size=len(corpus),
-        metric=evaluation.metric,
-        base=base[deciding],
-        tuned=tuned[deciding],
-        gain=round(gain, 5),
-        min_gain=evaluation.min_gain,
-        accepted=accepted,
-        reason=reason,
-        extra=extra,
-    )
+    sparsity = {"sparsity base": base_sparsity[deciding], "sparsity tuned": tuned_sparsity[deciding]}
+    stats = gate_decision(ctx, sets, deciding, base, tuned, len(corpus), sparsity)
     metrics = {
         "base": base,
         "tuned": tuned,
@@ -139,23 +117,15 @@ def evaluate_sparse(ctx: StageContext) -> StageResult:
         "sparse_mode": choice.mode,
     }
     ctx.output_path(METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    gate = {
-        "accepted": accepted,
-        "metric": evaluation.metric,
-        "base": base[deciding][evaluation.metric],
-        "tuned": tuned[deciding][evaluation.metric],
-        "decided_by": deciding,
-    }
-    ctx.output_path(GATE_FILE).write_text(json.dumps(gate, indent=2))
     report_files = write_report(
         ctx.workdir,
         title=f"{spec.name} (sparse, {choice.mode})",
         base=base[deciding],
         tuned=tuned[deciding],
         decided_by=deciding,
-        accepted=accepted,
-        reason=reason,
-        extra={name: values for name, values in extra.items() if not name.startswith("sparsity")},
+        accepted=stats.accepted,
+        reason=stats.reason,
+        extra={name: values for name, values in stats.extra.items() if not name.startswith("sparsity")},
     )
     notes.append(
         "active dims (query/doc): base {:.0f}/{:.0f}, tuned {:.0f}/{:.0f}".format(
@@ -166,12 +136,16 @@ def evaluate_sparse(ctx: StageContext) -> StageResult:
         )
     )
     ctx.log.info(
-        "evaluation_done", decided_by=deciding, accepted=accepted, gain=round(gain, 4), **tuned_sparsity[deciding]
+        "evaluation_done",
+        decided_by=deciding,
+        accepted=stats.accepted,
+        gain=round(stats.gain, 4),
+        **tuned_sparsity[deciding],
     )
     return StageResult(
         stats=stats,
         outputs=[METRICS_FILE, GATE_FILE, *report_files],
-        counts={"queries": len(sets[deciding].queries), "accepted": int(accepted)},
+        counts={"queries": len(sets[deciding].queries), "accepted": int(stats.accepted)},
         notes=notes,
         steps={"base": round(base_seconds, 3), "tuned": round(tuned_seconds, 3)},
     )
