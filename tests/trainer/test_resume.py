@@ -86,7 +86,7 @@ def _checkpoint_ctx(tmp_path: Path, work_key: str):
 
 
 def test_checkpoints_of_another_run_in_a_shared_folder_are_discarded_not_resumed(tmp_path: Path, monkeypatch) -> None:
-    from osft.trainer.train_stage import checkpoint_folder, last_checkpoint
+    from osft.trainer.hf_training import checkpoint_folder, last_checkpoint
 
     shared = tmp_path / "opt-ml-checkpoints"
     monkeypatch.setenv("OSFT_CHECKPOINT_DIR", str(shared))

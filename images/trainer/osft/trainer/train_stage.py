@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from osft.common.manifests import TrainStats
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageDefinition, StageResult
 from osft.trainer.defaults import choose_hyperparameters, choose_max_seq_length, offline_pairs_cap
+from osft.trainer.hf_training import checkpoint_folder, last_checkpoint, training_arguments, world_size
 from osft.trainer.models import ModelUsage, apply_usage, load_cross_encoder, load_sentence_transformer, model_usage
 
 if TYPE_CHECKING:
@@ -31,45 +31,9 @@ if TYPE_CHECKING:
     from transformers import TrainerCallback
 
 MODEL_DIR = "model"
-CHECKPOINT_DIR = "checkpoints"
 MINED_FILE = "train_rows.jsonl"
-CHECKPOINT_ENV = "OSFT_CHECKPOINT_DIR"
 LENGTH_SAMPLE = 2000
 MERGE_CORPUS_SAMPLE = 2000
-
-
-def last_checkpoint(folder: Path) -> str | None:
-    """The newest complete ``checkpoint-N`` folder the HF trainer wrote, if any."""
-    candidates = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    if not candidates:
-        return None
-    return str(max(candidates, key=lambda p: int(p.name.rsplit("-", 1)[1])))
-
-
-def checkpoint_folder(ctx: StageContext) -> Path:
-    """``$OSFT_CHECKPOINT_DIR`` (``/opt/ml/checkpoints`` on SageMaker, synced for spot) or ``_work/checkpoints``.
-
-    A folder outside ``_work`` is not wiped by the stage framework when the inputs change, so it
-    carries the work key of the run that wrote it; checkpoints of any other run are discarded
-    rather than resumed into a different model or data set.
-    """
-    configured = os.environ.get(CHECKPOINT_ENV)
-    folder = Path(configured) if configured else ctx.work / CHECKPOINT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    work_key = ctx.work / ".fingerprint"
-    if configured and work_key.exists():
-        marker = folder / ".osft-work-key"
-        if marker.exists() and marker.read_text() != work_key.read_text():
-            stale = sorted(p.name for p in folder.glob("checkpoint-*"))
-            for path in folder.glob("checkpoint-*"):
-                shutil.rmtree(path, ignore_errors=True)
-            ctx.log.warning("checkpoints_discarded", folder=str(folder), reason="written by another run", stale=stale)
-        marker.write_text(work_key.read_text())
-    return folder
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -198,7 +162,6 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     """Fine-tune a dense SentenceTransformer; ``callbacks`` are extra HF trainer callbacks."""
     import torch
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers
     from transformers.trainer_callback import PrinterCallback
 
     from osft.trainer.export import export_all
@@ -260,26 +223,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     gather = training.gather_across_devices if training.gather_across_devices is not None else world_size() > 1
     loss, loss_name = build_loss(model, training, gather_across_devices=gather, spec_source=ctx.spec_uri)
     checkpoints = checkpoint_folder(ctx)
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=hp.epochs,
-        max_steps=hp.max_steps or -1,
-        per_device_train_batch_size=hp.batch_size,
-        learning_rate=hp.learning_rate,
-        warmup_ratio=hp.warmup_ratio,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="steps",
-        save_steps=training.checkpoint_steps,
-        save_total_limit=2,
-        logging_steps=max(1, min(50, training.checkpoint_steps)),
-        seed=training.seed,
-        report_to="none",
-        disable_tqdm=not progress_enabled(),
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=os.environ.get("OSFT_FORCE_CPU") == "1",
-        ddp_find_unused_parameters=False if world_size() > 1 else None,
-    )
+    args = SentenceTransformerTrainingArguments(**training_arguments(training, hp, checkpoints))
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(StructlogCallback(ctx.log))

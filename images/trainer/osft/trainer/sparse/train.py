@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from pathlib import Path
 
 from osft.common.corpus import document_text, load_corpus, read_pairs
 from osft.common.manifests import TrainStats
-from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageResult
 from osft.trainer.defaults import choose_hyperparameters
+from osft.trainer.hf_training import checkpoint_folder, last_checkpoint, training_arguments
 from osft.trainer.sparse.export import (
     SAMPLE_QUERIES,
     export_sparse_encoding,
@@ -37,19 +36,11 @@ from osft.trainer.sparse.training_data import (
 
 MODEL_DIR = "model"
 EXPORT_DIR = "exports"
-CHECKPOINT_DIR = "checkpoints"
-
-
-def last_checkpoint(folder: Path) -> str | None:
-    """The newest complete ``checkpoint-N`` folder the HF trainer wrote, if any."""
-    candidates = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    return str(max(candidates, key=lambda p: int(p.name.rsplit("-", 1)[1]))) if candidates else None
 
 
 def train_sparse(ctx: StageContext) -> StageResult:
     """Train, save and (when ``training.export.opensearch_zip``) export a sparse model; returns the stage result."""
     from sentence_transformers import SparseEncoderTrainer, SparseEncoderTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers
 
     spec, training = ctx.spec, ctx.spec.training
     options = training.sparse
@@ -92,26 +83,11 @@ def train_sparse(ctx: StageContext) -> StageResult:
         router_mapping = {c: "query" if c == QUERY_COLUMN else "document" for c in dataset.column_names if c != "label"}
         if options.idf_trainable:
             learning_rate_mapping = {r"sub_modules\.query\.0\.weight$": options.idf_learning_rate}
-    checkpoints = ctx.work / CHECKPOINT_DIR
+    checkpoints = checkpoint_folder(ctx)
     args = SparseEncoderTrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=hp.epochs,
-        max_steps=hp.max_steps or -1,
-        per_device_train_batch_size=batch_size,
-        learning_rate=hp.learning_rate,
-        warmup_ratio=hp.warmup_ratio,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        **training_arguments(training, hp, checkpoints, batch_size=batch_size),
         router_mapping=router_mapping,
         learning_rate_mapping=learning_rate_mapping,
-        save_strategy="steps",
-        save_steps=training.checkpoint_steps,
-        save_total_limit=2,
-        logging_steps=max(1, min(50, training.checkpoint_steps)),
-        seed=training.seed,
-        report_to="none",
-        disable_tqdm=not progress_enabled(),
-        dataloader_num_workers=0,
-        use_cpu=os.environ.get("OSFT_FORCE_CPU") == "1",
     )
     loss = build_loss(model, loss_choice, spec)
     trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss)

@@ -1,0 +1,85 @@
+"""What the dense and the sparse train stages share about the Hugging Face trainer: checkpoints and arguments."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from osft.common.progress import progress_enabled
+
+if TYPE_CHECKING:
+    from osft.common.spec import Training
+    from osft.common.stage import StageContext
+    from osft.trainer.defaults import Hyperparameters
+
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_ENV = "OSFT_CHECKPOINT_DIR"
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    """The newest complete ``checkpoint-N`` folder the HF trainer wrote, if any."""
+    candidates = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    if not candidates:
+        return None
+    return str(max(candidates, key=lambda p: int(p.name.rsplit("-", 1)[1])))
+
+
+def checkpoint_folder(ctx: StageContext) -> Path:
+    """``$OSFT_CHECKPOINT_DIR`` (``/opt/ml/checkpoints`` on SageMaker, synced for spot) or ``_work/checkpoints``.
+
+    A folder outside ``_work`` is not wiped by the stage framework when the inputs change, so it
+    carries the work key of the run that wrote it; checkpoints of any other run are discarded
+    rather than resumed into a different model or data set.
+    """
+    configured = os.environ.get(CHECKPOINT_ENV)
+    folder = Path(configured) if configured else ctx.work / CHECKPOINT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    work_key = ctx.work / ".fingerprint"
+    if configured and work_key.exists():
+        marker = folder / ".osft-work-key"
+        if marker.exists() and marker.read_text() != work_key.read_text():
+            stale = sorted(p.name for p in folder.glob("checkpoint-*"))
+            for path in folder.glob("checkpoint-*"):
+                shutil.rmtree(path, ignore_errors=True)
+            ctx.log.warning("checkpoints_discarded", folder=str(folder), reason="written by another run", stale=stale)
+        marker.write_text(work_key.read_text())
+    return folder
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def training_arguments(
+    training: Training, hp: Hyperparameters, checkpoints: Path, *, batch_size: int | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for ``SentenceTransformerTrainingArguments`` or ``SparseEncoderTrainingArguments``.
+
+    Checkpoints every ``training.checkpoint_steps`` (two kept) so a killed run resumes; ``batch_size``
+    overrides the chosen one (sparse models keep batches small).
+    """
+    import torch
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    return {
+        "output_dir": str(checkpoints),
+        "num_train_epochs": hp.epochs,
+        "max_steps": hp.max_steps or -1,
+        "per_device_train_batch_size": batch_size or hp.batch_size,
+        "learning_rate": hp.learning_rate,
+        "warmup_ratio": hp.warmup_ratio,
+        "batch_sampler": BatchSamplers.NO_DUPLICATES,
+        "save_strategy": "steps",
+        "save_steps": training.checkpoint_steps,
+        "save_total_limit": 2,
+        "logging_steps": max(1, min(50, training.checkpoint_steps)),
+        "seed": training.seed,
+        "report_to": "none",
+        "disable_tqdm": not progress_enabled(),
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        "use_cpu": os.environ.get("OSFT_FORCE_CPU") == "1",
+        "ddp_find_unused_parameters": False if world_size() > 1 else None,
+    }
