@@ -8,8 +8,9 @@ terraform/ itself is never changed.
     .venv/bin/python scripts/infra_moto.py plan  --var-file terraform/examples/example.tfvars
     .venv/bin/python scripts/infra_moto.py apply --var-file terraform/examples/example.tfvars --json out.json
 
-``apply`` writes the Terraform outputs and the state machine definition moto stored to ``--json``;
-nothing is destroyed afterwards because the moto server and the temporary state are discarded.
+``apply`` writes the Terraform outputs, the state machine definition and the ECS container
+definitions moto stored to ``--json``; nothing is destroyed afterwards because the moto server and
+the temporary state are discarded.
 moto lacks ValidateStateMachineDefinition and ListStateMachineVersions, which the provider calls;
 this script stands in for both (see the functions below).
 Exit code: terraform's (0 on success).
@@ -131,6 +132,18 @@ def stored_definition(url: str, arn: str) -> dict:
     return json.loads(client.describe_state_machine(stateMachineArn=arn)["definition"])
 
 
+def stored_containers(url: str, region: str) -> dict[str, dict]:
+    """The container definition of every ECS task definition moto stored, by container name."""
+    import boto3
+
+    client = boto3.client("ecs", endpoint_url=url, region_name=region, **_boto_credentials())
+    containers = {}
+    for arn in client.list_task_definitions()["taskDefinitionArns"]:
+        for container in client.describe_task_definition(taskDefinition=arn)["taskDefinition"]["containerDefinitions"]:
+            containers[container["name"]] = container
+    return containers
+
+
 def _boto_credentials() -> dict[str, str]:
     return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
@@ -169,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
                 ).stdout
             )
             values = {name: item["value"] for name, item in outputs.items()}
-            result = {"outputs": values, "definition": stored_definition(url, values["state_machine_arn"])}
+            arn = values["state_machine_arn"]
+            result = {
+                "outputs": values,
+                "definition": stored_definition(url, arn),
+                "containers": stored_containers(url, arn.split(":")[3]),
+            }
             if args.json:
                 args.json.write_text(json.dumps(result, indent=2))
             print(f"applied against moto: {len(values)} outputs; the moto server and its state are discarded")

@@ -1,6 +1,7 @@
-# The ECS Fargate cluster and one task definition per ECS stage (extract, querygen, register).
-# The state machine starts them with `run --spec <uri> --run-dir <uri>` as the container command;
-# the image's ENTRYPOINT is the stage's click command. Plus the cost guard's task definition (below).
+# The ECS Fargate cluster and one task definition per ECS task: the stages (extract, querygen,
+# register) and the cost guard (estimate). The state machine starts a stage with
+# `run --spec <uri> --run-dir <uri>` as the container command; the image's ENTRYPOINT is the
+# stage's click command.
 
 resource "aws_ecs_cluster" "this" {
   name = var.name_prefix
@@ -33,18 +34,29 @@ locals {
     { name = "OSFT_OPENSEARCH_CONNECTOR_ROLE_ARN", value = aws_iam_role.opensearch_connector.arn },
     { name = "OSFT_TRAINER_IMAGE_URI", value = local.image_uris["trainer"] },
   ]
+
+  # Each task runs as a stage (`runs_as`): that stage's role, log group and task size.
+  # The cost guard runs `osft estimate --spec <uri> --run-dir <uri> --enforce` on the extractor
+  # image after extract, before anything spends money. ECS container overrides cannot replace
+  # the image's ENTRYPOINT (`extract`), so its task sets the entry point to `osft` (the
+  # osft-common console script every image installs). It reads the spec and the run folder and
+  # writes estimate.json there, as the extract stage may.
+  ecs_tasks = merge(
+    { for name, stage in local.ecs_stages : name => { image = stage.image, runs_as = name, entry_point = [] } },
+    { estimate = { image = local.ecs_stages["extract"].image, runs_as = "extract", entry_point = ["osft"] } },
+  )
 }
 
-resource "aws_ecs_task_definition" "stage" {
-  for_each = local.ecs_stages
+resource "aws_ecs_task_definition" "task" {
+  for_each = local.ecs_tasks
 
   family                   = "${var.name_prefix}-${each.key}"
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
-  cpu                      = var.stage_resources[each.key].cpu
-  memory                   = var.stage_resources[each.key].memory
+  cpu                      = var.stage_resources[each.value.runs_as].cpu
+  memory                   = var.stage_resources[each.value.runs_as].memory
   execution_role_arn       = aws_iam_role.task_execution.arn
-  task_role_arn            = aws_iam_role.task[each.key].arn
+  task_role_arn            = aws_iam_role.task[each.value.runs_as].arn
 
   runtime_platform {
     operating_system_family = "LINUX"
@@ -52,80 +64,34 @@ resource "aws_ecs_task_definition" "stage" {
   }
 
   ephemeral_storage {
-    size_in_gib = var.stage_resources[each.key].ephemeral_storage_gib
+    size_in_gib = var.stage_resources[each.value.runs_as].ephemeral_storage_gib
   }
 
-  # The root filesystem is read-only; stages write their working files under /tmp.
+  # The root filesystem is read-only; tasks write their working files under /tmp.
   volume {
     name = "scratch"
   }
 
   container_definitions = jsonencode([
-    {
-      name                   = each.key
-      image                  = local.image_uris[each.value.image]
-      essential              = true
-      readonlyRootFilesystem = true
-      environment            = local.stage_environment
-      mountPoints            = [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
-      linuxParameters        = { initProcessEnabled = true }
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          "awslogs-group"         = aws_cloudwatch_log_group.stage[each.key].name
-          "awslogs-region"        = local.region
-          "awslogs-stream-prefix" = each.key
+    merge(
+      {
+        name                   = each.key
+        image                  = local.image_uris[each.value.image]
+        essential              = true
+        readonlyRootFilesystem = true
+        environment            = local.stage_environment
+        mountPoints            = [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
+        linuxParameters        = { initProcessEnabled = true }
+        logConfiguration = {
+          logDriver = "awslogs"
+          options = {
+            "awslogs-group"         = aws_cloudwatch_log_group.stage[each.value.runs_as].name
+            "awslogs-region"        = local.region
+            "awslogs-stream-prefix" = each.key
+          }
         }
-      }
-    }
-  ])
-}
-
-# The cost guard: `osft estimate --spec <uri> --run-dir <uri> --enforce` on the extractor image,
-# after extract and before anything spends money. ECS container overrides cannot replace the
-# image's ENTRYPOINT (`extract`), so this task definition sets the entry point to `osft` (the
-# osft-common console script every image installs). It runs as the extract stage: same role
-# (reads the spec and the run folder, writes estimate.json there), log group and task size.
-resource "aws_ecs_task_definition" "estimate" {
-  family                   = "${var.name_prefix}-estimate"
-  requires_compatibilities = ["FARGATE"]
-  network_mode             = "awsvpc"
-  cpu                      = var.stage_resources["extract"].cpu
-  memory                   = var.stage_resources["extract"].memory
-  execution_role_arn       = aws_iam_role.task_execution.arn
-  task_role_arn            = aws_iam_role.task["extract"].arn
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
-  }
-
-  ephemeral_storage {
-    size_in_gib = var.stage_resources["extract"].ephemeral_storage_gib
-  }
-
-  volume {
-    name = "scratch"
-  }
-
-  container_definitions = jsonencode([
-    {
-      name                   = "estimate"
-      image                  = local.image_uris[local.ecs_stages["extract"].image]
-      entryPoint             = ["osft"]
-      essential              = true
-      readonlyRootFilesystem = true
-      environment            = local.stage_environment
-      mountPoints            = [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
-      linuxParameters        = { initProcessEnabled = true }
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          "awslogs-group"         = aws_cloudwatch_log_group.stage["extract"].name
-          "awslogs-region"        = local.region
-          "awslogs-stream-prefix" = "estimate"
-        }
-      }
-    }
+      },
+      { for key, value in { entryPoint = each.value.entry_point } : key => value if length(value) > 0 },
+    )
   ])
 }

@@ -421,7 +421,7 @@ data "aws_iam_policy_document" "step_functions" {
   statement {
     sid       = "RunTheStageTasks"
     actions   = ["ecs:RunTask"]
-    resources = [for td in concat(values(aws_ecs_task_definition.stage), [aws_ecs_task_definition.estimate]) : "${td.arn_without_revision}:*"]
+    resources = [for td in values(aws_ecs_task_definition.task) : "${td.arn_without_revision}:*"]
     condition {
       test     = "ArnEquals"
       variable = "ecs:cluster"

@@ -5,10 +5,10 @@ locals {
   state_machine_definition = templatefile("${path.module}/statemachine/pipeline.asl.json", {
     bucket                       = aws_s3_bucket.runs.bucket
     cluster_arn                  = aws_ecs_cluster.this.arn
-    extract_task_definition_arn  = aws_ecs_task_definition.stage["extract"].arn_without_revision
-    estimate_task_definition_arn = aws_ecs_task_definition.estimate.arn_without_revision
-    querygen_task_definition_arn = aws_ecs_task_definition.stage["querygen"].arn_without_revision
-    register_task_definition_arn = aws_ecs_task_definition.stage["register"].arn_without_revision
+    extract_task_definition_arn  = aws_ecs_task_definition.task["extract"].arn_without_revision
+    estimate_task_definition_arn = aws_ecs_task_definition.task["estimate"].arn_without_revision
+    querygen_task_definition_arn = aws_ecs_task_definition.task["querygen"].arn_without_revision
+    register_task_definition_arn = aws_ecs_task_definition.task["register"].arn_without_revision
     subnet_ids                   = join(",", var.subnet_ids)
     security_group_ids           = join(",", var.security_group_ids)
     assign_public_ip             = var.assign_public_ip ? "ENABLED" : "DISABLED"

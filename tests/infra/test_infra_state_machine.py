@@ -76,17 +76,14 @@ def installed_scripts(image: str) -> set[str]:
 
 
 def ecs_task_entrypoints() -> dict[str, tuple[str, str]]:
-    """Task definitions of terraform/ecs.tf that set their own entry point, as
+    """Tasks of terraform/ecs.tf's ``local.ecs_tasks`` that set their own entry point, as
     container name -> (image, entry point); e.g. the cost guard's estimate -> (extractor, osft)."""
+    block = (TERRAFORM_DIR / "ecs.tf").read_text().split("ecs_tasks = merge(", 1)[1].split("\n  )", 1)[0]
     found: dict[str, tuple[str, str]] = {}
-    text = (TERRAFORM_DIR / "ecs.tf").read_text()
-    for block in re.split(r'^resource "aws_ecs_task_definition" ', text, flags=re.MULTILINE)[1:]:
-        container = block.split("container_definitions", 1)[-1]
-        entry = re.search(r'entryPoint\s*=\s*\["(\w+)"\]', container)
-        if entry:
-            name = re.search(r'\bname\s*=\s*"(\w+)"', container).group(1)
-            stage = re.search(r'local\.ecs_stages\["(\w+)"\]\.image', container).group(1)
-            found[name] = (ecs_stage_images()[stage], entry.group(1))
+    for name, stage, script in re.findall(
+        r'(\w+)\s*=\s*\{\s*image\s*=\s*local\.ecs_stages\["(\w+)"\]\.image,.*?entry_point\s*=\s*\["(\w+)"\]', block
+    ):
+        found[name] = (ecs_stage_images()[stage], script)
     return found
 
 

@@ -114,3 +114,8 @@ def test_example_tfvars_plan_and_apply_against_moto(terraform: Terraform, tmp_pa
     extract = applied["definition"]["States"]["Extract"]["Arguments"]
     assert extract["Cluster"] == outputs["ecs_cluster_arn"]
     assert extract["TaskDefinition"].endswith(":task-definition/osft-extract")
+    containers = applied["containers"]
+    assert set(containers) == {"extract", "estimate", "querygen", "register"}
+    assert containers["estimate"]["entryPoint"] == ["osft"], "the cost guard runs `osft estimate` on the extractor"
+    assert containers["estimate"]["image"] == containers["extract"]["image"]
+    assert not any(containers[name].get("entryPoint") for name in ("extract", "querygen", "register"))
