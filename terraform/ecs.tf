@@ -95,3 +95,14 @@ resource "aws_ecs_task_definition" "task" {
     )
   ])
 }
+
+# Earlier versions had one resource for the stages and another for the cost guard.
+moved {
+  from = aws_ecs_task_definition.stage
+  to   = aws_ecs_task_definition.task
+}
+
+moved {
+  from = aws_ecs_task_definition.estimate
+  to   = aws_ecs_task_definition.task["estimate"]
+}
