@@ -17,7 +17,8 @@ scores. ``prepare --judged`` does the same for the judged training queries (a se
 split, by query), whose recipes are scored on the other quarter only. Recipe keys: ``name``;
 ``queries`` (a prepared name, or ``judged``); ``n`` pairs; ``kinds`` (offline styles to keep);
 ``student_misses`` (only queries the hybrid ranks right and the base model does not); ``loss``
-(``mnrl``, or ``margin-mse`` against the hybrid teacher, ``label_scale`` x its margins);
+(``mnrl``; ``cached-mnrl``, the same with memory bounded by ``mini_batch`` for long documents; or
+``margin-mse`` against the hybrid teacher, ``label_scale`` x its margins);
 ``negatives`` (one hybrid hard negative per pair); ``cut_query`` (inverse-cloze pairs train on the
 document without their sentence); ``lr``, ``epochs``, ``batch``; ``train_seq`` (max length while
 training; scoring uses ``--max-seq-length``). Results are appended to
@@ -32,6 +33,7 @@ import json
 import os
 import pickle
 import random
+import resource
 import sys
 import time
 from pathlib import Path
@@ -264,7 +266,12 @@ def run(args: argparse.Namespace) -> None:
     only = set(judged_split(args.data, args.split)[1]) if config["queries"] == "judged" else None
     model = load_model(config.get("train_seq", args.max_seq_length))
     loss_name = config.get("loss", "mnrl")
-    loss = losses.MarginMSELoss(model) if loss_name == "margin-mse" else losses.MultipleNegativesRankingLoss(model)
+    if loss_name == "margin-mse":
+        loss = losses.MarginMSELoss(model)
+    elif loss_name == "cached-mnrl":  # same gradients as MNRL, memory bounded by the mini-batch (long documents)
+        loss = losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.get("mini_batch", 8))
+    else:
+        loss = losses.MultipleNegativesRankingLoss(model)
     training_args = SentenceTransformerTrainingArguments(
         output_dir=str(OUT / "checkpoints" / config["name"]),
         num_train_epochs=config.get("epochs", 1),
@@ -274,7 +281,7 @@ def run(args: argparse.Namespace) -> None:
         save_strategy="no",
         report_to=[],
         seed=SEED,
-        batch_sampler=BatchSamplers.NO_DUPLICATES if loss_name == "mnrl" else BatchSamplers.BATCH_SAMPLER,
+        batch_sampler=BatchSamplers.BATCH_SAMPLER if loss_name == "margin-mse" else BatchSamplers.NO_DUPLICATES,
     )
     clock = time.perf_counter()
     SentenceTransformerTrainer(model=model, args=training_args, train_dataset=dataset, loss=loss).train()
@@ -291,6 +298,7 @@ def run(args: argparse.Namespace) -> None:
         "base": base,
         "tuned": tuned,
         "train_seconds": round(train_seconds, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "score_seconds": round(time.perf_counter() - clock, 1),
         "scored_queries": "the held-out quarter of the judged queries" if only else "all judged queries",
         "data": str(args.data),

@@ -7,6 +7,7 @@ import torch
 
 from osft.common.errors import SpecError
 from osft.common.spec.training import Training
+from osft.trainer.defaults import LossChoice
 from osft.trainer.losses import build_loss
 
 QUERIES = ["how do bees make honey", "how to fix a flat tyre", "what causes tides", "why do volcanoes erupt"]
@@ -67,3 +68,10 @@ def test_in_batch_negatives_are_gathered_across_devices_when_asked(minilm_model)
 def test_matryoshka_dims_larger_than_the_model_are_a_spec_error(minilm_model) -> None:
     with pytest.raises(SpecError, match=r"training\.matryoshka_dims"):
         build_loss(minilm_model, Training(matryoshka_dims=[1024]), gather_across_devices=False)
+
+
+def test_a_chosen_contrastive_loss_replaces_the_spec_default(minilm_model) -> None:
+    loss, name = build_loss(
+        minilm_model, Training(), gather_across_devices=False, contrastive=LossChoice("cached-mnrl", 4)
+    )
+    assert name == "cached-mnrl" and loss.mini_batch_size == 4

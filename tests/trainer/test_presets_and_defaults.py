@@ -8,6 +8,7 @@ from osft.trainer.defaults import (
     BATCH_BY_MODEL_SIZE,
     CACHED_MNRL_BATCH,
     OFFLINE_PAIRS_CAP,
+    choose_contrastive_loss,
     choose_hyperparameters,
     choose_max_seq_length,
     offline_pairs_cap,
@@ -76,3 +77,35 @@ def test_offline_pseudo_queries_get_a_small_sample_and_one_pass() -> None:
     assert (offline.epochs, judged.epochs) == (1.0, 3.0)
     assert "offline" in offline.reasons["epochs"]
     assert choose_hyperparameters(Training(epochs=2), train_pairs=800, provider="offline").epochs == 2
+
+
+GIB = 2**30
+MINILM_SHAPE = {"layers": 6, "heads": 12}
+
+
+def test_long_documents_on_a_cpu_train_in_mini_batches() -> None:
+    """Batch 32 with a hard negative is 96 texts; at 512 tokens that step was killed on a 24 GiB machine."""
+    long = choose_contrastive_loss(
+        Training(), texts_per_step=96, max_seq_length=512, memory_bytes=24 * GIB, on_gpu=False, **MINILM_SHAPE
+    )
+    assert long.name == "cached-mnrl" and long.mini_batch_size == Training().mini_batch_size
+    assert "96 texts x 512 tokens" in long.reason and "24 GiB" in long.reason
+    short = choose_contrastive_loss(
+        Training(), texts_per_step=96, max_seq_length=256, memory_bytes=24 * GIB, on_gpu=False, **MINILM_SHAPE
+    )
+    assert (short.name, short.reason) == ("mnrl", None)
+
+
+def test_the_mini_batch_shrinks_to_fit_a_small_machine() -> None:
+    small = choose_contrastive_loss(
+        Training(), texts_per_step=96, max_seq_length=512, memory_bytes=4 * GIB, on_gpu=False, **MINILM_SHAPE
+    )
+    assert small.name == "cached-mnrl" and small.mini_batch_size == 8  # 16 x 512 tokens needs ~3.4 GiB > 2 GiB
+
+
+def test_the_spec_loss_and_gpus_keep_plain_mnrl_unless_asked() -> None:
+    shape = {"texts_per_step": 96, "max_seq_length": 512, "memory_bytes": 24 * GIB, **MINILM_SHAPE}
+    assert choose_contrastive_loss(Training(loss="mnrl"), on_gpu=False, **shape).name == "mnrl"
+    assert choose_contrastive_loss(Training(), on_gpu=True, **shape).name == "mnrl"
+    given = choose_contrastive_loss(Training(loss="cached-mnrl", mini_batch_size=4), on_gpu=True, **shape)
+    assert (given.name, given.mini_batch_size, given.reason) == ("cached-mnrl", 4, None)

@@ -30,6 +30,14 @@ OFFLINE_EPOCHS = 1.0
 BATCH_BY_MODEL_SIZE: dict[str, int] = {"small": 64, "base": 32, "large": 16}
 CACHED_MNRL_BATCH = 256
 DEFAULT_WARMUP_RATIO = 0.1
+# On a CPU, every attention layer keeps texts x heads x seq² scores (fp32 scores, their softmax and its
+# gradient) for the backward pass. When one MNRL step would need more than CPU_ACTIVATION_SHARE of the
+# machine's memory, the loss is computed in mini-batches instead (cached-mnrl: the same gradients). Measured
+# with all-MiniLM-L6-v2: 96 texts of 512 tokens (batch 32 with a hard negative; ~22 GiB by this count) were
+# killed by the kernel on a 24 GiB machine, 96 texts of 256 tokens (~5 GiB) trained, and cached-mnrl with
+# mini-batches of 8 trained the 512-token batch in 4 GiB at the same speed.
+CPU_ACTIVATION_SHARE = 0.5
+ATTENTION_BYTES_PER_SCORE = 12
 # max_seq_length: cover this share of the corpus' token lengths, rounded up to a multiple of 32,
 # never below MIN_SEQ_LENGTH nor above the model's own limit.
 SEQ_LENGTH_PERCENTILE = 0.95
@@ -44,6 +52,47 @@ class Hyperparameters:
     warmup_ratio: float
     max_steps: int | None
     reasons: dict[str, str]
+
+
+@dataclass(frozen=True)
+class LossChoice:
+    name: str
+    mini_batch_size: int
+    reason: str | None = None
+
+
+def choose_contrastive_loss(
+    training: Training,
+    *,
+    texts_per_step: int,
+    max_seq_length: int,
+    layers: int,
+    heads: int,
+    memory_bytes: int,
+    on_gpu: bool,
+) -> LossChoice:
+    """``mnrl`` or, when its step would not fit in CPU memory, ``cached-mnrl``; the spec's ``loss`` wins."""
+    if training.loss is not None or on_gpu:
+        return LossChoice(training.loss or "mnrl", training.mini_batch_size)
+    per_text = max_seq_length**2 * layers * heads * ATTENTION_BYTES_PER_SCORE
+    budget = CPU_ACTIVATION_SHARE * memory_bytes
+    if texts_per_step * per_text <= budget:
+        return LossChoice("mnrl", training.mini_batch_size)
+    mini = training.mini_batch_size
+    while mini > 1 and mini * per_text > budget:
+        mini //= 2
+    return LossChoice(
+        "cached-mnrl",
+        mini,
+        f"cached-mnrl in mini-batches of {mini}: one step of {texts_per_step} texts x {max_seq_length} tokens "
+        f"would hold ~{_gib(texts_per_step * per_text)} of attention scores on the CPU, more than "
+        f"{CPU_ACTIVATION_SHARE:.0%} of the {_gib(memory_bytes)} here (same gradients as mnrl)",
+    )
+
+
+def _gib(size: float) -> str:
+    gib = size / 2**30
+    return f"{gib:.0f} GiB" if gib >= 10 else f"{gib:.2g} GiB"
 
 
 def offline_pairs_cap(training: Training, provider: str) -> tuple[int | None, str | None]:

@@ -3,7 +3,8 @@
 - ``mnrl``: MultipleNegativesRankingLoss. Each query's positive must outscore every other
   passage in the batch (and its mined hard negatives); bigger batches give more negatives.
 - ``cached-mnrl``: the same objective computed with GradCache in ``mini_batch_size`` chunks,
-  so a batch of 256+ fits in the memory of a batch of 16, at roughly 20% more compute.
+  so a batch of 256+ fits in the memory of a batch of 16, at roughly 20% more compute. Chosen
+  automatically on a CPU when an mnrl step would not fit in memory (long documents).
 - distillation (``training.distillation``): MarginMSELoss or DistillKLDivLoss against a
   cross-encoder teacher's scores (the dataset carries a ``label`` column of teacher scores).
 - ``matryoshka_dims``: MatryoshkaLoss wraps any of the above so that truncated embeddings
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from osft.common.errors import SpecError
 from osft.common.spec.training import Training
+from osft.trainer.defaults import LossChoice
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -26,9 +28,18 @@ if TYPE_CHECKING:
 
 
 def build_loss(
-    model: SentenceTransformer, training: Training, *, gather_across_devices: bool, spec_source: str = "spec"
+    model: SentenceTransformer,
+    training: Training,
+    *,
+    gather_across_devices: bool,
+    spec_source: str = "spec",
+    contrastive: LossChoice | None = None,
 ) -> tuple[nn.Module, str]:
-    """The loss module and a short name for the report (``mnrl``, ``matryoshka(margin-mse)``...)."""
+    """The loss module and a short name for the report (``mnrl``, ``matryoshka(margin-mse)``...).
+
+    ``contrastive`` is the chosen contrastive loss (``defaults.choose_contrastive_loss``); unset, the spec's.
+    """
+    contrastive = contrastive or LossChoice(training.loss or "mnrl", training.mini_batch_size)
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
         DistillKLDivLoss,
@@ -44,9 +55,9 @@ def build_loss(
             loss, name = DistillKLDivLoss(model, temperature=distill.temperature), "kl-div"
         else:
             loss, name = MarginMSELoss(model), "margin-mse"
-    elif training.loss == "cached-mnrl":
+    elif contrastive.name == "cached-mnrl":
         loss = CachedMultipleNegativesRankingLoss(
-            model, mini_batch_size=training.mini_batch_size, gather_across_devices=gather_across_devices
+            model, mini_batch_size=contrastive.mini_batch_size, gather_across_devices=gather_across_devices
         )
         name = "cached-mnrl"
     else:

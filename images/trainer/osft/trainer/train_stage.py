@@ -21,8 +21,13 @@ from osft.common.errors import InputDataError
 from osft.common.manifests import TrainStats
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageDefinition, StageResult
-from osft.trainer.defaults import choose_hyperparameters, choose_max_seq_length, offline_pairs_cap
-from osft.trainer.hf_training import checkpoint_folder, last_checkpoint, training_arguments, world_size
+from osft.trainer.defaults import (
+    choose_contrastive_loss,
+    choose_hyperparameters,
+    choose_max_seq_length,
+    offline_pairs_cap,
+)
+from osft.trainer.hf_training import checkpoint_folder, last_checkpoint, memory_bytes, training_arguments, world_size
 from osft.trainer.models import ModelUsage, apply_usage, load_cross_encoder, load_sentence_transformer, model_usage
 
 if TYPE_CHECKING:
@@ -220,8 +225,23 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         trainable = add_lora_adapter(model, training.lora)
         ctx.log.info("lora_adapter_added", trainable_parameters=trainable, r=training.lora.r)
 
+    config = model[0].auto_model.config
+    contrastive = choose_contrastive_loss(
+        training,
+        texts_per_step=hp.batch_size * len([c for c in dataset.column_names if c != "label"]),
+        max_seq_length=max_len,
+        layers=config.num_hidden_layers,
+        heads=config.num_attention_heads,
+        memory_bytes=memory_bytes(),
+        on_gpu=torch.cuda.is_available(),
+    )
+    if contrastive.reason:
+        reasons["loss"] = contrastive.reason
+        ctx.log.info("loss_chosen", loss=contrastive.name, because=contrastive.reason)
     gather = training.gather_across_devices if training.gather_across_devices is not None else world_size() > 1
-    loss, loss_name = build_loss(model, training, gather_across_devices=gather, spec_source=ctx.spec_uri)
+    loss, loss_name = build_loss(
+        model, training, gather_across_devices=gather, spec_source=ctx.spec_uri, contrastive=contrastive
+    )
     checkpoints = checkpoint_folder(ctx)
     args = SentenceTransformerTrainingArguments(**training_arguments(training, hp, checkpoints))
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)

@@ -109,7 +109,10 @@ class Training(SpecModel):
     max_train_pairs: int | None = Field(
         default=None, ge=1, description="Subsample training pairs to at most this many."
     )
-    loss: Literal["mnrl", "cached-mnrl"] = "mnrl"
+    loss: Literal["mnrl", "cached-mnrl"] | None = Field(
+        default=None,
+        description="Unset: mnrl, or cached-mnrl (the same gradients) when a CPU training step would not fit in memory.",
+    )
     mini_batch_size: int = Field(default=16, ge=1, description="For cached-mnrl: the batch that fits in memory.")
     matryoshka_dims: list[int] | None = None
     hard_negatives: HardNegatives = Field(default_factory=HardNegatives)
