@@ -10,6 +10,9 @@ Endpoints (ML Commons REST API, OpenSearch 2.x/3.x):
   ``plugins.ml_commons.allow_registering_model_via_url`` is true; OpenSearch pretrained by name),
   ``POST /_plugins/_ml/models/_register_meta`` + ``POST /_plugins/_ml/models/<id>/upload_chunk/<n>``,
   ``POST /_plugins/_ml/models/_search``, ``GET /_plugins/_ml/models/<id>``;
+- ``POST /_plugins/_ml/models/<id>/_undeploy``; ``DELETE /_plugins/_ml/models/<id>`` (400 while deployed; the
+  last model of a group takes the group with it); ``GET|DELETE /_plugins/_ml/connectors/<id>`` (400 while a
+  model uses it);
 - ``POST /_plugins/_ml/models/<id>/_deploy``, ``GET /_plugins/_ml/tasks/<id>``: tasks move one state per
   read, CREATED → RUNNING → COMPLETED, or FAILED with an ``error`` (``fail_tasks``, or a downloaded
   zip whose hash or size differs from the registration);
@@ -49,6 +52,7 @@ DEFAULT_SETTINGS = {
     ],
     "plugins.ml_commons.allow_registering_model_via_url": "false",
 }
+NODE_ID = "sv7-3CbwQW-4PiIsDOfLxQ"
 PRETRAINED = {"huggingface/cross-encoders/ms-marco-MiniLM-L-6-v2": "TEXT_SIMILARITY"}
 GROUP_FIELDS = {"name", "description", "access_mode", "backend_roles", "add_all_backend_roles"}
 CONNECTOR_FIELDS = {
@@ -238,6 +242,14 @@ class FakeMLCommons:
                 return {k: v for k, v in self._model(model_id).items() if not k.startswith("_")}
             case "POST", ["models", model_id, "_deploy"]:
                 return self._deploy(model_id)
+            case "POST", ["models", model_id, "_undeploy"]:
+                return self._undeploy(model_id)
+            case "DELETE", ["models", model_id]:
+                return self._delete_model(model_id)
+            case "GET", ["connectors", connector_id]:
+                return {k: v for k, v in self._connector(connector_id).items() if k != "credential"}
+            case "DELETE", ["connectors", connector_id]:
+                return self._delete_connector(connector_id)
             case "POST", ["models", model_id, "_predict"]:
                 return self._predict(model_id, body)
             case "GET", ["tasks", task_id]:
@@ -407,6 +419,43 @@ class FakeMLCommons:
             "task_type": "DEPLOY_MODEL",
             "status": "CREATED",
         }
+
+    def _undeploy(self, model_id: str) -> Any:
+        model = self._model(model_id)
+        if model["model_state"] not in ("DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING"):
+            return {}
+        model["model_state"] = "UNDEPLOYED"
+        return {NODE_ID: {"stats": {model_id: "UNDEPLOYED"}}}
+
+    def _delete_model(self, model_id: str) -> Any:
+        model = self._model(model_id)
+        if model["model_state"] in ("DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING"):
+            raise bad_request(
+                "Model cannot be deleted in deploying or deployed state. Try undeploy model first then delete",
+                kind="status_exception",
+            )
+        del self.models[model_id]
+        group_id = model.get("model_group_id")
+        if group_id and not any(m.get("model_group_id") == group_id for m in self.models.values()):
+            self.groups.pop(group_id, None)  # the last version of a group takes the group with it
+        return _deleted(".plugins-ml-model", model_id)
+
+    def _connector(self, connector_id: str) -> dict[str, Any]:
+        if connector_id not in self.connectors:
+            raise not_found(f"Failed to find connector with the provided connector id: {connector_id}")
+        return self.connectors[connector_id]
+
+    def _delete_connector(self, connector_id: str) -> Any:
+        self._connector(connector_id)
+        users = [i for i, m in self.models.items() if m.get("connector_id") == connector_id]
+        if users:
+            raise bad_request(
+                f"{len(users)} models are still using this connector, please delete or update the models first: "
+                f"{users}",
+                kind="status_exception",
+            )
+        del self.connectors[connector_id]
+        return _deleted(".plugins-ml-connector", connector_id)
 
     # --- tasks ---------------------------------------------------------------------------
     def _new_task(
@@ -655,6 +704,19 @@ class FakeMLCommons:
             "timed_out": False,
             "hits": {"total": {"value": len(hits), "relation": "eq"}, "max_score": 1.0, "hits": hits},
         }
+
+
+def _deleted(index: str, doc_id: str) -> dict[str, Any]:
+    """The delete response of ML Commons' system indices."""
+    return {
+        "_index": index,
+        "_id": doc_id,
+        "_version": 2,
+        "result": "deleted",
+        "_shards": {"total": 2, "successful": 1, "failed": 0},
+        "_seq_no": 3,
+        "_primary_term": 1,
+    }
 
 
 def _require_object(body: Any, allowed: set[str], *, required: set[str]) -> None:

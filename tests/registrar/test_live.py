@@ -5,7 +5,8 @@
 
 Exports the packaged MiniLM as a real TorchScript ML Commons zip (the trainer's exporter),
 registers it as a local model in chunks, deploys it and checks ``_predict`` against the local
-model; a second run must reuse the same model id. The cluster needs
+model; a second run must reuse the same model id, and ``register cleanup`` must undeploy and
+delete it. The cluster needs
 ``plugins.ml_commons.only_run_on_ml_node: false`` when it has no ML node.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from osft.common.stage import run_stage
+from osft.registrar.cleanup import cleanup_run
 from osft.registrar.stage import STAGE
 
 pytestmark = [pytest.mark.live, pytest.mark.skipif("OPENSEARCH_URL" not in os.environ, reason="OPENSEARCH_URL not set")]
@@ -62,3 +64,7 @@ def test_live_cluster_registers_deploys_and_answers_like_the_local_model(run_fol
 
     assert first.stats.model_id and first.stats.smoke_test.startswith("passed")
     assert again.stats.model_id == first.stats.model_id and again.stats.created == []
+
+    cleaned = cleanup_run(str(spec), str(run_dir))
+
+    assert cleaned.deleted == [f"ML Commons model {first.stats.model_id}"]

@@ -8,6 +8,7 @@ import pytest
 
 from osft.common.errors import ServiceError
 from osft.common.stage import run_stage
+from osft.registrar.cleanup import cleanup_run
 from osft.registrar.stage import STAGE
 from tests.registrar.conftest import opensearch_section
 
@@ -72,3 +73,32 @@ def test_registering_by_url_on_a_cluster_that_forbids_it_says_which_setting_to_c
 
     with pytest.raises(ServiceError, match="allow_registering_model_via_url"):
         run_stage(STAGE, str(spec), str(run_dir))
+
+
+def test_cleanup_deletes_the_run_model_keeps_the_shared_cross_encoder_and_can_run_twice(run_folder, ml_server):
+    server = ml_server()
+    section = opensearch_section(server.url, mode="local", local_upload="chunks", cross_encoder={})
+    spec, run_dir = run_folder({"opensearch": section})
+    stats = run_stage(STAGE, str(spec), str(run_dir))[0].stats
+    assert server.models[stats.model_id]["model_state"] == "DEPLOYED"
+
+    first = cleanup_run(str(spec), str(run_dir))
+
+    assert first.deleted == [f"ML Commons model {stats.model_id}"] and first.endpoint_name is None
+    assert stats.model_id not in server.models and stats.cross_encoder_model_id in server.models
+    assert "cross-encoder" in first.kept[0] and server.groups  # the group still holds the cross-encoder
+    assert not (run_dir / "register" / "manifest.json").exists()
+    assert cleanup_run(str(spec), str(run_dir)).deleted == []  # what is gone is skipped
+
+
+def test_deleting_a_deployed_model_is_refused_like_ml_commons_does(run_folder, ml_server):
+    """The stand-in holds the registrar to ML Commons' order: undeploy first, then delete."""
+    import httpx
+
+    server = ml_server()
+    spec, run_dir = run_folder({"opensearch": opensearch_section(server.url, mode="local", local_upload="chunks")})
+    model_id = run_stage(STAGE, str(spec), str(run_dir))[0].stats.model_id
+
+    refused = httpx.delete(f"{server.url}/_plugins/_ml/models/{model_id}")
+
+    assert refused.status_code == 400 and "Try undeploy model first" in refused.text

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from click.testing import CliRunner
 
 from osft.common.stage import run_stage
+from osft.registrar.cli import cli
 from osft.registrar.sagemaker_deploy import runtime_url
 from osft.registrar.stage import STAGE
 from osft.trainer.serving.encoder import load_encoder
@@ -59,3 +61,24 @@ def test_register_stage_ends_with_a_remote_model_that_answers_like_the_local_mod
     assert again.stats.endpoint_action == "unchanged"
     for created_by in ("/connectors/_create", "/models/_register", "/model_groups/_register", "/_deploy"):
         assert len(server.calls("POST", created_by)) == 1, created_by
+
+
+def test_cleanup_removes_the_remote_model_its_connector_and_the_endpoint(aws, run_folder, ml_server, served_endpoint):
+    server = ml_server(connector_urls={runtime_url(REGION, "osft-tiny"): f"{served_endpoint}/invocations"})
+    deploy = {
+        "sagemaker": sagemaker_section(),
+        "opensearch": opensearch_section(server.url, mode="remote", set_trusted_endpoints=True),
+    }
+    spec, run_dir = run_folder(deploy)
+    stats = run_stage(STAGE, str(spec), str(run_dir))[0].stats
+
+    result = CliRunner().invoke(cli, ["cleanup", "--spec", str(spec), "--run-dir", str(run_dir)])
+
+    assert result.exit_code == 0, result.output
+    assert f"ML Commons model {stats.model_id}" in result.output
+    assert f"ML Commons connector {stats.connector_id}" in result.output
+    assert server.models == {} and server.connectors == {}
+    assert server.groups == {}  # ML Commons drops a group with its last model
+    undeploy = server.calls("POST", "/_undeploy")
+    assert len(undeploy) == 1 and server.calls("DELETE", "/connectors/")
+    assert aws.list_endpoints()["Endpoints"] == [] and aws.list_models()["Models"] == []

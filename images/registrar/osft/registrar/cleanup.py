@@ -1,50 +1,102 @@
-"""``register cleanup``: delete a run's SageMaker endpoint, endpoint configs and models.
+"""``register cleanup``: delete what a run's register stage deployed.
 
-The names come from the run's ``register/registration.json`` when it exists, else from the
-spec (the endpoint name) and the endpoint itself (its config and that config's models).
-The register manifest is removed too, so the next ``osft run`` deploys again.
+- ML Commons (when the run registered in OpenSearch): the run's model and query tokenizer are
+  undeployed and deleted, then the connector of a remote model. The model group and a
+  pretrained cross-encoder are kept, since other runs may use them (ML Commons removes a group
+  with its last model).
+- SageMaker: the endpoint, its endpoint configs and models.
+
+The ids and names come from the run's ``register/registration.json`` when it exists, else from
+the spec (the endpoint name) and the endpoint itself (its config and that config's models).
+Anything already gone is skipped. The register manifest is removed too, so the next
+``osft run`` deploys again.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from osft.common.errors import OsftError
 from osft.common.logging import get_logger
+from osft.common.opensearch import opensearch_client
+from osft.common.spec import RunSpec
 from osft.common.stage import MANIFEST_FILE, load_spec
 from osft.common.storage import Location, join
+from osft.registrar.ml_commons import MLCommons
 from osft.registrar.sagemaker_deploy import SageMakerDeployer, sagemaker_client
 from osft.registrar.stage import REGISTRATION_FILE
 
 
 @dataclass
 class CleanupResult:
-    endpoint_name: str
-    deleted: list[str]
+    endpoint_name: str | None
+    deleted: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 def cleanup_run(spec_uri: str, run_dir: str, *, timeout_s: int | None = None) -> CleanupResult:
-    """Delete the endpoint, configs and models of the run; resources already gone are skipped."""
+    """Delete the run's ML Commons models and connector and its SageMaker endpoint, configs and models."""
     spec = load_spec(spec_uri)
-    sagemaker = spec.deploy.sagemaker if spec.deploy else None
-    recorded: dict = {}
     registration = Location(join(run_dir, "register", REGISTRATION_FILE))
-    if registration.exists():
-        recorded = json.loads(registration.read_text()).get("sagemaker") or {}
-    endpoint_name = recorded.get("endpoint_name") or (
-        (sagemaker.endpoint_name or f"osft-{spec.name}") if sagemaker else None
-    )
-    if endpoint_name is None:
+    recorded: dict[str, Any] = json.loads(registration.read_text()) if registration.exists() else {}
+    opensearch = recorded.get("opensearch")
+    endpoint_name = _endpoint_name(spec, recorded.get("sagemaker") or {})
+    if not opensearch and endpoint_name is None:
         raise OsftError(
-            f"{spec_uri}: the spec has no deploy.sagemaker section and {registration.uri} names no endpoint",
-            hint="nothing to clean up on SageMaker for this run",
+            f"{spec_uri}: the spec has no deploy.sagemaker section and {registration.uri} names nothing deployed",
+            hint="nothing to clean up for this run",
         )
+    result = CleanupResult(endpoint_name)
+    if opensearch:
+        _cleanup_opensearch(spec, spec_uri, opensearch, result)
+    if endpoint_name is not None:
+        _cleanup_sagemaker(spec, recorded.get("sagemaker") or {}, endpoint_name, timeout_s, result)
+    Location(join(run_dir, "register", MANIFEST_FILE)).delete_tree()
+    get_logger(run_id=spec.name, stage="register").info(
+        "cleanup_done", endpoint=endpoint_name, deleted=result.deleted, kept=result.kept
+    )
+    return result
+
+
+def _endpoint_name(spec: RunSpec, recorded: dict[str, Any]) -> str | None:
+    sagemaker = spec.deploy.sagemaker if spec.deploy else None
+    return recorded.get("endpoint_name") or ((sagemaker.endpoint_name or f"osft-{spec.name}") if sagemaker else None)
+
+
+def _cleanup_opensearch(spec: RunSpec, spec_uri: str, recorded: dict[str, Any], result: CleanupResult) -> None:
+    options = spec.deploy.opensearch if spec.deploy else None
+    if options is None:
+        raise OsftError(
+            f"{spec_uri}: the run registered models in OpenSearch at {recorded.get('url')}, but the spec has no "
+            "deploy.opensearch section to connect with",
+            hint="run cleanup with the spec the run was registered with",
+        )
+    client = opensearch_client(options.connection, field="deploy.opensearch.connection")
+    ml = MLCommons(
+        client,
+        url=options.connection.url,
+        task_timeout_s=options.task_timeout_s,
+        poll_interval_s=options.poll_interval_s,
+    )
+    for key in ("model_id", "tokenizer_model_id"):
+        if recorded.get(key) and ml.remove_model(recorded[key]):
+            result.deleted.append(f"ML Commons model {recorded[key]}")
+    if recorded.get("connector_id") and ml.remove_connector(recorded["connector_id"]):
+        result.deleted.append(f"ML Commons connector {recorded['connector_id']}")
+    if recorded.get("cross_encoder_model_id"):
+        result.kept.append(
+            f"cross-encoder {recorded['cross_encoder_model_id']} (a pretrained model other runs may use)"
+        )
+
+
+def _cleanup_sagemaker(
+    spec: RunSpec, recorded: dict[str, Any], endpoint_name: str, timeout_s: int | None, result: CleanupResult
+) -> None:
+    sagemaker = spec.deploy.sagemaker if spec.deploy else None
     region = recorded.get("region") or (sagemaker.region if sagemaker else None)
     wait = timeout_s or (sagemaker.wait_timeout_s if sagemaker else 1800)
     deployer = SageMakerDeployer(sagemaker_client(region), timeout_s=wait, poll_s=15)
     configs = [recorded["endpoint_config_name"]] if recorded.get("endpoint_config_name") else []
-    deleted = deployer.delete_endpoint(endpoint_name, configs, list(recorded.get("model_names") or []))
-    Location(join(run_dir, "register", MANIFEST_FILE)).delete_tree()
-    get_logger(run_id=spec.name, stage="register").info("cleanup_done", endpoint=endpoint_name, deleted=deleted)
-    return CleanupResult(endpoint_name, deleted)
+    result.deleted += deployer.delete_endpoint(endpoint_name, configs, list(recorded.get("model_names") or []))

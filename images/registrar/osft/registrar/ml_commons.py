@@ -24,6 +24,7 @@ from osft.common.opensearch import error_reason
 DONE_STATES = ("COMPLETED",)
 FAILED_STATES = ("FAILED", "COMPLETED_WITH_ERROR", "CANCELLED")
 UNUSABLE_MODEL_STATES = ("REGISTER_FAILED",)
+LOADED_MODEL_STATES = ("DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING")
 EXISTING_GROUP = re.compile(r"model group with ID:?\s*([A-Za-z0-9_\-]+)")
 
 
@@ -280,6 +281,51 @@ class MLCommons:
                     f"{task_id}",
                 )
             self.sleep(self.poll_interval_s)
+
+    # --- removal ---------------------------------------------------------------------------
+    def remove_model(self, model_id: str) -> bool:
+        """Undeploy (waiting for the state to follow) and delete a model; False when it is already gone."""
+        ml = self.client.plugins.ml
+        model = self._get_or_none(f"reading model {model_id}", ml.get_model, model_id=model_id)
+        if model is None:
+            return False
+        if model.get("model_state") in LOADED_MODEL_STATES:
+            self.call(f"undeploying model {model_id}", ml.undeploy_model, model_id=model_id)
+            deadline = time.monotonic() + self.task_timeout_s
+            while (
+                self.call(f"reading model {model_id}", ml.get_model, model_id=model_id).get("model_state")
+                in LOADED_MODEL_STATES
+            ):
+                if time.monotonic() >= deadline:
+                    raise ServiceError(
+                        f"model {model_id} is still deployed {self.task_timeout_s:g}s after the undeploy call",
+                        hint=f"check POST _plugins/_ml/models/{model_id}/_undeploy and the ML nodes' logs",
+                    )
+                self.sleep(self.poll_interval_s)
+        self.call(f"deleting model {model_id}", ml.delete_model, model_id=model_id)
+        self.log.info("model_deleted", model_id=model_id)
+        return True
+
+    def remove_connector(self, connector_id: str) -> bool:
+        """Delete a connector (after the models that use it); False when it is already gone."""
+        ml = self.client.plugins.ml
+        if self._get_or_none(f"reading connector {connector_id}", ml.get_connector, connector_id=connector_id) is None:
+            return False
+        self.call(f"deleting connector {connector_id}", ml.delete_connector, connector_id=connector_id)
+        self.log.info("connector_deleted", connector_id=connector_id)
+        return True
+
+    def _get_or_none(self, action: str, func: Callable[..., Any], **kwargs: Any) -> Any:
+        """``func(**kwargs)``, or None on 404; other failures as in ``call``."""
+        from opensearchpy.exceptions import NotFoundError
+
+        def get() -> Any:
+            try:
+                return func(**kwargs)
+            except NotFoundError:
+                return None
+
+        return self.call(action, get)
 
     def predict(self, model_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.call(
