@@ -17,8 +17,11 @@ scores. ``prepare --judged`` does the same for the judged training queries (a se
 split, by query), whose recipes are scored on the other quarter only. Recipe keys: ``name``;
 ``queries`` (a prepared name, or ``judged``); ``n`` pairs; ``kinds`` (offline styles to keep);
 ``student_misses`` (only queries the hybrid ranks right and the base model does not); ``loss``
-(``mnrl``; ``cached-mnrl``, the same with memory bounded by ``mini_batch`` for long documents; or
-``margin-mse`` against the hybrid teacher, ``label_scale`` x its margins);
+(``mnrl``; ``cached-mnrl``, the same with memory bounded by ``mini_batch`` for long documents;
+``margin-mse`` against the hybrid teacher, ``label_scale`` x its margins; ``kl`` or ``mnrl+kl``
+(``kl_weight``) at ``temperature`` against ``teacher: "cut-hybrid"``, the hybrid teacher scoring
+each cloze query against its document with the sentence cut out, over the cut positive and
+``candidates`` negatives from its ranks 1-29);
 ``negatives`` (one hybrid hard negative per pair); ``cut_query`` (inverse-cloze pairs train on the
 document without their sentence); ``lr``, ``epochs``, ``batch``; ``train_seq`` (max length while
 training; scoring uses ``--max-seq-length``). Results are appended to
@@ -254,6 +257,102 @@ def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dic
     return columns
 
 
+def cut_teacher_columns(rows: list[dict[str, Any]], corpus, data: Path, negatives: int, rng: random.Random):
+    """Rows scored by the hybrid teacher with each query's sentence cut from its document for the teacher too.
+
+    Scored against the whole document, the teacher is certain of the source by exact match and its
+    margins say nothing about real queries; against the cut document they measure what the rest of
+    the abstract shares with the query. Columns: anchor, positive (cut), ``negatives`` drawn from the
+    teacher's ranks 1-29, and ``label`` (the teacher's score of each candidate).
+    """
+    import bm25s
+    import numpy as np
+
+    from osft.common.corpus import document_text, positive_text
+    from osft.trainer.hard_negatives import HYBRID_BM25_WEIGHT
+
+    ranker = HybridRanker(corpus, data, 256)
+    position = {doc_id: i for i, doc_id in enumerate(ranker.ids)}
+    texts = [document_text(doc) for doc in corpus.values()]  # type: ignore[arg-type]
+
+    def tokens(items: list[str]) -> list[list[str]]:
+        return bm25s.tokenize(items, stopwords="en", stemmer=ranker.stemmer, show_progress=False, return_ids=False)
+
+    corpus_tokens = tokens(texts)
+    frequency: dict[str, int] = {}
+    for doc in corpus_tokens:
+        for token in set(doc):
+            frequency[token] = frequency.get(token, 0) + 1
+    average_length = sum(map(len, corpus_tokens)) / len(corpus_tokens)
+
+    def bm25(query: list[str], doc: list[str], k1: float = 1.5, b: float = 0.75) -> float:
+        """bm25s' ``lucene`` score of one document, outside the index."""
+        total = 0.0
+        for token in query:
+            tf = doc.count(token)
+            if tf:
+                df = frequency.get(token, 0)
+                idf = np.log(1 + (len(corpus_tokens) - df + 0.5) / (df + 0.5))
+                total += idf * tf / (tf + k1 * (1 - b + b * len(doc) / average_length))
+        return float(total)
+
+    probe = tokens([rows[0]["query"]])[0]
+    indexed = float(ranker.bm25.get_scores(probe)[position[rows[0]["doc_id"]]])
+    assert abs(bm25(probe, corpus_tokens[position[rows[0]["doc_id"]]]) - indexed) < 1e-3 * max(1.0, indexed)
+
+    cut = [positive_text({"query": r["query"], "doc_id": r["doc_id"], "cut_query": True}, texts[position[r["doc_id"]]])
+           for r in rows]  # fmt: skip
+    query_emb = ranker.model.encode(
+        [r["query"] for r in rows], batch_size=128, convert_to_numpy=True, normalize_embeddings=True
+    )
+    cut_emb = ranker.model.encode(cut, batch_size=64, convert_to_numpy=True, normalize_embeddings=True)
+    doc_emb = ranker.embeddings.numpy()
+    columns: dict[str, list] = {"anchor": [], "positive": [], **{f"negative_{i + 1}": [] for i in range(negatives)}}
+    columns["label"] = []
+    teacher_first = student_first = 0
+    for i, (row, cut_tokens) in enumerate(zip(rows, tokens(cut), strict=True)):
+        source = position[row["doc_id"]]
+        query_tokens = tokens([row["query"]])[0]
+        lexical = ranker.bm25.get_scores(query_tokens) if query_tokens else np.zeros(len(texts), dtype=np.float32)
+        lexical[source] = bm25(query_tokens, cut_tokens)
+        dense = doc_emb @ query_emb[i]
+        dense[source] = float(cut_emb[i] @ query_emb[i])
+        hybrid = dense + HYBRID_BM25_WEIGHT * lexical / max(float(lexical.max()), 1e-6)
+        order = [int(j) for j in np.argsort(-hybrid)[:30]]
+        teacher_first += order[0] == source
+        student_first += int(np.argmax(dense)) == source
+        drawn = rng.sample([j for j in order if j != source][:29], negatives)
+        columns["anchor"].append(row["query"])
+        columns["positive"].append(cut[i])
+        for k, j in enumerate(drawn):
+            columns[f"negative_{k + 1}"].append(texts[j])
+        columns["label"].append([float(hybrid[source]), *(float(hybrid[j]) for j in drawn)])
+    print(
+        f"cut queries ranked first: teacher {teacher_first / len(rows):.1%}, base model {student_first / len(rows):.1%}"
+    )
+    return columns
+
+
+def mnrl_plus_kl(model, temperature: float, kl_weight: float):
+    """MNRL (in-batch and hard negatives) plus ``kl_weight`` x KL to the teacher over each row's candidates."""
+    from sentence_transformers import losses
+    from torch import nn
+
+    class MnrlPlusKL(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.mnrl = losses.MultipleNegativesRankingLoss(model)
+            self.kl = losses.DistillKLDivLoss(model, temperature=temperature)
+
+        def forward(self, features, labels):
+            embeddings = [self.model(f)["sentence_embedding"] for f in features]
+            mnrl = self.mnrl.compute_loss_from_embeddings(embeddings, labels)
+            return mnrl + kl_weight * self.kl.compute_loss_from_embeddings(embeddings, labels)
+
+    return MnrlPlusKL()
+
+
 def run(args: argparse.Namespace) -> None:
     """Train one recipe from the base model and score it on the whole corpus."""
     from datasets import Dataset
@@ -262,12 +361,24 @@ def run(args: argparse.Namespace) -> None:
 
     config = json.loads(args.config)
     corpus = load_corpus(args.data)
-    dataset = Dataset.from_dict(training_rows(config, corpus, args.data, args.split))
+    if config.get("teacher") == "cut-hybrid":
+        with open(OUT / f"queries-{config['queries']}.pkl", "rb") as handle:
+            rows = pickle.load(handle)
+        rng = random.Random(config.get("seed", SEED))
+        rng.shuffle(rows)
+        columns = cut_teacher_columns(rows[: config["n"]], corpus, args.data, config.get("candidates", 3), rng)
+    else:
+        columns = training_rows(config, corpus, args.data, args.split)
+    dataset = Dataset.from_dict(columns)
     only = set(judged_split(args.data, args.split)[1]) if config["queries"] == "judged" else None
     model = load_model(config.get("train_seq", args.max_seq_length))
     loss_name = config.get("loss", "mnrl")
     if loss_name == "margin-mse":
         loss = losses.MarginMSELoss(model)
+    elif loss_name == "kl":
+        loss = losses.DistillKLDivLoss(model, temperature=config.get("temperature", 0.05))
+    elif loss_name == "mnrl+kl":
+        loss = mnrl_plus_kl(model, config.get("temperature", 0.05), config.get("kl_weight", 1.0))
     elif loss_name == "cached-mnrl":  # same gradients as MNRL, memory bounded by the mini-batch (long documents)
         loss = losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.get("mini_batch", 8))
     else:
@@ -281,7 +392,7 @@ def run(args: argparse.Namespace) -> None:
         save_strategy="no",
         report_to=[],
         seed=SEED,
-        batch_sampler=BatchSamplers.BATCH_SAMPLER if loss_name == "margin-mse" else BatchSamplers.NO_DUPLICATES,
+        batch_sampler=BatchSamplers.NO_DUPLICATES if "mnrl" in loss_name else BatchSamplers.BATCH_SAMPLER,
     )
     clock = time.perf_counter()
     SentenceTransformerTrainer(model=model, args=training_args, train_dataset=dataset, loss=loss).train()
@@ -298,6 +409,7 @@ def run(args: argparse.Namespace) -> None:
         "base": base,
         "tuned": tuned,
         "train_seconds": round(train_seconds, 1),
+        "score_seq": args.max_seq_length,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "score_seconds": round(time.perf_counter() - clock, 1),
         "scored_queries": "the held-out quarter of the judged queries" if only else "all judged queries",
@@ -315,7 +427,7 @@ def report_lines(out: Path = OUT) -> list[str]:
     if not results.exists():
         return []
     lines = [
-        "| recipe | queries | pairs | loss | hard negative | cut | lr | epochs | train seq | train s "
+        "| recipe | queries | pairs | loss | hard negative | cut | lr | epochs | seq train / scored | train s "
         "| scored on | nDCG@10 base → tuned (Δ) | MRR@10 | Recall@100 |",
         "|---|---|---:|---|---|---|---:|---:|---:|---:|---|---|---|---|",
     ]
@@ -325,11 +437,15 @@ def report_lines(out: Path = OUT) -> list[str]:
             c, b, t = r["config"], r["base"], r["tuned"]
             loss = c.get("loss", "mnrl") + (f" (labels x{c['label_scale']:g})" if "label_scale" in c else "")
             negative = "hybrid" if c.get("negatives") or c.get("loss") == "margin-mse" else "-"
+            if c.get("teacher") == "cut-hybrid":
+                loss += (f", KL x{c['kl_weight']:g}" if "kl_weight" in c else "") + " (teacher on cut docs)"
+                negative = f"hybrid x{c.get('candidates', 3)}"
             scored = "held-out ¼ judged" if r["scored_queries"].startswith("the held-out") else "all judged"
             lines.append(
                 f"| {c['name']} | {c['queries']}{' (student misses)' if c.get('student_misses') else ''} "
-                f"| {r['pairs']:,} | {loss} | {negative} | {'yes' if c.get('cut_query') else 'no'} "
-                f"| {c.get('lr', 2e-5):g} | {c.get('epochs', 1):g} | {c.get('train_seq', 256)} | {r['train_seconds']:.0f} "
+                f"| {r['pairs']:,} | {loss} | {negative} | {'yes' if c.get('cut_query') or c.get('teacher') == 'cut-hybrid' else 'no'} "
+                f"| {c.get('lr', 2e-5):g} | {c.get('epochs', 1):g} | {c.get('train_seq', 256)} / {r.get('score_seq', 256)} "
+                f"| {r['train_seconds']:.0f} "
                 f"| {scored} | {b['ndcg@10']:.2f} → **{t['ndcg@10']:.2f}** ({t['ndcg@10'] - b['ndcg@10']:+.2f}) "
                 f"| {b['mrr@10']:.2f} → {t['mrr@10']:.2f} | {b['recall@100']:.2f} → {t['recall@100']:.2f} |"
             )
