@@ -364,6 +364,8 @@ def run(args: argparse.Namespace) -> None:
     if config.get("teacher") == "cut-hybrid":
         with open(OUT / f"queries-{config['queries']}.pkl", "rb") as handle:
             rows = pickle.load(handle)
+        if any(row["kind"] != "cloze" for row in rows):
+            raise SystemExit("teacher cut-hybrid needs cloze queries (prepare --styles '{\"cloze\": 1}')")
         rng = random.Random(config.get("seed", SEED))
         rng.shuffle(rows)
         columns = cut_teacher_columns(rows[: config["n"]], corpus, args.data, config.get("candidates", 3), rng)

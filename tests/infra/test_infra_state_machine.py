@@ -84,6 +84,7 @@ def ecs_task_entrypoints() -> dict[str, tuple[str, str]]:
         r'(\w+)\s*=\s*\{\s*image\s*=\s*local\.ecs_stages\["(\w+)"\]\.image,.*?entry_point\s*=\s*\["(\w+)"\]', block
     ):
         found[name] = (ecs_stage_images()[stage], script)
+    assert found, "no task with an entry_point parsed from local.ecs_tasks in terraform/ecs.tf (format changed?)"
     return found
 
 

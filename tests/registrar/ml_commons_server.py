@@ -10,9 +10,9 @@ Endpoints (ML Commons REST API, OpenSearch 2.x/3.x):
   ``plugins.ml_commons.allow_registering_model_via_url`` is true; OpenSearch pretrained by name),
   ``POST /_plugins/_ml/models/_register_meta`` + ``POST /_plugins/_ml/models/<id>/upload_chunk/<n>``,
   ``POST /_plugins/_ml/models/_search``, ``GET /_plugins/_ml/models/<id>``;
-- ``POST /_plugins/_ml/models/<id>/_undeploy``; ``DELETE /_plugins/_ml/models/<id>`` (400 while deployed; the
-  last model of a group takes the group with it); ``GET|DELETE /_plugins/_ml/connectors/<id>`` (400 while a
-  model uses it);
+- ``POST /_plugins/_ml/models/<id>/_undeploy``; ``DELETE /_plugins/_ml/models/<id>`` (400 while deployed; an
+  emptied model group stays, as since ML Commons 2.11); ``GET|DELETE /_plugins/_ml/connectors/<id>`` (400
+  while a model uses it);
 - ``POST /_plugins/_ml/models/<id>/_deploy``, ``GET /_plugins/_ml/tasks/<id>``: tasks move one state per
   read, CREATED → RUNNING → COMPLETED, or FAILED with an ``error`` (``fail_tasks``, or a downloaded
   zip whose hash or size differs from the registration);
@@ -434,10 +434,7 @@ class FakeMLCommons:
                 "Model cannot be deleted in deploying or deployed state. Try undeploy model first then delete",
                 kind="status_exception",
             )
-        del self.models[model_id]
-        group_id = model.get("model_group_id")
-        if group_id and not any(m.get("model_group_id") == group_id for m in self.models.values()):
-            self.groups.pop(group_id, None)  # the last version of a group takes the group with it
+        del self.models[model_id]  # an emptied model group stays (ML Commons 2.11+, despite its docs)
         return _deleted(".plugins-ml-model", model_id)
 
     def _connector(self, connector_id: str) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def test_cleanup_deletes_the_run_model_keeps_the_shared_cross_encoder_and_can_ru
 
     assert first.deleted == [f"ML Commons model {stats.model_id}"] and first.endpoint_name is None
     assert stats.model_id not in server.models and stats.cross_encoder_model_id in server.models
-    assert "cross-encoder" in first.kept[0] and server.groups  # the group still holds the cross-encoder
+    assert "cross-encoder" in first.kept[0] and server.groups
     assert not (run_dir / "register" / "manifest.json").exists()
     assert cleanup_run(str(spec), str(run_dir)).deleted == []  # what is gone is skipped
 

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from osft.common.stage import run_stage
+from osft.registrar.cleanup import cleanup_run
 from osft.registrar.cli import cli
 from osft.registrar.sagemaker_deploy import runtime_url
 from osft.registrar.stage import STAGE
@@ -25,15 +26,23 @@ def served_endpoint(minilm_dir):
         yield url
 
 
-def test_register_stage_ends_with_a_remote_model_that_answers_like_the_local_model_and_reruns_create_nothing(
-    aws, run_folder, ml_server, served_endpoint
-):
+@pytest.fixture
+def remote_run(aws, run_folder, ml_server, served_endpoint):
+    """(ML Commons stand-in, spec, run dir) of a trained run whose register stage deploys to SageMaker (moto) and
+    registers a remote model."""
     server = ml_server(connector_urls={runtime_url(REGION, "osft-tiny"): f"{served_endpoint}/invocations"})
     deploy = {
         "sagemaker": sagemaker_section(),
         "opensearch": opensearch_section(server.url, mode="remote", set_trusted_endpoints=True),
     }
     spec, run_dir = run_folder(deploy)
+    return server, spec, run_dir
+
+
+def test_register_stage_ends_with_a_remote_model_that_answers_like_the_local_model_and_reruns_create_nothing(
+    remote_run,
+):
+    server, spec, run_dir = remote_run
 
     manifest, _ = run_stage(STAGE, str(spec), str(run_dir))
 
@@ -63,13 +72,8 @@ def test_register_stage_ends_with_a_remote_model_that_answers_like_the_local_mod
         assert len(server.calls("POST", created_by)) == 1, created_by
 
 
-def test_cleanup_removes_the_remote_model_its_connector_and_the_endpoint(aws, run_folder, ml_server, served_endpoint):
-    server = ml_server(connector_urls={runtime_url(REGION, "osft-tiny"): f"{served_endpoint}/invocations"})
-    deploy = {
-        "sagemaker": sagemaker_section(),
-        "opensearch": opensearch_section(server.url, mode="remote", set_trusted_endpoints=True),
-    }
-    spec, run_dir = run_folder(deploy)
+def test_cleanup_removes_the_remote_model_its_connector_and_the_endpoint(aws, remote_run):
+    server, spec, run_dir = remote_run
     stats = run_stage(STAGE, str(spec), str(run_dir))[0].stats
 
     result = CliRunner().invoke(cli, ["cleanup", "--spec", str(spec), "--run-dir", str(run_dir)])
@@ -78,7 +82,33 @@ def test_cleanup_removes_the_remote_model_its_connector_and_the_endpoint(aws, ru
     assert f"ML Commons model {stats.model_id}" in result.output
     assert f"ML Commons connector {stats.connector_id}" in result.output
     assert server.models == {} and server.connectors == {}
-    assert server.groups == {}  # ML Commons drops a group with its last model
+    assert len(server.groups) == 1  # kept: other runs register into it by name
     undeploy = server.calls("POST", "/_undeploy")
     assert len(undeploy) == 1 and server.calls("DELETE", "/connectors/")
     assert aws.list_endpoints()["Endpoints"] == [] and aws.list_models()["Models"] == []
+
+
+def test_cleanup_keeps_a_connector_and_endpoint_another_run_still_uses(aws, remote_run):
+    server, spec, run_dir = remote_run
+    stats = run_stage(STAGE, str(spec), str(run_dir))[0].stats
+    # Another run with the same endpoint name found this connector by name and registered its own model on it.
+    server.models["other-run-model"] = {**server.models[stats.model_id], "name": "other-run"}
+
+    result = cleanup_run(str(spec), str(run_dir))
+
+    assert result.deleted == [f"ML Commons model {stats.model_id}"]
+    assert "other-run-model" in result.kept[0] and stats.connector_id in server.connectors
+    assert [e["EndpointName"] for e in aws.list_endpoints()["Endpoints"]] == ["osft-tiny"]
+
+
+def test_cleanup_still_deletes_the_billed_endpoint_when_the_cluster_is_unreachable(aws, remote_run):
+    server, spec, run_dir = remote_run
+    run_stage(STAGE, str(spec), str(run_dir))
+    server.stop()
+
+    result = CliRunner().invoke(cli, ["cleanup", "--spec", str(spec), "--run-dir", str(run_dir)])
+
+    assert result.exit_code != 0
+    assert "cleanup of run tiny is incomplete" in result.output and "ML Commons: cannot reach" in result.output
+    assert aws.list_endpoints()["Endpoints"] == [] and aws.list_models()["Models"] == []
+    assert (run_dir / "register" / "manifest.json").exists()  # a second cleanup finishes the job

@@ -2,14 +2,15 @@
 
 - ML Commons (when the run registered in OpenSearch): the run's model and query tokenizer are
   undeployed and deleted, then the connector of a remote model. The model group and a
-  pretrained cross-encoder are kept, since other runs may use them (ML Commons removes a group
-  with its last model).
+  pretrained cross-encoder are kept, since other runs may use them (ML Commons keeps an empty
+  group too). A connector that another run's model still uses is kept, and so is the SageMaker
+  endpoint it calls.
 - SageMaker: the endpoint, its endpoint configs and models.
 
 The ids and names come from the run's ``register/registration.json`` when it exists, else from
 the spec (the endpoint name) and the endpoint itself (its config and that config's models).
-Anything already gone is skipped. The register manifest is removed too, so the next
-``osft run`` deploys again.
+Anything already gone is skipped. The register manifest is removed once everything is gone,
+so the next ``osft run`` deploys again.
 """
 
 from __future__ import annotations
@@ -37,7 +38,11 @@ class CleanupResult:
 
 
 def cleanup_run(spec_uri: str, run_dir: str, *, timeout_s: int | None = None) -> CleanupResult:
-    """Delete the run's ML Commons models and connector and its SageMaker endpoint, configs and models."""
+    """Delete the run's ML Commons models and connector and its SageMaker endpoint, configs and models.
+
+    A failure on one side does not stop the other (a billed endpoint is still deleted when the
+    cluster cannot be reached); the error then lists what was deleted and what was not.
+    """
     spec = load_spec(spec_uri)
     registration = Location(join(run_dir, "register", REGISTRATION_FILE))
     recorded: dict[str, Any] = json.loads(registration.read_text()) if registration.exists() else {}
@@ -49,14 +54,28 @@ def cleanup_run(spec_uri: str, run_dir: str, *, timeout_s: int | None = None) ->
             hint="nothing to clean up for this run",
         )
     result = CleanupResult(endpoint_name)
+    failures: list[str] = []
+    endpoint_shared = False
     if opensearch:
-        _cleanup_opensearch(spec, spec_uri, opensearch, result)
-    if endpoint_name is not None:
-        _cleanup_sagemaker(spec, recorded.get("sagemaker") or {}, endpoint_name, timeout_s, result)
+        try:
+            endpoint_shared = _cleanup_opensearch(spec, spec_uri, opensearch, result)
+        except OsftError as exc:
+            failures.append(f"ML Commons: {exc.message}")
+    if endpoint_name is not None and not endpoint_shared:
+        try:
+            _cleanup_sagemaker(spec, recorded.get("sagemaker") or {}, endpoint_name, timeout_s, result)
+        except OsftError as exc:
+            failures.append(f"SageMaker: {exc.message}")
+    log = get_logger(run_id=spec.name, stage="register")
+    if failures:
+        log.error("cleanup_incomplete", deleted=result.deleted, kept=result.kept, failures=failures)
+        raise OsftError(
+            f"cleanup of run {spec.name} is incomplete. Deleted: {', '.join(result.deleted) or 'nothing'}. "
+            f"Failed: {'; '.join(failures)}",
+            hint="fix the cause and run register cleanup again; what is already gone is skipped",
+        )
     Location(join(run_dir, "register", MANIFEST_FILE)).delete_tree()
-    get_logger(run_id=spec.name, stage="register").info(
-        "cleanup_done", endpoint=endpoint_name, deleted=result.deleted, kept=result.kept
-    )
+    log.info("cleanup_done", endpoint=endpoint_name, deleted=result.deleted, kept=result.kept)
     return result
 
 
@@ -65,7 +84,8 @@ def _endpoint_name(spec: RunSpec, recorded: dict[str, Any]) -> str | None:
     return recorded.get("endpoint_name") or ((sagemaker.endpoint_name or f"osft-{spec.name}") if sagemaker else None)
 
 
-def _cleanup_opensearch(spec: RunSpec, spec_uri: str, recorded: dict[str, Any], result: CleanupResult) -> None:
+def _cleanup_opensearch(spec: RunSpec, spec_uri: str, recorded: dict[str, Any], result: CleanupResult) -> bool:
+    """Remove the run's models, then its connector unless another run's model uses it (then True: shared)."""
     options = spec.deploy.opensearch if spec.deploy else None
     if options is None:
         raise OsftError(
@@ -83,12 +103,22 @@ def _cleanup_opensearch(spec: RunSpec, spec_uri: str, recorded: dict[str, Any], 
     for key in ("model_id", "tokenizer_model_id"):
         if recorded.get(key) and ml.remove_model(recorded[key]):
             result.deleted.append(f"ML Commons model {recorded[key]}")
-    if recorded.get("connector_id") and ml.remove_connector(recorded["connector_id"]):
-        result.deleted.append(f"ML Commons connector {recorded['connector_id']}")
     if recorded.get("cross_encoder_model_id"):
         result.kept.append(
             f"cross-encoder {recorded['cross_encoder_model_id']} (a pretrained model other runs may use)"
         )
+    connector_id = recorded.get("connector_id")
+    if not connector_id:
+        return False
+    others = ml.models_using_connector(connector_id)
+    if others:
+        result.kept.append(
+            f"connector {connector_id} and the endpoint it calls: model(s) {', '.join(others)} of another run use them"
+        )
+        return True
+    if ml.remove_connector(connector_id):
+        result.deleted.append(f"ML Commons connector {connector_id}")
+    return False
 
 
 def _cleanup_sagemaker(

@@ -306,6 +306,15 @@ class MLCommons:
         self.log.info("model_deleted", model_id=model_id)
         return True
 
+    def models_using_connector(self, connector_id: str) -> list[str]:
+        """Ids of the models whose connector is ``connector_id``."""
+        found = self._search(
+            f"searching models that use connector {connector_id}",
+            self.client.plugins.ml.search_models,
+            {"term": {"connector_id": connector_id}},
+        )
+        return [model.id for model in found]
+
     def remove_connector(self, connector_id: str) -> bool:
         """Delete a connector (after the models that use it); False when it is already gone."""
         ml = self.client.plugins.ml

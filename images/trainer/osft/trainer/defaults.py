@@ -30,14 +30,17 @@ OFFLINE_EPOCHS = 1.0
 BATCH_BY_MODEL_SIZE: dict[str, int] = {"small": 64, "base": 32, "large": 16}
 CACHED_MNRL_BATCH = 256
 DEFAULT_WARMUP_RATIO = 0.1
-# On a CPU, every attention layer keeps texts x heads x seq² scores (fp32 scores, their softmax and its
-# gradient) for the backward pass. When one MNRL step would need more than CPU_ACTIVATION_SHARE of the
+# On a CPU, training keeps every layer's activations for the backward pass: per text, seq² x heads attention
+# scores (fp32 scores, their softmax and its gradient: 12 bytes each) and, per token, about 8 hidden-size and
+# 2 intermediate-size fp32 vectors. When one MNRL step would need more than CPU_ACTIVATION_SHARE of the
 # machine's memory, the loss is computed in mini-batches instead (cached-mnrl: the same gradients). Measured
-# with all-MiniLM-L6-v2: 96 texts of 512 tokens (batch 32 with a hard negative; ~22 GiB by this count) were
-# killed by the kernel on a 24 GiB machine, 96 texts of 256 tokens (~5 GiB) trained, and cached-mnrl with
-# mini-batches of 8 trained the 512-token batch in 4 GiB at the same speed.
+# with all-MiniLM-L6-v2: 96 texts of 512 tokens (batch 32 with a hard negative; ~27 GiB by this count) were
+# killed by the kernel on a 24 GiB machine, 96 texts of 256 tokens (~8 GiB) trained, and cached-mnrl with
+# mini-batches of 8 trained the 512-token batch in 5.4 GB at the same speed.
 CPU_ACTIVATION_SHARE = 0.5
 ATTENTION_BYTES_PER_SCORE = 12
+HIDDEN_VECTORS_PER_TOKEN = 8
+INTERMEDIATE_VECTORS_PER_TOKEN = 2
 # max_seq_length: cover this share of the corpus' token lengths, rounded up to a multiple of 32,
 # never below MIN_SEQ_LENGTH nor above the model's own limit.
 SEQ_LENGTH_PERCENTILE = 0.95
@@ -61,20 +64,39 @@ class LossChoice:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class EncoderShape:
+    """What sets a transformer's activation memory: read from its HF config."""
+
+    layers: int
+    heads: int
+    hidden: int
+    intermediate: int
+
+    @classmethod
+    def of(cls, config) -> EncoderShape:
+        return cls(config.num_hidden_layers, config.num_attention_heads, config.hidden_size, config.intermediate_size)
+
+    def activation_bytes(self, max_seq_length: int) -> int:
+        """Activations one text of ``max_seq_length`` tokens keeps for the backward pass (see above)."""
+        attention = max_seq_length**2 * self.heads * ATTENTION_BYTES_PER_SCORE
+        per_token = 4 * (HIDDEN_VECTORS_PER_TOKEN * self.hidden + INTERMEDIATE_VECTORS_PER_TOKEN * self.intermediate)
+        return self.layers * (attention + max_seq_length * per_token)
+
+
 def choose_contrastive_loss(
     training: Training,
     *,
     texts_per_step: int,
     max_seq_length: int,
-    layers: int,
-    heads: int,
+    shape: EncoderShape,
     memory_bytes: int,
     on_gpu: bool,
 ) -> LossChoice:
     """``mnrl`` or, when its step would not fit in CPU memory, ``cached-mnrl``; the spec's ``loss`` wins."""
     if training.loss is not None or on_gpu:
         return LossChoice(training.loss or "mnrl", training.mini_batch_size)
-    per_text = max_seq_length**2 * layers * heads * ATTENTION_BYTES_PER_SCORE
+    per_text = shape.activation_bytes(max_seq_length)
     budget = CPU_ACTIVATION_SHARE * memory_bytes
     if texts_per_step * per_text <= budget:
         return LossChoice("mnrl", training.mini_batch_size)
@@ -85,7 +107,7 @@ def choose_contrastive_loss(
         "cached-mnrl",
         mini,
         f"cached-mnrl in mini-batches of {mini}: one step of {texts_per_step} texts x {max_seq_length} tokens "
-        f"would hold ~{_gib(texts_per_step * per_text)} of attention scores on the CPU, more than "
+        f"would hold ~{_gib(texts_per_step * per_text)} of activations on the CPU, more than "
         f"{CPU_ACTIVATION_SHARE:.0%} of the {_gib(memory_bytes)} here (same gradients as mnrl)",
     )
 

@@ -49,15 +49,16 @@ def checkpoint_folder(ctx: StageContext) -> Path:
 
 
 def memory_bytes() -> int:
-    """The memory this process may use: the container's cgroup limit when set, else the machine's RAM."""
+    """The memory this process may use: the container's cgroup limit when set, at most the machine's RAM."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
             text = Path(limit_file).read_text().strip()
         except OSError:
             continue
-        if text.isdigit() and int(text) < 2**60:  # "max" or a huge number: no limit
-            return int(text)
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if text.isdigit():  # "max" (v2) means no limit; v1 writes a huge number instead
+            return min(int(text), physical)
+    return physical
 
 
 def world_size() -> int:
@@ -93,5 +94,4 @@ def training_arguments(
         "dataloader_num_workers": 0,
         "dataloader_pin_memory": torch.cuda.is_available(),
         "use_cpu": os.environ.get("OSFT_FORCE_CPU") == "1",
-        "ddp_find_unused_parameters": False if world_size() > 1 else None,
     }

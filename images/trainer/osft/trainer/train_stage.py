@@ -22,6 +22,7 @@ from osft.common.manifests import TrainStats
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageDefinition, StageResult
 from osft.trainer.defaults import (
+    EncoderShape,
     choose_contrastive_loss,
     choose_hyperparameters,
     choose_max_seq_length,
@@ -225,25 +226,28 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         trainable = add_lora_adapter(model, training.lora)
         ctx.log.info("lora_adapter_added", trainable_parameters=trainable, r=training.lora.r)
 
-    config = model[0].auto_model.config
-    contrastive = choose_contrastive_loss(
-        training,
-        texts_per_step=hp.batch_size * len([c for c in dataset.column_names if c != "label"]),
-        max_seq_length=max_len,
-        layers=config.num_hidden_layers,
-        heads=config.num_attention_heads,
-        memory_bytes=memory_bytes(),
-        on_gpu=torch.cuda.is_available(),
-    )
-    if contrastive.reason:
-        reasons["loss"] = contrastive.reason
-        ctx.log.info("loss_chosen", loss=contrastive.name, because=contrastive.reason)
+    contrastive = None
+    if not training.distillation.enabled:
+        contrastive = choose_contrastive_loss(
+            training,
+            texts_per_step=hp.batch_size * len([c for c in dataset.column_names if c != "label"]),
+            max_seq_length=max_len,
+            shape=EncoderShape.of(model[0].auto_model.config),
+            memory_bytes=memory_bytes(),
+            on_gpu=torch.cuda.is_available() and os.environ.get("OSFT_FORCE_CPU") != "1",
+        )
+        if contrastive.reason:
+            reasons["loss"] = contrastive.reason
+            ctx.log.info("loss_chosen", loss=contrastive.name, because=contrastive.reason)
     gather = training.gather_across_devices if training.gather_across_devices is not None else world_size() > 1
     loss, loss_name = build_loss(
         model, training, gather_across_devices=gather, spec_source=ctx.spec_uri, contrastive=contrastive
     )
     checkpoints = checkpoint_folder(ctx)
-    args = SentenceTransformerTrainingArguments(**training_arguments(training, hp, checkpoints))
+    args = SentenceTransformerTrainingArguments(
+        **training_arguments(training, hp, checkpoints),
+        ddp_find_unused_parameters=False if world_size() > 1 else None,
+    )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(StructlogCallback(ctx.log))
