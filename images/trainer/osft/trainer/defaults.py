@@ -30,17 +30,18 @@ OFFLINE_EPOCHS = 1.0
 BATCH_BY_MODEL_SIZE: dict[str, int] = {"small": 64, "base": 32, "large": 16}
 CACHED_MNRL_BATCH = 256
 DEFAULT_WARMUP_RATIO = 0.1
-# On a CPU, training keeps every layer's activations for the backward pass: per text, seq² x heads attention
-# scores (fp32 scores, their softmax and its gradient: 12 bytes each) and, per token, about 8 hidden-size and
-# 2 intermediate-size fp32 vectors. When one MNRL step would need more than CPU_ACTIVATION_SHARE of the
-# machine's memory, the loss is computed in mini-batches instead (cached-mnrl: the same gradients). Measured
-# with all-MiniLM-L6-v2: 96 texts of 512 tokens (batch 32 with a hard negative; ~27 GiB by this count) were
-# killed by the kernel on a 24 GiB machine, 96 texts of 256 tokens (~8 GiB) trained, and cached-mnrl with
-# mini-batches of 8 trained the 512-token batch in 5.4 GB at the same speed.
-CPU_ACTIVATION_SHARE = 0.5
+# On a CPU, training keeps every layer's activations for the backward pass. With dropout on, PyTorch's
+# attention takes its quadratic path: per text and layer, seq² x heads scores at 12 bytes (scores, softmax,
+# dropout), plus per token about 12 hidden-size and 3 intermediate-size fp32 vectors. When one MNRL step would
+# need more than CPU_ACTIVATION_SHARE of the machine's memory, the loss is computed in mini-batches instead
+# (cached-mnrl: the same gradients). Fitted on all-MiniLM-L6-v2 (scripts/bench_train_memory.py), measured GiB
+# (estimate): 96 texts of 256 tokens 10.8 (10.1), 129 of 256 13.1 (13.6), 24 of 512 7.5 (7.6), 48 of 512 15.9
+# (15.2). 96 texts of 512 (batch 32 with a hard negative, ~30 GiB) were killed by the kernel on a 24 GiB
+# machine; cached-mnrl with mini-batches of 8 trained that batch in 5.4 GB at the same speed.
+CPU_ACTIVATION_SHARE = 0.7
 ATTENTION_BYTES_PER_SCORE = 12
-HIDDEN_VECTORS_PER_TOKEN = 8
-INTERMEDIATE_VECTORS_PER_TOKEN = 2
+HIDDEN_VECTORS_PER_TOKEN = 12
+INTERMEDIATE_VECTORS_PER_TOKEN = 3
 # max_seq_length: cover this share of the corpus' token lengths, rounded up to a multiple of 32,
 # never below MIN_SEQ_LENGTH nor above the model's own limit.
 SEQ_LENGTH_PERCENTILE = 0.95
