@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_ENV = "OSFT_CHECKPOINT_DIR"
+FORCE_CPU_ENV = "OSFT_FORCE_CPU"
 
 
 def last_checkpoint(folder: Path) -> str | None:
@@ -61,6 +62,18 @@ def memory_bytes() -> int:
     return physical
 
 
+def forced_cpu() -> bool:
+    """``OSFT_FORCE_CPU=1``: train on the CPU even when a GPU is present."""
+    return os.environ.get(FORCE_CPU_ENV) == "1"
+
+
+def on_gpu() -> bool:
+    """Whether training runs on a GPU."""
+    import torch
+
+    return torch.cuda.is_available() and not forced_cpu()
+
+
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -73,7 +86,6 @@ def training_arguments(
     Checkpoints every ``training.checkpoint_steps`` (two kept) so a killed run resumes; ``batch_size``
     overrides the chosen one (sparse models keep batches small).
     """
-    import torch
     from sentence_transformers.base.sampler import BatchSamplers
 
     return {
@@ -92,6 +104,6 @@ def training_arguments(
         "report_to": "none",
         "disable_tqdm": not progress_enabled(),
         "dataloader_num_workers": 0,
-        "dataloader_pin_memory": torch.cuda.is_available(),
-        "use_cpu": os.environ.get("OSFT_FORCE_CPU") == "1",
+        "dataloader_pin_memory": on_gpu(),
+        "use_cpu": forced_cpu(),
     }

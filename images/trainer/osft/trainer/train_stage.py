@@ -28,7 +28,14 @@ from osft.trainer.defaults import (
     choose_max_seq_length,
     offline_pairs_cap,
 )
-from osft.trainer.hf_training import checkpoint_folder, last_checkpoint, memory_bytes, training_arguments, world_size
+from osft.trainer.hf_training import (
+    checkpoint_folder,
+    last_checkpoint,
+    memory_bytes,
+    on_gpu,
+    training_arguments,
+    world_size,
+)
 from osft.trainer.models import ModelUsage, apply_usage, load_cross_encoder, load_sentence_transformer, model_usage
 
 if TYPE_CHECKING:
@@ -234,7 +241,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
             max_seq_length=max_len,
             shape=EncoderShape.of(model[0].auto_model.config),
             memory_bytes=memory_bytes(),
-            on_gpu=torch.cuda.is_available() and os.environ.get("OSFT_FORCE_CPU") != "1",
+            on_gpu=on_gpu(),
         )
         if contrastive.reason:
             reasons["loss"] = contrastive.reason
