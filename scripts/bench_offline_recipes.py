@@ -137,7 +137,7 @@ class HybridRanker:
         import bm25s
         import numpy as np
 
-        from osft.trainer.hard_negatives import HYBRID_BM25_WEIGHT
+        from osft.trainer.hard_negatives import hybrid_scores
 
         position = {doc_id: i for i, doc_id in enumerate(self.ids)}
         encoded = self.model.encode(queries, batch_size=128, convert_to_tensor=True, normalize_embeddings=True)
@@ -149,7 +149,7 @@ class HybridRanker:
                     query, stopwords="en", stemmer=self.stemmer, show_progress=False, return_ids=False
                 )[0]
                 lexical = self.bm25.get_scores(tokens) if tokens else np.zeros(len(self.ids), dtype=np.float32)
-                hybrid = dense[offset] + HYBRID_BM25_WEIGHT * lexical / max(float(lexical.max()), 1e-6)
+                hybrid = hybrid_scores(dense[offset], lexical)
                 order = np.argsort(-hybrid)[:HYBRID_DEPTH]
                 positive = position[positives[start + offset]]
                 rows.append(
@@ -269,7 +269,7 @@ def cut_teacher_columns(rows: list[dict[str, Any]], corpus, data: Path, negative
     import numpy as np
 
     from osft.common.corpus import document_text, positive_text
-    from osft.trainer.hard_negatives import HYBRID_BM25_WEIGHT
+    from osft.trainer.hard_negatives import hybrid_scores
 
     ranker = HybridRanker(corpus, data, 256)
     position = {doc_id: i for i, doc_id in enumerate(ranker.ids)}
@@ -317,7 +317,7 @@ def cut_teacher_columns(rows: list[dict[str, Any]], corpus, data: Path, negative
         lexical[source] = bm25(query_tokens, cut_tokens)
         dense = doc_emb @ query_emb[i]
         dense[source] = float(cut_emb[i] @ query_emb[i])
-        hybrid = dense + HYBRID_BM25_WEIGHT * lexical / max(float(lexical.max()), 1e-6)
+        hybrid = hybrid_scores(dense, lexical)
         order = [int(j) for j in np.argsort(-hybrid)[:30]]
         teacher_first += order[0] == source
         student_first += int(np.argmax(dense)) == source

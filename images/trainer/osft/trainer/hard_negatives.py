@@ -84,6 +84,11 @@ def mine(
     return MiningResult(mined, len(dataset), len(mined), "dense")
 
 
+def hybrid_scores(dense, lexical):
+    """Base-model cosine + ``HYBRID_BM25_WEIGHT`` x BM25 scaled by the query's best BM25 score (numpy arrays)."""
+    return dense + HYBRID_BM25_WEIGHT * lexical / max(float(lexical.max()), 1e-6)
+
+
 def english_stemmer():
     """PyStemmer's English stemmer when installed, else None (BM25 on surface forms)."""
     try:
@@ -132,10 +137,7 @@ def _mine_ranked(
         for offset, row in enumerate(dense):
             i = start + offset
             lexical = retriever.get_scores(query_tokens[i]) if query_tokens[i] else np.zeros(len(corpus))
-            if options.candidates == "hybrid":
-                ranking = row + HYBRID_BM25_WEIGHT * lexical / max(float(lexical.max()), 1e-6)
-            else:
-                ranking = lexical
+            ranking = hybrid_scores(row, lexical) if options.candidates == "hybrid" else lexical
             order = np.argsort(-ranking)[options.range_min : options.range_max]
             candidates = [
                 int(j)
