@@ -23,6 +23,7 @@ from osft.common.errors import OsftError
 from osft.common.logging import get_logger
 from osft.common.opensearch import opensearch_client
 from osft.common.spec import RunSpec
+from osft.common.spec.deploy import SageMakerEndpoint
 from osft.common.stage import MANIFEST_FILE, load_spec
 from osft.common.storage import Location, join
 from osft.registrar.ml_commons import MLCommons
@@ -47,7 +48,10 @@ def cleanup_run(spec_uri: str, run_dir: str, *, timeout_s: int | None = None) ->
     registration = Location(join(run_dir, "register", REGISTRATION_FILE))
     recorded: dict[str, Any] = json.loads(registration.read_text()) if registration.exists() else {}
     opensearch = recorded.get("opensearch")
-    endpoint_name = _endpoint_name(spec, recorded.get("sagemaker") or {})
+    sagemaker = spec.deploy.sagemaker if spec.deploy else None
+    endpoint_name = (recorded.get("sagemaker") or {}).get("endpoint_name") or (
+        (sagemaker.endpoint_name or f"osft-{spec.name}") if sagemaker else None
+    )
     if not opensearch and endpoint_name is None:
         raise OsftError(
             f"{spec_uri}: the spec has no deploy.sagemaker section and {registration.uri} names nothing deployed",
@@ -63,7 +67,7 @@ def cleanup_run(spec_uri: str, run_dir: str, *, timeout_s: int | None = None) ->
             failures.append(f"ML Commons: {exc.message}")
     if endpoint_name is not None and not endpoint_shared:
         try:
-            _cleanup_sagemaker(spec, recorded.get("sagemaker") or {}, endpoint_name, timeout_s, result)
+            _cleanup_sagemaker(sagemaker, recorded.get("sagemaker") or {}, endpoint_name, timeout_s, result)
         except OsftError as exc:
             failures.append(f"SageMaker: {exc.message}")
     log = get_logger(run_id=spec.name, stage="register")
@@ -77,11 +81,6 @@ def cleanup_run(spec_uri: str, run_dir: str, *, timeout_s: int | None = None) ->
     Location(join(run_dir, "register", MANIFEST_FILE)).delete_tree()
     log.info("cleanup_done", endpoint=endpoint_name, deleted=result.deleted, kept=result.kept)
     return result
-
-
-def _endpoint_name(spec: RunSpec, recorded: dict[str, Any]) -> str | None:
-    sagemaker = spec.deploy.sagemaker if spec.deploy else None
-    return recorded.get("endpoint_name") or ((sagemaker.endpoint_name or f"osft-{spec.name}") if sagemaker else None)
 
 
 def _cleanup_opensearch(spec: RunSpec, spec_uri: str, recorded: dict[str, Any], result: CleanupResult) -> bool:
@@ -122,9 +121,12 @@ def _cleanup_opensearch(spec: RunSpec, spec_uri: str, recorded: dict[str, Any], 
 
 
 def _cleanup_sagemaker(
-    spec: RunSpec, recorded: dict[str, Any], endpoint_name: str, timeout_s: int | None, result: CleanupResult
+    sagemaker: SageMakerEndpoint | None,
+    recorded: dict[str, Any],
+    endpoint_name: str,
+    timeout_s: int | None,
+    result: CleanupResult,
 ) -> None:
-    sagemaker = spec.deploy.sagemaker if spec.deploy else None
     region = recorded.get("region") or (sagemaker.region if sagemaker else None)
     wait = timeout_s or (sagemaker.wait_timeout_s if sagemaker else 1800)
     deployer = SageMakerDeployer(sagemaker_client(region), timeout_s=wait, poll_s=15)
