@@ -67,6 +67,7 @@ def test_killed_training_resumes_from_the_last_checkpoint(make_run, capfd) -> No
     assert resumed and resumed[0]["checkpoint"].endswith("checkpoint-2")
     assert any(e["event"] == "training_rows_reused" for e in second)
     assert not any(e["event"] == "hard_negatives_mined" for e in second)
+    assert "train/base-corpus-embeddings.npy" in {r.path for r in manifest.outputs}, "kept for evaluate"
     progress = [e for e in second if e["event"] == "train_progress" and "train_loss" in e]
     assert progress and min(e["step"] for e in progress) > 2
     assert manifest.stats.hyperparameters["loss"] == "cached-mnrl"

@@ -19,9 +19,11 @@ from pathlib import Path
 from osft.common.beir import JudgedSet, read_judged_set
 from osft.common.corpus import document_text, load_corpus, read_pairs
 from osft.common.errors import InputDataError
-from osft.common.manifests import EvaluateStats
+from osft.common.manifests import EvaluateStats, StageManifest
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageDefinition, StageResult
+from osft.trainer import base_embeddings
+from osft.trainer.base_embeddings import encode_corpus
 from osft.trainer.gate import decide
 from osft.trainer.html_report import write_report
 from osft.trainer.models import apply_usage, load_sentence_transformer, model_usage
@@ -30,6 +32,14 @@ from osft.trainer.progress_log import metric_fields
 METRICS_FILE = "metrics.json"
 GATE_FILE = "gate.json"
 REPORTED = {"ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100"}
+CUTOFFS = {
+    "mrr_at_k": [10],
+    "ndcg_at_k": [10],
+    "accuracy_at_k": [1, 10],
+    "precision_recall_at_k": [10, 100],
+    "map_at_k": [100],
+}
+"""The evaluators' cut-offs: the ones ``REPORTED`` needs, and accuracy@1/10 for the log."""
 
 
 def synthetic_set(ctx: StageContext, corpus_ids: set[str]) -> JudgedSet:
@@ -65,26 +75,29 @@ class RetrievalScorer:
         self.query_prefix = query_prefix
         self.batch_size = batch_size
 
-    def score(self, model, sets: dict[str, JudgedSet], show_progress: bool) -> dict[str, dict[str, float]]:
+    @property
+    def texts(self) -> list[str]:
+        return list(self.corpus.values())
+
+    def score(
+        self, model, sets: dict[str, JudgedSet], show_progress: bool, corpus_embeddings=None
+    ) -> dict[str, dict[str, float]]:
+        """Metrics per query set; ``corpus_embeddings`` (numpy, corpus order) skip encoding the corpus."""
+        import torch
         from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-        corpus_embeddings = model.encode_document(
-            list(self.corpus.values()),
-            batch_size=self.batch_size,
-            convert_to_tensor=True,
-            show_progress_bar=show_progress,
-        )
+        if corpus_embeddings is None:
+            corpus_embeddings = encode_corpus(
+                model, self.texts, batch_size=self.batch_size, show_progress=show_progress
+            )
+        corpus_embeddings = torch.from_numpy(corpus_embeddings).to(model.device)
         results = {}
         for name, judged in sets.items():
             evaluator = InformationRetrievalEvaluator(
                 queries=judged.queries,
                 corpus=self.corpus,
                 relevant_docs=judged.relevant,
-                mrr_at_k=[10],
-                ndcg_at_k=[10],
-                accuracy_at_k=[1, 10],
-                precision_recall_at_k=[10, 100],
-                map_at_k=[100],
+                **CUTOFFS,
                 batch_size=self.batch_size,
                 name=name,
                 write_csv=False,
@@ -103,6 +116,20 @@ def _plain_metrics(raw: dict[str, float], name: str) -> dict[str, float]:
         if metric in REPORTED:
             plain[metric] = round(float(value), 5)
     return plain
+
+
+def reusable_base_embeddings(ctx: StageContext, train: StageManifest, model, texts: list[str]):
+    """The corpus embeddings the train stage mined with, when they are this base model's of these texts."""
+    if f"train/{base_embeddings.KEY_FILE}" not in {record.path for record in train.outputs}:
+        return None
+    key = base_embeddings.embeddings_key(ctx.spec.model.base, model, texts)
+    embeddings = base_embeddings.load(
+        ctx.input_path(f"train/{base_embeddings.KEY_FILE}"),
+        lambda: ctx.input_path(f"train/{base_embeddings.EMBEDDINGS_FILE}"),
+        key,
+    )
+    ctx.log.info("base_corpus_embeddings", reused=embeddings is not None)
+    return embeddings
 
 
 def evaluation_sets(ctx: StageContext, corpus_ids: set[str]) -> tuple[dict[str, JudgedSet], str, list[str]]:
@@ -190,7 +217,8 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     max_len = hp.get("max_seq_length")
     base_model = load_sentence_transformer(spec.model.base, Path(ctx.resolve(".")), max_seq_length=max_len)
     apply_usage(base_model, model_usage(spec.model))
-    base = scorer.score(base_model, sets, show)
+    shared = reusable_base_embeddings(ctx, train, base_model, scorer.texts)
+    base = scorer.score(base_model, sets, show, corpus_embeddings=shared)
     del base_model
     base_seconds = time.perf_counter() - clock
     tuned_model = load_sentence_transformer(str(ctx.input_path(train.stats.model_dir)), max_seq_length=max_len)

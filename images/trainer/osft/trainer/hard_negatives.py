@@ -25,12 +25,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from osft.common.spec.training import HardNegatives
+from osft.trainer.base_embeddings import encode_corpus
 
 if TYPE_CHECKING:
+    import numpy as np
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
 
 HYBRID_BM25_WEIGHT = 0.4
+RANKED_CANDIDATES = ("hybrid", "bm25")
 QUERY_CHUNK = 64  # queries scored against the whole corpus at once (memory: chunk x corpus floats)
 
 
@@ -55,10 +58,17 @@ def mine(
     batch_size: int = 64,
     show_progress: bool = False,
     seed: int = 13,
+    corpus_embeddings: np.ndarray | None = None,
 ) -> MiningResult:
-    """(anchor, positive) → (anchor, positive, negative_1..n); queries without enough negatives are dropped."""
-    if options.candidates in ("hybrid", "bm25"):
-        mined = _mine_ranked(dataset, model, corpus, options, batch_size=batch_size, seed=seed)
+    """(anchor, positive) → (anchor, positive, negative_1..n); queries without enough negatives are dropped.
+
+    ``corpus_embeddings`` (the base model's, in corpus order) spare the ranked candidates an encoding
+    of the corpus; the ``dense`` candidates let sentence-transformers encode it.
+    """
+    if options.candidates in RANKED_CANDIDATES:
+        if corpus_embeddings is None:
+            corpus_embeddings = encode_corpus(model, corpus, batch_size=batch_size, show_progress=show_progress)
+        mined = _mine_ranked(dataset, model, corpus, corpus_embeddings, options, batch_size=batch_size, seed=seed)
         return MiningResult(mined, len(dataset), len(mined), options.candidates)
     from sentence_transformers.util import mine_hard_negatives
 
@@ -102,6 +112,7 @@ def _mine_ranked(
     dataset: Dataset,
     model: SentenceTransformer,
     corpus: list[str],
+    corpus_embeddings: np.ndarray,
     options: HardNegatives,
     *,
     batch_size: int,
@@ -123,7 +134,7 @@ def _mine_ranked(
 
     encode = {"batch_size": batch_size, "normalize_embeddings": True, "convert_to_numpy": True}
     query_emb = model.encode(anchors, **encode)
-    doc_emb = model.encode(corpus, **encode)
+    doc_emb = corpus_embeddings / np.maximum(np.linalg.norm(corpus_embeddings, axis=1, keepdims=True), 1e-12)
     positive_scores = np.sum(query_emb * model.encode(positives, **encode), axis=1)
     margin = options.resolved_margin()
     rng = random.Random(seed)

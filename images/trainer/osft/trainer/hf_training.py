@@ -78,6 +78,11 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def is_first_process() -> bool:
+    """True outside torchrun and on its rank 0: the one process that writes shared files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def training_arguments(
     training: Training, hp: Hyperparameters, checkpoints: Path, *, batch_size: int | None = None
 ) -> dict[str, Any]:

@@ -9,7 +9,6 @@ pick the WiSE-FT ratio, save, export.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from osft.common.errors import InputDataError
 from osft.common.manifests import TrainStats
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageDefinition, StageResult
+from osft.trainer import base_embeddings
 from osft.trainer.defaults import (
     EncoderShape,
     choose_contrastive_loss,
@@ -30,6 +30,7 @@ from osft.trainer.defaults import (
 )
 from osft.trainer.hf_training import (
     checkpoint_folder,
+    is_first_process,
     last_checkpoint,
     memory_bytes,
     on_gpu,
@@ -95,10 +96,18 @@ def _build_rows(
     )
     needs_negatives = training.hard_negatives.active(provider) or training.distillation.enabled
     if needs_negatives:
-        from osft.trainer.hard_negatives import mine
+        from osft.trainer.hard_negatives import RANKED_CANDIDATES, mine
 
         clock = time.perf_counter()
         corpus = [usage.document_prefix + text for text in corpus_texts.values()]
+        corpus_embeddings = None
+        if training.hard_negatives.candidates in RANKED_CANDIDATES:
+            corpus_embeddings = base_embeddings.encode_corpus(
+                model, corpus, batch_size=batch_size, show_progress=progress_enabled()
+            )
+            if is_first_process():
+                key = base_embeddings.embeddings_key(ctx.spec.model.base, model, corpus)
+                base_embeddings.save(ctx.workdir, key, corpus_embeddings)
         mined = mine(
             dataset,
             model,
@@ -107,6 +116,7 @@ def _build_rows(
             batch_size=batch_size,
             show_progress=progress_enabled(),
             seed=training.seed,
+            corpus_embeddings=corpus_embeddings,
         )
         ctx.log.info(
             "hard_negatives_mined",
@@ -140,7 +150,7 @@ def _build_rows(
         )
         del teacher
         ctx.log.info("teacher_scores_added", teacher=training.distillation.teacher, rows=len(dataset))
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one writer
+    if is_first_process():
         dataset.to_json(str(cache))
     return dataset, notes
 
@@ -331,6 +341,8 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     )
     notes += [f"{key} = {why}" for key, why in reasons.items()]
     outputs = [MODEL_DIR] + (["exports"] if exports else [])
+    # Written while mining (kept in the stage folder, so a resumed run that reuses the mined rows has them).
+    outputs += [name for name in base_embeddings.FILES if (ctx.workdir / name).is_file()]
     return StageResult(
         stats=stats,
         outputs=outputs,

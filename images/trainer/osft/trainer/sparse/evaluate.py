@@ -9,6 +9,7 @@ models decides whether later stages deploy.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from osft.common.beir import JudgedSet
 from osft.common.corpus import document_text, load_corpus
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageResult
-from osft.trainer.evaluate_stage import GATE_FILE, METRICS_FILE, REPORTED, evaluation_sets, gate_decision
+from osft.trainer.evaluate_stage import CUTOFFS, GATE_FILE, METRICS_FILE, REPORTED, evaluation_sets, gate_decision
 from osft.trainer.html_report import write_report
 from osft.trainer.sparse.models import choose_sparse_model, load_sparse_encoder, prepare_sparse_model
 
@@ -25,6 +26,8 @@ SPARSITY = {"query_active_dims", "corpus_active_dims", "avg_flops"}
 DENSE_MATMUL_ABOVE = 0.01
 """Score with a dense matmul when both sides have more than this share of non-zero weights."""
 CORPUS_CHUNK = 2000
+MEMO_BYTES = 2 * 1024**3
+"""At most this much of a model's corpus vectors is kept for the next query set."""
 
 
 def dot_scores(queries, documents):
@@ -47,6 +50,61 @@ def dot_scores(queries, documents):
     return util.dot_score(queries, documents)
 
 
+class CorpusEncodedOnce:
+    """Within its block, ``model.encode_document`` returns a chunk encoded before instead of encoding it again.
+
+    The sparse evaluator has no hook for precomputed corpus vectors (the dense one has), so each
+    query set would encode the corpus anew. Kept vectors are bounded by ``budget_bytes`` (an untrained
+    head's nearly dense vectors take 20 bytes per non-zero); chunks past it are encoded each time.
+    """
+
+    def __init__(self, model, budget_bytes: int = MEMO_BYTES) -> None:
+        self.model = model
+        self.budget_bytes = budget_bytes
+        self.kept: dict[str, object] = {}
+        self.kept_bytes = 0
+        self.encoded = 0
+
+    def __enter__(self) -> CorpusEncodedOnce:
+        self._original = self.model.encode_document
+        self._shadowed = "encode_document" in vars(self.model)
+        self.model.encode_document = self._encode_document
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._shadowed:
+            self.model.encode_document = self._original
+        else:
+            del self.model.encode_document  # the class's method shows through again
+
+    def _encode_document(self, sentences, **kwargs):
+        digest = hashlib.sha256(repr(sorted(kwargs.items())).encode())
+        for sentence in [sentences] if isinstance(sentences, str) else sentences:
+            digest.update(sentence.encode())
+            digest.update(b"\0")
+        key = digest.hexdigest()
+        if key in self.kept:
+            return self.kept[key]
+        embeddings = self._original(sentences, **kwargs)
+        self.encoded += 1
+        size = _tensor_bytes(embeddings)
+        if size is not None and self.kept_bytes + size <= self.budget_bytes:
+            self.kept[key] = embeddings
+            self.kept_bytes += size
+        return embeddings
+
+
+def _tensor_bytes(embeddings) -> int | None:
+    """Memory held by a dense or sparse COO tensor (indices int64 x 2 + float32 value); None for anything else."""
+    import torch
+
+    if not isinstance(embeddings, torch.Tensor):
+        return None
+    if embeddings.is_sparse:
+        return embeddings._nnz() * 20
+    return embeddings.numel() * embeddings.element_size()
+
+
 def split_metrics(raw: dict[str, float], name: str) -> tuple[dict[str, float], dict[str, float]]:
     """``{name}_dot_ndcg@10`` → ``ndcg@10`` (retrieval) and ``{name}_query_active_dims`` → sparsity figures."""
     retrieval, sparsity = {}, {}
@@ -64,26 +122,23 @@ def score_sparse(model, corpus: dict[str, str], sets: dict[str, JudgedSet], batc
     from sentence_transformers.sparse_encoder.evaluation import SparseInformationRetrievalEvaluator
 
     retrieval, sparsity = {}, {}
-    for name, judged in sets.items():
-        evaluator = SparseInformationRetrievalEvaluator(
-            queries=judged.queries,
-            corpus=corpus,
-            relevant_docs=judged.relevant,
-            mrr_at_k=[10],
-            ndcg_at_k=[10],
-            accuracy_at_k=[1, 10],
-            precision_recall_at_k=[10, 100],
-            map_at_k=[100],
-            batch_size=batch_size,
-            name=name,
-            write_csv=False,
-            max_active_dims=max_active_dims,
-            show_progress_bar=progress_enabled(),
-            corpus_chunk_size=CORPUS_CHUNK,
-            score_functions={"dot": dot_scores},
-            main_score_function="dot",
-        )
-        retrieval[name], sparsity[name] = split_metrics(evaluator(model), name)
+    with CorpusEncodedOnce(model):
+        for name, judged in sets.items():
+            evaluator = SparseInformationRetrievalEvaluator(
+                queries=judged.queries,
+                corpus=corpus,
+                relevant_docs=judged.relevant,
+                **CUTOFFS,
+                batch_size=batch_size,
+                name=name,
+                write_csv=False,
+                max_active_dims=max_active_dims,
+                show_progress_bar=progress_enabled(),
+                corpus_chunk_size=CORPUS_CHUNK,
+                score_functions={"dot": dot_scores},
+                main_score_function="dot",
+            )
+            retrieval[name], sparsity[name] = split_metrics(evaluator(model), name)
     return retrieval, sparsity
 
 
