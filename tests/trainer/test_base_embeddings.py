@@ -61,7 +61,7 @@ def test_embeddings_past_the_size_limit_are_not_shared(tmp_path, monkeypatch) ->
 def test_a_key_that_differs_in_the_texts_fetches_nothing(tmp_path, minilm_model) -> None:
     texts = ["bees make honey", "tides follow the moon"]
     key = base_embeddings.embeddings_key("m", minilm_model, texts)
-    embeddings = base_embeddings.encode_corpus(minilm_model, texts, batch_size=2)
+    embeddings = base_embeddings.encode_texts(minilm_model, texts, batch_size=2)
     base_embeddings.save(tmp_path, key, embeddings)
 
     def no_download() -> Path:
@@ -73,3 +73,21 @@ def test_a_key_that_differs_in_the_texts_fetches_nothing(tmp_path, minilm_model)
         tmp_path / base_embeddings.KEY_FILE, lambda: tmp_path / base_embeddings.EMBEDDINGS_FILE, key
     )
     assert loaded is not None and np.array_equal(loaded, embeddings)
+
+
+def test_the_key_changes_with_the_max_length_and_prompts_never_reach_the_texts(minilm_path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(minilm_path, device="cpu")
+    texts = ["bees make honey", "tides follow the moon"]
+    model.max_seq_length = 64
+    short = base_embeddings.embeddings_key("m", model, texts)
+    plain = base_embeddings.encode_texts(model, texts, batch_size=2)
+    model.max_seq_length = 128
+    assert base_embeddings.embeddings_key("m", model, texts) != short
+
+    # A prompt saved in a model's configuration is not applied: the texts carry the prefixes.
+    model.prompts = {"query": "query: ", "document": "passage: "}
+    model.default_prompt_name = "document"
+    assert np.allclose(base_embeddings.encode_texts(model, texts, batch_size=2), plain, atol=1e-6)
+    assert not np.allclose(model.encode(texts, normalize_embeddings=True), plain, atol=1e-3)

@@ -32,15 +32,34 @@ def embeddings_key(model_name: str, model: SentenceTransformer, texts: Sequence[
     for text in texts:
         digest.update(text.encode())
         digest.update(b"\0")
-    return {"model": model_name, "modules": repr(model), "documents": len(texts), "texts_sha256": digest.hexdigest()}
+    parameter = next(model.parameters())
+    return {
+        "model": model_name,
+        "modules": repr(model),
+        "max_seq_length": model.max_seq_length,
+        "dtype": str(parameter.dtype),
+        "device": parameter.device.type,
+        "documents": len(texts),
+        "texts_sha256": digest.hexdigest(),
+    }
 
 
-def encode_corpus(
+def encode_texts(
     model: SentenceTransformer, texts: Sequence[str], *, batch_size: int, show_progress: bool = False
 ) -> np.ndarray:
-    """Document embeddings as the evaluator computes them (``encode_document``), float32, not re-normalized."""
-    return model.encode_document(
-        list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=show_progress
+    """L2-normalized float32 embeddings of ``texts`` exactly as given.
+
+    ``prompt=""`` keeps out any prompt saved in the model's configuration: the texts already carry
+    the query or document prefix (``model.query_prefix``, ``model.document_prefix``), as they do in
+    training and as OpenSearch sends them to the deployed model.
+    """
+    return model.encode(
+        list(texts),
+        prompt="",
+        batch_size=batch_size,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+        show_progress_bar=show_progress,
     )
 
 

@@ -1,7 +1,8 @@
 """The evaluate stage: base vs fine-tuned retrieval quality, and the gate that decides deployment.
 
 Metrics: nDCG@10, MRR@10, Recall@10/100 and MAP@100, for base and tuned, with the corpus
-encoded once per model. ``decide`` (re-exported from ``osft.trainer.gate``) and the HTML report
+encoded once per model, and not at all for the base model when mining left its embeddings
+(``osft.trainer.base_embeddings``). ``decide`` (re-exported from ``osft.trainer.gate``) and the HTML report
 (``osft.trainer.html_report``) are shared with the sparse evaluate stage.
 
 Judged queries (BEIR layout) decide when the spec provides them; otherwise the held-out
@@ -23,7 +24,7 @@ from osft.common.manifests import EvaluateStats, StageManifest
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageDefinition, StageResult
 from osft.trainer import base_embeddings
-from osft.trainer.base_embeddings import encode_corpus
+from osft.trainer.base_embeddings import encode_texts
 from osft.trainer.gate import decide
 from osft.trainer.html_report import write_report
 from osft.trainer.models import apply_usage, load_sentence_transformer, model_usage
@@ -68,7 +69,7 @@ def judged_set(ctx: StageContext, corpus_ids: set[str]) -> tuple[JudgedSet, int]
 
 
 class RetrievalScorer:
-    """Scores models on several query sets, encoding the corpus once per model."""
+    """Scores models on several query sets, encoding the corpus at most once per model."""
 
     def __init__(self, corpus: dict[str, str], query_prefix: str, doc_prefix: str, batch_size: int) -> None:
         self.corpus = {doc_id: doc_prefix + text for doc_id, text in corpus.items()}
@@ -87,9 +88,7 @@ class RetrievalScorer:
         from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
         if corpus_embeddings is None:
-            corpus_embeddings = encode_corpus(
-                model, self.texts, batch_size=self.batch_size, show_progress=show_progress
-            )
+            corpus_embeddings = encode_texts(model, self.texts, batch_size=self.batch_size, show_progress=show_progress)
         corpus_embeddings = torch.from_numpy(corpus_embeddings).to(model.device)
         results = {}
         for name, judged in sets.items():
@@ -101,7 +100,7 @@ class RetrievalScorer:
                 batch_size=self.batch_size,
                 name=name,
                 write_csv=False,
-                query_prompt=self.query_prefix or None,
+                query_prompt=self.query_prefix,  # "" too: no prompt from the model's configuration
             )
             raw = evaluator(model, corpus_embeddings=corpus_embeddings)
             results[name] = _plain_metrics(raw, name)
@@ -219,7 +218,7 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     apply_usage(base_model, model_usage(spec.model))
     shared = reusable_base_embeddings(ctx, train, base_model, scorer.texts)
     base = scorer.score(base_model, sets, show, corpus_embeddings=shared)
-    del base_model
+    del base_model, shared
     base_seconds = time.perf_counter() - clock
     tuned_model = load_sentence_transformer(str(ctx.input_path(train.stats.model_dir)), max_seq_length=max_len)
     tuned = scorer.score(tuned_model, sets, show)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from osft.common.spec.training import HardNegatives
-from osft.trainer.base_embeddings import encode_corpus
+from osft.trainer.base_embeddings import encode_texts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,12 +62,12 @@ def mine(
 ) -> MiningResult:
     """(anchor, positive) → (anchor, positive, negative_1..n); queries without enough negatives are dropped.
 
-    ``corpus_embeddings`` (the base model's, in corpus order) spare the ranked candidates an encoding
-    of the corpus; the ``dense`` candidates let sentence-transformers encode it.
+    ``corpus_embeddings`` (the base model's from ``encode_texts``, in corpus order) spare the ranked
+    candidates an encoding of the corpus; the ``dense`` candidates let sentence-transformers encode it.
     """
     if options.candidates in RANKED_CANDIDATES:
         if corpus_embeddings is None:
-            corpus_embeddings = encode_corpus(model, corpus, batch_size=batch_size, show_progress=show_progress)
+            corpus_embeddings = encode_texts(model, corpus, batch_size=batch_size, show_progress=show_progress)
         mined = _mine_ranked(dataset, model, corpus, corpus_embeddings, options, batch_size=batch_size, seed=seed)
         return MiningResult(mined, len(dataset), len(mined), options.candidates)
     from sentence_transformers.util import mine_hard_negatives
@@ -132,10 +132,9 @@ def _mine_ranked(
     retriever.index(bm25s.tokenize(corpus, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
     query_tokens = bm25s.tokenize(anchors, stopwords="en", stemmer=stemmer, show_progress=False, return_ids=False)
 
-    encode = {"batch_size": batch_size, "normalize_embeddings": True, "convert_to_numpy": True}
-    query_emb = model.encode(anchors, **encode)
-    doc_emb = corpus_embeddings / np.maximum(np.linalg.norm(corpus_embeddings, axis=1, keepdims=True), 1e-12)
-    positive_scores = np.sum(query_emb * model.encode(positives, **encode), axis=1)
+    query_emb = encode_texts(model, anchors, batch_size=batch_size)
+    doc_emb = corpus_embeddings
+    positive_scores = np.sum(query_emb * encode_texts(model, positives, batch_size=batch_size), axis=1)
     margin = options.resolved_margin()
     rng = random.Random(seed)
 

@@ -102,7 +102,7 @@ def _build_rows(
         corpus = [usage.document_prefix + text for text in corpus_texts.values()]
         corpus_embeddings = None
         if training.hard_negatives.candidates in RANKED_CANDIDATES:
-            corpus_embeddings = base_embeddings.encode_corpus(
+            corpus_embeddings = base_embeddings.encode_texts(
                 model, corpus, batch_size=batch_size, show_progress=progress_enabled()
             )
             if is_first_process():

@@ -77,15 +77,17 @@ class CorpusEncodedOnce:
         else:
             del self.model.encode_document  # the class's method shows through again
 
-    def _encode_document(self, sentences, **kwargs):
-        digest = hashlib.sha256(repr(sorted(kwargs.items())).encode())
-        for sentence in [sentences] if isinstance(sentences, str) else sentences:
-            digest.update(sentence.encode())
+    def _encode_document(self, *args, **kwargs):
+        texts = args[0] if args else kwargs["inputs"]
+        options = (args[1:], sorted((name, value) for name, value in kwargs.items() if name != "inputs"))
+        digest = hashlib.sha256(repr(options).encode())
+        for text in [texts] if isinstance(texts, str) else texts:
+            digest.update(str(text).encode())
             digest.update(b"\0")
         key = digest.hexdigest()
         if key in self.kept:
             return self.kept[key]
-        embeddings = self._original(sentences, **kwargs)
+        embeddings = self._original(*args, **kwargs)
         self.encoded += 1
         size = _tensor_bytes(embeddings)
         if size is not None and self.kept_bytes + size <= self.budget_bytes:
