@@ -72,7 +72,12 @@ AWS_REGION ?= $(shell $(TF_RUN) output -raw region 2>/dev/null)
 ECR_PREFIX ?= $(or $(shell $(TF_RUN) output -raw name_prefix 2>/dev/null),osft)
 PUSH_LATEST ?= $(shell [ "$$($(TF_RUN) output -raw image_tag_mutability 2>/dev/null)" = MUTABLE ] && echo 1 || echo 0)
 
-.PHONY: infra-tools infra-check infra-test tf-init tf-plan build-images push-images
+.PHONY: infra-tools infra-check infra-test image-check tf-init tf-plan build-images push-images
+
+# Each image's packages installed alone, as its Dockerfile installs them, then imported and started
+# (there is no Docker engine here to build the images themselves). About 2 minutes.
+image-check:
+	$(PYTHON) scripts/check_image_installs.py
 
 infra-tools:
 	bash scripts/infra_tools.sh
