@@ -50,6 +50,23 @@ def test_evaluate_scores_the_base_model_with_the_mined_embeddings_and_gets_the_s
     assert reused.stats.tuned == pytest.approx(encoded.stats.tuned, abs=1e-4)
 
 
+@pytest.mark.slow
+def test_a_train_stage_killed_while_mining_keeps_the_encoded_corpus(make_run, capfd) -> None:
+    spec, run_dir = make_run(training={"hard_negatives": {"enabled": True, "range_min": 1, "range_max": 20}})
+    configure_logging(json_output=True)
+    run_stage(TRAIN, spec, run_dir)
+    assert [e["reused"] for e in _events(capfd.readouterr().err, "base_corpus_embeddings")] == [False]
+
+    # As if killed after encoding the corpus, before the mined rows and the manifest were written.
+    (Path(run_dir) / "train" / "_work" / "train_rows.jsonl").unlink()
+    (Path(run_dir) / "train" / "manifest.json").unlink()
+    manifest, skipped = run_stage(TRAIN, spec, run_dir)
+    events = capfd.readouterr().err
+    assert not skipped and [e["reused"] for e in _events(events, "base_corpus_embeddings")] == [True]
+    assert _events(events, "hard_negatives_mined"), "the rows are mined again, from the kept embeddings"
+    assert f"train/{base_embeddings.EMBEDDINGS_FILE}" in {record.path for record in manifest.outputs}
+
+
 def test_embeddings_past_the_size_limit_are_not_shared(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(base_embeddings, "MAX_SHARED_BYTES", 1000)
     key = {"model": "m", "modules": "", "documents": 4, "texts_sha256": "x"}

@@ -70,6 +70,7 @@ def save(folder: Path, key: dict[str, Any], embeddings: np.ndarray) -> list[str]
     if embeddings.nbytes > MAX_SHARED_BYTES:
         return []
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / KEY_FILE).unlink(missing_ok=True)  # written last: no key stands beside half-written embeddings
     with (folder / EMBEDDINGS_FILE).open("wb") as handle:
         np.save(handle, embeddings.astype(np.float32, copy=False))
     (folder / KEY_FILE).write_text(json.dumps(key, indent=2))
@@ -80,11 +81,12 @@ def load(key_path: Path, fetch_embeddings: Callable[[], Path], key: dict[str, An
     """The stored embeddings when the key stored at ``key_path`` equals ``key``, else None.
 
     ``fetch_embeddings`` gives the embeddings file's local path; it is called only once the keys
-    match, so a mismatch costs no download.
+    match, so a mismatch costs no download. ``save`` writes the key last, so a key on disk means
+    the embeddings beside it were written whole.
     """
     import numpy as np
 
-    if json.loads(key_path.read_text()) != key:
+    if not key_path.is_file() or json.loads(key_path.read_text()) != key:
         return None
     embeddings = np.load(fetch_embeddings())
     return embeddings if embeddings.shape[0] == key["documents"] else None

@@ -120,6 +120,7 @@ def _plain_metrics(raw: dict[str, float], name: str) -> dict[str, float]:
 def reusable_base_embeddings(ctx: StageContext, train: StageManifest, model, texts: list[str]):
     """The corpus embeddings the train stage mined with, when they are this base model's of these texts."""
     if f"train/{base_embeddings.KEY_FILE}" not in {record.path for record in train.outputs}:
+        ctx.log.info("base_corpus_embeddings", reused=False)
         return None
     key = base_embeddings.embeddings_key(ctx.spec.model.base, model, texts)
     embeddings = base_embeddings.load(

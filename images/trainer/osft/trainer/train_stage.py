@@ -70,6 +70,23 @@ def _token_lengths(model: SentenceTransformer, texts: Sequence[str]) -> list[int
     return [len(ids) for ids in encoded["input_ids"]]
 
 
+def _base_corpus_embeddings(ctx: StageContext, model: SentenceTransformer, corpus: list[str], batch_size: int):
+    """The base model's corpus embeddings: kept from an attempt killed while mining, or encoded and kept."""
+    key = base_embeddings.embeddings_key(ctx.spec.model.base, model, corpus)
+    files = {name: ctx.workdir / name for name in base_embeddings.FILES}
+    embeddings = base_embeddings.load(
+        files[base_embeddings.KEY_FILE], lambda: files[base_embeddings.EMBEDDINGS_FILE], key
+    )
+    ctx.log.info("base_corpus_embeddings", reused=embeddings is not None)
+    if embeddings is None:
+        embeddings = base_embeddings.encode_texts(
+            model, corpus, batch_size=batch_size, show_progress=progress_enabled()
+        )
+        if is_first_process():
+            base_embeddings.save(ctx.workdir, key, embeddings)
+    return embeddings
+
+
 def _build_rows(
     ctx: StageContext,
     model: SentenceTransformer,
@@ -102,12 +119,7 @@ def _build_rows(
         corpus = [usage.document_prefix + text for text in corpus_texts.values()]
         corpus_embeddings = None
         if training.hard_negatives.candidates in RANKED_CANDIDATES:
-            corpus_embeddings = base_embeddings.encode_texts(
-                model, corpus, batch_size=batch_size, show_progress=progress_enabled()
-            )
-            if is_first_process():
-                key = base_embeddings.embeddings_key(ctx.spec.model.base, model, corpus)
-                base_embeddings.save(ctx.workdir, key, corpus_embeddings)
+            corpus_embeddings = _base_corpus_embeddings(ctx, model, corpus, batch_size)
         mined = mine(
             dataset,
             model,
