@@ -27,6 +27,7 @@ from osft.trainer import base_embeddings
 from osft.trainer.base_embeddings import encode_texts
 from osft.trainer.gate import decide
 from osft.trainer.html_report import write_report
+from osft.trainer.keyword_baselines import HYBRID_WEIGHTS, KeywordBaselines
 from osft.trainer.models import apply_usage, load_sentence_transformer, model_usage
 from osft.trainer.progress_log import metric_fields
 
@@ -80,16 +81,18 @@ class RetrievalScorer:
     def texts(self) -> list[str]:
         return list(self.corpus.values())
 
-    def score(
-        self, model, sets: dict[str, JudgedSet], show_progress: bool, corpus_embeddings=None
-    ) -> dict[str, dict[str, float]]:
-        """Metrics per query set; ``corpus_embeddings`` (numpy, corpus order) skip encoding the corpus."""
+    def embed_corpus(self, model, show_progress: bool, stored=None):
+        """The corpus embeddings as a tensor on the model's device: ``stored`` (numpy) when given, else encoded."""
         import torch
+
+        if stored is None:
+            stored = encode_texts(model, self.texts, batch_size=self.batch_size, show_progress=show_progress)
+        return torch.from_numpy(stored).to(model.device)
+
+    def score(self, model, sets: dict[str, JudgedSet], corpus_embeddings) -> dict[str, dict[str, float]]:
+        """Metrics per query set, with the corpus embeddings from ``embed_corpus``."""
         from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-        if corpus_embeddings is None:
-            corpus_embeddings = encode_texts(model, self.texts, batch_size=self.batch_size, show_progress=show_progress)
-        corpus_embeddings = torch.from_numpy(corpus_embeddings).to(model.device)
         results = {}
         for name, judged in sets.items():
             evaluator = InformationRetrievalEvaluator(
@@ -130,6 +133,24 @@ def reusable_base_embeddings(ctx: StageContext, train: StageManifest, model, tex
     )
     ctx.log.info("base_corpus_embeddings", reused=embeddings is not None)
     return embeddings
+
+
+def keyword_notes(
+    keyword: dict[str, dict[str, float]], deployed: dict[str, float], metric: str, accepted: bool
+) -> list[str]:
+    """A note when BM25, or the hybrid query with the model that gets deployed, beats that model alone."""
+    model = "tuned" if accepted else "base"
+    candidates = {
+        "BM25 alone": keyword["bm25"],
+        f"a hybrid query of BM25 and the {model} model": keyword[f"hybrid {model}"],
+    }
+    query, scores = max(candidates.items(), key=lambda item: item[1][metric])
+    if scores[metric] <= deployed[metric]:
+        return []
+    return [
+        f"{query} scores {metric} {scores[metric]:.4f} on these queries, against {deployed[metric]:.4f} for the "
+        f"{model} model alone (docs/trainer.md, keyword baselines)"
+    ]
 
 
 def evaluation_sets(ctx: StageContext, corpus_ids: set[str]) -> tuple[dict[str, JudgedSet], str, list[str]]:
@@ -203,6 +224,16 @@ def run(ctx: StageContext) -> StageResult:
     return evaluate_dense(ctx)
 
 
+def _base_then_tuned(ctx: StageContext, train: StageManifest, texts: list[str], max_len: int | None):
+    """("base" | "tuned", model, stored corpus embeddings or None), one model in memory at a time."""
+    spec = ctx.spec
+    base = load_sentence_transformer(spec.model.base, Path(ctx.resolve(".")), max_seq_length=max_len)
+    apply_usage(base, model_usage(spec.model))
+    yield "base", base, reusable_base_embeddings(ctx, train, base, texts)
+    del base
+    yield "tuned", load_sentence_transformer(str(ctx.input_path(train.stats.model_dir)), max_seq_length=max_len), None
+
+
 def evaluate_dense(ctx: StageContext) -> StageResult:
     spec, evaluation = ctx.spec, ctx.spec.evaluation
     train = ctx.upstream("train")
@@ -215,20 +246,41 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
 
     clock = time.perf_counter()
     max_len = hp.get("max_seq_length")
-    base_model = load_sentence_transformer(spec.model.base, Path(ctx.resolve(".")), max_seq_length=max_len)
-    apply_usage(base_model, model_usage(spec.model))
-    shared = reusable_base_embeddings(ctx, train, base_model, scorer.texts)
-    base = scorer.score(base_model, sets, show, corpus_embeddings=shared)
-    del base_model, shared
-    base_seconds = time.perf_counter() - clock
-    tuned_model = load_sentence_transformer(str(ctx.input_path(train.stats.model_dir)), max_seq_length=max_len)
-    tuned = scorer.score(tuned_model, sets, show)
-    tuned_seconds = time.perf_counter() - clock - base_seconds
+    query_prefix = hp.get("query_prefix", "")
+    baselines = KeywordBaselines(corpus, sets) if evaluation.keyword_baselines else None
+    keyword_seconds = time.perf_counter() - clock
+    hybrid: dict[str, dict[str, dict[str, float]]] = {}
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    for side, model, stored in _base_then_tuned(ctx, train, scorer.texts, max_len):
+        corpus_embeddings = scorer.embed_corpus(model, show, stored)
+        scores[side] = scorer.score(model, sets, corpus_embeddings)
+        seconds[side] = time.perf_counter() - clock
+        if baselines is not None:
+            clock = time.perf_counter()
+            hybrid[side] = baselines.hybrid_metrics(model, corpus_embeddings, query_prefix, evaluation.batch_size)
+            keyword_seconds += time.perf_counter() - clock
+        del model, stored, corpus_embeddings
+        clock = time.perf_counter()
+    base, tuned = scores["base"], scores["tuned"]
 
-    stats = gate_decision(ctx, sets, deciding, base, tuned, len(corpus))
-    ctx.output_path(METRICS_FILE).write_text(
-        json.dumps({"base": base, "tuned": tuned, "decided_by": deciding}, indent=2)
-    )
+    keyword: dict[str, dict[str, float]] = {}
+    if baselines is not None:
+        bm25 = baselines.bm25_metrics()
+        keyword = {
+            "bm25": bm25[deciding],
+            "hybrid base": hybrid["base"][deciding],
+            "hybrid tuned": hybrid["tuned"][deciding],
+        }
+    stats = gate_decision(ctx, sets, deciding, base, tuned, len(corpus), keyword)
+    if keyword:
+        deployed = tuned if stats.accepted else base
+        notes += keyword_notes(keyword, deployed[deciding], evaluation.metric, stats.accepted)
+    metrics = {"base": base, "tuned": tuned, "decided_by": deciding}
+    if baselines is not None:
+        metrics["keyword_baselines"] = {"bm25": bm25, "hybrid": hybrid, "hybrid_weights": HYBRID_WEIGHTS}
+    ctx.output_path(METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     report_files = write_report(
         ctx.workdir,
         title=spec.name,
@@ -252,7 +304,11 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
         outputs=[METRICS_FILE, GATE_FILE, *report_files],
         counts={"queries": len(sets[deciding].queries), "accepted": int(stats.accepted)},
         notes=notes,
-        steps={"base": round(base_seconds, 3), "tuned": round(tuned_seconds, 3)},
+        steps={
+            "base": round(seconds["base"], 3),
+            "tuned": round(seconds["tuned"], 3),
+            "keyword": round(keyword_seconds, 3),
+        },
     )
 
 

@@ -34,3 +34,7 @@ class Evaluation(SpecModel):
         default=1000, ge=1, description="Evaluate on at most this many held-out synthetic queries."
     )
     batch_size: int = Field(default=64, ge=1)
+    keyword_baselines: bool = Field(
+        default=True,
+        description="Dense models: also score BM25 and a hybrid query of BM25 and the model (reported; never gates).",
+    )

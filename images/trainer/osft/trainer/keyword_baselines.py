@@ -1,0 +1,160 @@
+"""Keyword and hybrid baselines beside the dense scores: what an OpenSearch index can do without a new model.
+
+The gate compares the tuned model with its base. A team also wants to know how both stand
+against the keyword search they already have, and whether a hybrid query would serve them
+better still. On SciFact, for example, BM25 beats all-MiniLM-L6-v2, and the hybrid of the two
+beats both by several points, with or without fine-tuning (docs/trainer.md).
+
+- **BM25**: bm25s with Lucene's BM25 (k1 1.2, b 0.75) over lowercased words, with no stemming
+  and no stop words, close to a text field with OpenSearch's default ``standard`` analyzer
+  (bm25s drops one-character words, which ``standard`` keeps). An index with an ``english``
+  analyzer scores somewhat differently.
+- **Hybrid**: a ``hybrid`` query of that BM25 clause and the dense model's clause, through a
+  search pipeline with a ``normalization-processor`` (``min_max``, ``arithmetic_mean``, the
+  weights in ``HYBRID_WEIGHTS``). Each clause returns its top ``TOP_K``; each clause's scores are
+  scaled by its own min and max (a scaled 0 becomes 0.001, a single hit 1.0, as the
+  neural-search plugin does); a document's score is the weighted mean over both clauses, 0 for a
+  clause that did not return it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from osft.common.beir import JudgedSet
+
+if TYPE_CHECKING:
+    import numpy as np
+
+TOP_K = 100
+QUERY_CHUNK = 64  # queries scored against the whole corpus at once (memory: chunk x corpus floats)
+HYBRID_WEIGHTS = {"bm25": 0.5, "dense": 0.5}
+"""OpenSearch's default: equal weights (``combination.parameters.weights`` unset)."""
+MIN_MAX_FLOOR = 0.001
+PIPELINE = {
+    "description": "osft: hybrid of BM25 and the fine-tuned model, as scored in the evaluate stage",
+    "phase_results_processors": [
+        {
+            "normalization-processor": {
+                "normalization": {"technique": "min_max"},
+                "combination": {
+                    "technique": "arithmetic_mean",
+                    "parameters": {"weights": [HYBRID_WEIGHTS["bm25"], HYBRID_WEIGHTS["dense"]]},
+                },
+            }
+        }
+    ],
+}
+"""The search pipeline that reproduces the hybrid figures (the BM25 clause first in the query)."""
+
+Hits = dict[str, float]
+
+
+class KeywordBaselines:
+    """BM25 rankings of the query sets over the corpus, and hybrids of them with a dense model's."""
+
+    def __init__(self, corpus: dict[str, str], sets: dict[str, JudgedSet]) -> None:
+        import bm25s
+
+        self.ids = list(corpus)
+        self.sets = sets
+        retriever = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+        retriever.index(bm25s.tokenize(list(corpus.values()), stopwords=None, show_progress=False), show_progress=False)
+        self.bm25: dict[str, dict[str, Hits]] = {}
+        for name, judged in sets.items():
+            tokens = bm25s.tokenize(
+                list(judged.queries.values()), stopwords=None, show_progress=False, return_ids=False
+            )
+            self.bm25[name] = {
+                query_id: _top(self.ids, retriever.get_scores(words), positive_only=True) if words else {}
+                for query_id, words in zip(judged.queries, tokens, strict=True)
+            }
+
+    def bm25_metrics(self) -> dict[str, dict[str, float]]:
+        return {name: ranking_metrics(judged, self.bm25[name]) for name, judged in self.sets.items()}
+
+    def hybrid_metrics(
+        self, model, corpus_embeddings, query_prefix: str, batch_size: int
+    ) -> dict[str, dict[str, float]]:
+        """Scores of the hybrid query of BM25 and ``model`` (``corpus_embeddings``: its, in corpus order)."""
+        results = {}
+        for name, judged in self.sets.items():
+            dense = dense_hits(model, judged, corpus_embeddings, self.ids, query_prefix, batch_size)
+            combined = {query_id: hybrid_hits(self.bm25[name][query_id], dense[query_id]) for query_id in dense}
+            results[name] = ranking_metrics(judged, combined)
+        return results
+
+
+def dense_hits(
+    model, judged: JudgedSet, corpus_embeddings, ids: list[str], query_prefix: str, batch_size: int
+) -> dict[str, Hits]:
+    """Each query's top ``TOP_K`` documents by cosine similarity."""
+    import torch
+
+    queries = model.encode_query(
+        list(judged.queries.values()), prompt=query_prefix, batch_size=batch_size, convert_to_tensor=True
+    )
+    queries = torch.nn.functional.normalize(queries.to(corpus_embeddings.device), dim=-1)
+    corpus = torch.nn.functional.normalize(corpus_embeddings, dim=-1)
+    query_ids, hits = list(judged.queries), {}
+    for start in range(0, len(query_ids), QUERY_CHUNK):
+        scores = (queries[start : start + QUERY_CHUNK] @ corpus.T).cpu().numpy()
+        for offset, row in enumerate(scores):
+            hits[query_ids[start + offset]] = _top(ids, row)
+    return hits
+
+
+def min_max(hits: Hits) -> Hits:
+    """The neural-search plugin's ``min_max`` over one clause's hits."""
+    if not hits:
+        return {}
+    low, high = min(hits.values()), max(hits.values())
+    if high == low:
+        return dict.fromkeys(hits, 1.0)
+    return {doc: ((score - low) / (high - low)) or MIN_MAX_FLOOR for doc, score in hits.items()}
+
+
+def hybrid_hits(lexical: Hits, semantic: Hits) -> Hits:
+    """``arithmetic_mean`` of the min-max scaled clauses; a clause that missed a document gives it 0."""
+    scaled = {"bm25": min_max(lexical), "dense": min_max(semantic)}
+    total = sum(HYBRID_WEIGHTS.values())
+    documents = set(lexical) | set(semantic)
+    return {
+        doc: sum(weight * scaled[clause].get(doc, 0.0) for clause, weight in HYBRID_WEIGHTS.items()) / total
+        for doc in documents
+    }
+
+
+def ranking_metrics(judged: JudgedSet, hits: dict[str, Hits]) -> dict[str, float]:
+    """nDCG@10, MRR@10, Recall@10/100 and MAP@100 of rankings, computed as the dense evaluator does."""
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    from osft.trainer.evaluate_stage import CUTOFFS
+
+    documents = {doc for relevant in judged.relevant.values() for doc in relevant}
+    evaluator = InformationRetrievalEvaluator(
+        queries=judged.queries,
+        corpus=dict.fromkeys(documents, ""),
+        relevant_docs=judged.relevant,
+        **CUTOFFS,
+        write_csv=False,
+    )
+    results = [
+        [{"corpus_id": doc, "score": score} for doc, score in hits[query_id].items()]
+        for query_id in evaluator.queries_ids
+    ]
+    raw = evaluator.compute_metrics(results)
+    return {
+        "ndcg@10": round(float(raw["ndcg@k"][10]), 5),
+        "mrr@10": round(float(raw["mrr@k"][10]), 5),
+        "recall@10": round(float(raw["recall@k"][10]), 5),
+        "recall@100": round(float(raw["recall@k"][100]), 5),
+        "map@100": round(float(raw["map@k"][100]), 5),
+    }
+
+
+def _top(ids: list[str], scores: np.ndarray, positive_only: bool = False) -> Hits:
+    import numpy as np
+
+    order = np.argsort(-scores, kind="stable")[:TOP_K]
+    return {ids[i]: float(scores[i]) for i in order if not positive_only or scores[i] > 0}

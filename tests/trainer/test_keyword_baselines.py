@@ -1,0 +1,88 @@
+"""BM25 and hybrid baselines beside the dense scores, scored as OpenSearch's hybrid query would rank."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from trainer_data import tiny_corpus
+
+from osft.common.beir import JudgedSet
+from osft.common.stage import run_stage
+from osft.trainer.evaluate_stage import STAGE as EVALUATE
+from osft.trainer.evaluate_stage import RetrievalScorer, keyword_notes
+from osft.trainer.keyword_baselines import MIN_MAX_FLOOR, KeywordBaselines, dense_hits, hybrid_hits, min_max
+from osft.trainer.keyword_baselines import ranking_metrics as keyword_ranking_metrics
+from osft.trainer.train_stage import STAGE as TRAIN
+
+CORPUS = {d["id"]: f"{d['title']}\n{d['text']}" for d in tiny_corpus()}
+JUDGED = JudgedSet(
+    queries={
+        "q1": "how do bees make honey in the hive",
+        "q2": "patch a bicycle inner tube",
+        "q3": "why do tides happen",
+    },
+    relevant={"q1": {"doc1"}, "q2": {"doc2"}, "q3": {"doc33"}},
+)
+
+
+def test_min_max_follows_the_neural_search_plugin() -> None:
+    assert min_max({"a": 10.0, "b": 6.0, "c": 2.0}) == {"a": 1.0, "b": 0.5, "c": MIN_MAX_FLOOR}
+    assert min_max({"a": 3.0}) == {"a": 1.0}, "a single hit scales to 1"
+    assert min_max({}) == {}
+
+
+def test_hybrid_is_the_weighted_mean_and_a_clause_that_missed_a_document_gives_it_zero() -> None:
+    combined = hybrid_hits({"a": 10.0, "b": 6.0, "c": 2.0}, {"b": 0.9, "d": 0.5})
+    assert combined == pytest.approx({"a": 0.5, "b": 0.75, "c": MIN_MAX_FLOOR / 2, "d": MIN_MAX_FLOOR / 2})
+    assert max(combined, key=combined.get) == "b", "found by both clauses, it ranks first"
+
+
+def test_metrics_of_dense_hits_equal_the_dense_evaluators(minilm_model) -> None:
+    """The baselines' metrics path agrees with InformationRetrievalEvaluator on the same ranking."""
+    scorer = RetrievalScorer(CORPUS, "", "", batch_size=16)
+    corpus_embeddings = scorer.embed_corpus(minilm_model, show_progress=False)
+    evaluator_scores = scorer.score(minilm_model, {"judged": JUDGED}, corpus_embeddings)["judged"]
+    hits = dense_hits(minilm_model, JUDGED, corpus_embeddings, list(CORPUS), "", 16)
+    assert keyword_ranking_metrics(JUDGED, hits) == pytest.approx(evaluator_scores, abs=1e-4)
+
+
+def test_bm25_ranks_the_document_with_the_rare_words_first() -> None:
+    baselines = KeywordBaselines(CORPUS, {"judged": JUDGED})
+    assert max(baselines.bm25["judged"]["q2"], key=baselines.bm25["judged"]["q2"].get) == "doc2"
+    assert baselines.bm25_metrics()["judged"]["recall@100"] == 1.0
+    nothing = JudgedSet(queries={"q": "zzzz qqqq"}, relevant={"q": {"doc1"}})
+    assert KeywordBaselines(CORPUS, {"x": nothing}).bm25["x"]["q"] == {}, "no shared word, no hit"
+
+
+def test_a_note_names_the_keyword_query_that_beats_the_model_that_gets_deployed() -> None:
+    keyword = {"bm25": {"ndcg@10": 0.67}, "hybrid base": {"ndcg@10": 0.74}, "hybrid tuned": {"ndcg@10": 0.73}}
+    (note,) = keyword_notes(keyword, {"ndcg@10": 0.68}, "ndcg@10", accepted=True)
+    assert note.startswith("a hybrid query of BM25 and the tuned model scores ndcg@10 0.7300")
+    (note,) = keyword_notes(keyword, {"ndcg@10": 0.66}, "ndcg@10", accepted=False)
+    assert note.startswith("a hybrid query of BM25 and the base model scores ndcg@10 0.7400")
+    weak = {"bm25": {"ndcg@10": 0.5}, "hybrid base": {"ndcg@10": 0.6}, "hybrid tuned": {"ndcg@10": 0.6}}
+    assert keyword_notes(weak, {"ndcg@10": 0.66}, "ndcg@10", accepted=True) == []
+
+
+@pytest.mark.slow
+def test_the_evaluate_stage_reports_the_baselines_beside_the_gate_and_can_leave_them_out(make_run) -> None:
+    spec, run_dir = make_run()
+    run_stage(TRAIN, spec, run_dir)
+    manifest, _ = run_stage(EVALUATE, spec, run_dir)
+    assert {"bm25", "hybrid base", "hybrid tuned"} <= set(manifest.stats.extra)
+    metrics = json.loads((Path(run_dir) / "evaluate" / "metrics.json").read_text())
+    baselines = metrics["keyword_baselines"]
+    assert set(baselines["hybrid"]) == {"base", "tuned"}
+    assert baselines["bm25"]["synthetic-heldout"] == manifest.stats.extra["bm25"]
+    assert "keyword" in manifest.timings.steps
+    report = (Path(run_dir) / "evaluate" / "report.html").read_text()
+    assert "hybrid tuned" in report
+
+    spec_off, run_off = make_run("off", evaluation={"keyword_baselines": False})
+    run_stage(TRAIN, spec_off, run_off)
+    quiet, _ = run_stage(EVALUATE, spec_off, run_off)
+    assert not {"bm25", "hybrid base", "hybrid tuned"} & set(quiet.stats.extra)
+    assert "keyword_baselines" not in json.loads((Path(run_off) / "evaluate" / "metrics.json").read_text())
+    assert quiet.stats.base == manifest.stats.base, "the baselines never change the gate's figures"
