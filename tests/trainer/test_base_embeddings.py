@@ -84,6 +84,9 @@ def test_a_key_that_differs_in_the_texts_fetches_nothing(tmp_path, minilm_model)
     def no_download() -> Path:
         raise AssertionError("the embeddings were fetched although the keys differ")
 
+    torn = tmp_path / "torn.json"
+    torn.write_text('{"model": "m", "modu')
+    assert base_embeddings.load(torn, no_download, key) is None, "a key cut short by a kill is no match"
     changed = base_embeddings.embeddings_key("m", minilm_model, [texts[0], "tides follow the sun"])
     assert base_embeddings.load(tmp_path / base_embeddings.KEY_FILE, no_download, changed) is None
     loaded = base_embeddings.load(

@@ -37,6 +37,8 @@ def test_hybrid_is_the_weighted_mean_and_a_clause_that_missed_a_document_gives_i
     combined = hybrid_hits({"a": 10.0, "b": 6.0, "c": 2.0}, {"b": 0.9, "d": 0.5})
     assert combined == pytest.approx({"a": 0.5, "b": 0.75, "c": MIN_MAX_FLOOR / 2, "d": MIN_MAX_FLOOR / 2})
     assert max(combined, key=combined.get) == "b", "found by both clauses, it ranks first"
+    tied = hybrid_hits({"z": 1.0, "m": 1.0}, {"a": 0.5, "k": 0.5})
+    assert list(tied) == ["a", "k", "m", "z"], "tied documents come in one order, whatever the hash seed"
 
 
 def test_metrics_of_dense_hits_equal_the_dense_evaluators(minilm_model) -> None:
@@ -58,12 +60,14 @@ def test_bm25_ranks_the_document_with_the_rare_words_first() -> None:
 
 def test_a_note_names_the_keyword_query_that_beats_the_model_that_gets_deployed() -> None:
     keyword = {"bm25": {"ndcg@10": 0.67}, "hybrid base": {"ndcg@10": 0.74}, "hybrid tuned": {"ndcg@10": 0.73}}
-    (note,) = keyword_notes(keyword, {"ndcg@10": 0.68}, "ndcg@10", accepted=True)
+    (note,) = keyword_notes(keyword, {"ndcg@10": 0.68}, "ndcg@10", accepted=True, deciding="judged")
     assert note.startswith("a hybrid query of BM25 and the tuned model scores ndcg@10 0.7300")
-    (note,) = keyword_notes(keyword, {"ndcg@10": 0.66}, "ndcg@10", accepted=False)
+    (note,) = keyword_notes(keyword, {"ndcg@10": 0.66}, "ndcg@10", accepted=False, deciding="judged")
     assert note.startswith("a hybrid query of BM25 and the base model scores ndcg@10 0.7400")
     weak = {"bm25": {"ndcg@10": 0.5}, "hybrid base": {"ndcg@10": 0.6}, "hybrid tuned": {"ndcg@10": 0.6}}
-    assert keyword_notes(weak, {"ndcg@10": 0.66}, "ndcg@10", accepted=True) == []
+    assert keyword_notes(weak, {"ndcg@10": 0.66}, "ndcg@10", accepted=True, deciding="judged") == []
+    synthetic = keyword_notes(keyword, {"ndcg@10": 0.66}, "ndcg@10", accepted=True, deciding="synthetic-heldout")
+    assert synthetic == [], "synthetic queries copy their document's words: BM25 always looks best on them"
 
 
 @pytest.mark.slow

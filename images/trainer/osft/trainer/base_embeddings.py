@@ -73,7 +73,9 @@ def save(folder: Path, key: dict[str, Any], embeddings: np.ndarray) -> list[str]
     (folder / KEY_FILE).unlink(missing_ok=True)  # written last: no key stands beside half-written embeddings
     with (folder / EMBEDDINGS_FILE).open("wb") as handle:
         np.save(handle, embeddings.astype(np.float32, copy=False))
-    (folder / KEY_FILE).write_text(json.dumps(key, indent=2))
+    partial = folder / f"{KEY_FILE}.partial"
+    partial.write_text(json.dumps(key, indent=2))
+    partial.replace(folder / KEY_FILE)
     return list(FILES)
 
 
@@ -86,7 +88,10 @@ def load(key_path: Path, fetch_embeddings: Callable[[], Path], key: dict[str, An
     """
     import numpy as np
 
-    if not key_path.is_file() or json.loads(key_path.read_text()) != key:
+    try:
+        if json.loads(key_path.read_text()) != key:
+            return None
+    except (FileNotFoundError, json.JSONDecodeError):
         return None
     embeddings = np.load(fetch_embeddings())
     return embeddings if embeddings.shape[0] == key["documents"] else None

@@ -14,7 +14,9 @@ beats both by several points, with or without fine-tuning (docs/trainer.md).
   weights in ``HYBRID_WEIGHTS``). Each clause returns its top ``TOP_K``; each clause's scores are
   scaled by its own min and max (a scaled 0 becomes 0.001, a single hit 1.0, as the
   neural-search plugin does); a document's score is the weighted mean over both clauses, 0 for a
-  clause that did not return it.
+  clause that did not return it. OpenSearch gives the same ranking for a one-shard index queried
+  with ``size`` (or, from 2.19, ``pagination_depth``) ``TOP_K`` and a k-NN ``k`` of ``TOP_K`` on
+  the ``lucene`` engine with ``cosinesimil``, whose (1 + cos) / 2 score ``min_max`` cancels out.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class KeywordBaselines:
                 list(judged.queries.values()), stopwords=None, show_progress=False, return_ids=False
             )
             self.bm25[name] = {
-                query_id: _top(self.ids, retriever.get_scores(words), positive_only=True) if words else {}
+                query_id: _top(self.ids, retriever.get_scores(words)) if words else {}
                 for query_id, words in zip(judged.queries, tokens, strict=True)
             }
 
@@ -88,19 +90,22 @@ class KeywordBaselines:
 def dense_hits(
     model, judged: JudgedSet, corpus_embeddings, ids: list[str], query_prefix: str, batch_size: int
 ) -> dict[str, Hits]:
-    """Each query's top ``TOP_K`` documents by cosine similarity."""
+    """Each query's top ``TOP_K`` documents by cosine (``corpus_embeddings`` come L2-normalized from ``encode_texts``)."""
     import torch
 
     queries = model.encode_query(
-        list(judged.queries.values()), prompt=query_prefix, batch_size=batch_size, convert_to_tensor=True
-    )
-    queries = torch.nn.functional.normalize(queries.to(corpus_embeddings.device), dim=-1)
-    corpus = torch.nn.functional.normalize(corpus_embeddings, dim=-1)
+        list(judged.queries.values()),
+        prompt=query_prefix,
+        batch_size=batch_size,
+        convert_to_tensor=True,
+        normalize_embeddings=True,
+    ).to(corpus_embeddings.device)
     query_ids, hits = list(judged.queries), {}
+    k = min(TOP_K, len(ids))
     for start in range(0, len(query_ids), QUERY_CHUNK):
-        scores = (queries[start : start + QUERY_CHUNK] @ corpus.T).cpu().numpy()
-        for offset, row in enumerate(scores):
-            hits[query_ids[start + offset]] = _top(ids, row)
+        top = torch.topk(queries[start : start + QUERY_CHUNK] @ corpus_embeddings.T, k, dim=1)
+        for offset, (scores, positions) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True)):
+            hits[query_ids[start + offset]] = {ids[i]: score for i, score in zip(positions, scores, strict=True)}
     return hits
 
 
@@ -118,7 +123,7 @@ def hybrid_hits(lexical: Hits, semantic: Hits) -> Hits:
     """``arithmetic_mean`` of the min-max scaled clauses; a clause that missed a document gives it 0."""
     scaled = {"bm25": min_max(lexical), "dense": min_max(semantic)}
     total = sum(HYBRID_WEIGHTS.values())
-    documents = set(lexical) | set(semantic)
+    documents = sorted(set(lexical) | set(semantic))  # ties then rank the same in every run
     return {
         doc: sum(weight * scaled[clause].get(doc, 0.0) for clause, weight in HYBRID_WEIGHTS.items()) / total
         for doc in documents
@@ -153,8 +158,13 @@ def ranking_metrics(judged: JudgedSet, hits: dict[str, Hits]) -> dict[str, float
     }
 
 
-def _top(ids: list[str], scores: np.ndarray, positive_only: bool = False) -> Hits:
+def _top(ids: list[str], scores: np.ndarray) -> Hits:
+    """The ``TOP_K`` best-scored documents with a positive score (BM25 gives 0 to a document sharing no word)."""
     import numpy as np
 
-    order = np.argsort(-scores, kind="stable")[:TOP_K]
-    return {ids[i]: float(scores[i]) for i in order if not positive_only or scores[i] > 0}
+    if len(scores) > TOP_K:
+        candidates = np.argpartition(-scores, TOP_K)[:TOP_K]
+        order = candidates[np.argsort(-scores[candidates], kind="stable")]
+    else:
+        order = np.argsort(-scores, kind="stable")
+    return {ids[i]: float(scores[i]) for i in order if scores[i] > 0}
