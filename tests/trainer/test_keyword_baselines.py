@@ -60,33 +60,51 @@ def test_bm25_ranks_the_document_with_the_rare_words_first() -> None:
 
 def test_a_note_names_the_keyword_query_that_beats_the_model_that_gets_deployed() -> None:
     keyword = {"bm25": {"ndcg@10": 0.67}, "hybrid base": {"ndcg@10": 0.74}, "hybrid tuned": {"ndcg@10": 0.73}}
-    (note,) = keyword_notes(keyword, {"ndcg@10": 0.68}, "ndcg@10", accepted=True, deciding="judged")
+    (note,) = keyword_notes(keyword, {"ndcg@10": 0.68}, "ndcg@10", accepted=True)
     assert note.startswith("a hybrid query of BM25 and the tuned model scores ndcg@10 0.7300")
-    (note,) = keyword_notes(keyword, {"ndcg@10": 0.66}, "ndcg@10", accepted=False, deciding="judged")
+    (note,) = keyword_notes(keyword, {"ndcg@10": 0.66}, "ndcg@10", accepted=False)
     assert note.startswith("a hybrid query of BM25 and the base model scores ndcg@10 0.7400")
     weak = {"bm25": {"ndcg@10": 0.5}, "hybrid base": {"ndcg@10": 0.6}, "hybrid tuned": {"ndcg@10": 0.6}}
-    assert keyword_notes(weak, {"ndcg@10": 0.66}, "ndcg@10", accepted=True, deciding="judged") == []
-    synthetic = keyword_notes(keyword, {"ndcg@10": 0.66}, "ndcg@10", accepted=True, deciding="synthetic-heldout")
-    assert synthetic == [], "synthetic queries copy their document's words: BM25 always looks best on them"
+    assert keyword_notes(weak, {"ndcg@10": 0.66}, "ndcg@10", accepted=True) == []
+
+
+def _judged_folder(root: Path) -> Path:
+    """JUDGED in BEIR layout."""
+    folder = root / "judged"
+    (folder / "qrels").mkdir(parents=True)
+    lines = [json.dumps({"_id": q, "text": text}) for q, text in JUDGED.queries.items()]
+    (folder / "queries.jsonl").write_text("\n".join(lines) + "\n")
+    rows = [f"{q}\t{doc}\t1" for q, docs in JUDGED.relevant.items() for doc in docs]
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
+    return folder
 
 
 @pytest.mark.slow
-def test_the_evaluate_stage_reports_the_baselines_beside_the_gate_and_can_leave_them_out(make_run) -> None:
-    spec, run_dir = make_run()
+def test_the_evaluate_stage_reports_the_baselines_beside_judged_queries_only(make_run, tmp_path) -> None:
+    judged = {"judged": {"path": str(_judged_folder(tmp_path)), "split": "test"}}
+    spec, run_dir = make_run(evaluation=judged)
     run_stage(TRAIN, spec, run_dir)
     manifest, _ = run_stage(EVALUATE, spec, run_dir)
+    assert manifest.stats.decided_by == "judged"
     assert {"bm25", "hybrid base", "hybrid tuned"} <= set(manifest.stats.extra)
+    assert manifest.stats.extra["bm25"]["recall@100"] == 1.0
     metrics = json.loads((Path(run_dir) / "evaluate" / "metrics.json").read_text())
     baselines = metrics["keyword_baselines"]
     assert set(baselines["hybrid"]) == {"base", "tuned"}
-    assert baselines["bm25"]["synthetic-heldout"] == manifest.stats.extra["bm25"]
+    assert set(baselines["bm25"]) == {"judged", "synthetic-heldout"}
+    assert baselines["bm25"]["judged"] == manifest.stats.extra["bm25"]
     assert "keyword" in manifest.timings.steps
-    report = (Path(run_dir) / "evaluate" / "report.html").read_text()
-    assert "hybrid tuned" in report
+    assert "hybrid tuned" in (Path(run_dir) / "evaluate" / "report.html").read_text()
 
-    spec_off, run_off = make_run("off", evaluation={"keyword_baselines": False})
+    spec_off, run_off = make_run("off", evaluation={**judged, "keyword_baselines": False})
     run_stage(TRAIN, spec_off, run_off)
     quiet, _ = run_stage(EVALUATE, spec_off, run_off)
     assert not {"bm25", "hybrid base", "hybrid tuned"} & set(quiet.stats.extra)
     assert "keyword_baselines" not in json.loads((Path(run_off) / "evaluate" / "metrics.json").read_text())
     assert quiet.stats.base == manifest.stats.base, "the baselines never change the gate's figures"
+
+    spec_synthetic, run_synthetic = make_run("synthetic")
+    run_stage(TRAIN, spec_synthetic, run_synthetic)
+    synthetic, _ = run_stage(EVALUATE, spec_synthetic, run_synthetic)
+    assert synthetic.stats.decided_by == "synthetic-heldout"
+    assert not {"bm25", "hybrid base", "hybrid tuned"} & set(synthetic.stats.extra), "synthetic queries flatter BM25"

@@ -36,5 +36,8 @@ class Evaluation(SpecModel):
     batch_size: int = Field(default=64, ge=1)
     keyword_baselines: bool = Field(
         default=True,
-        description="Dense models: also score BM25 and a hybrid query of BM25 and the model (reported; never gates).",
+        description=(
+            "Dense models with judged queries: also score BM25 and a hybrid query of BM25 and the model "
+            "(reported; never gates)."
+        ),
     )
