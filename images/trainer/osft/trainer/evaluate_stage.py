@@ -2,8 +2,10 @@
 
 Metrics: nDCG@10, MRR@10, Recall@10/100 and MAP@100, for base and tuned, with the corpus
 encoded once per model, and not at all for the base model when mining left its embeddings
-(``osft.trainer.base_embeddings``). ``decide`` (re-exported from ``osft.trainer.gate``) and the HTML report
-(``osft.trainer.html_report``) are shared with the sparse evaluate stage.
+(``osft.trainer.base_embeddings``). With judged queries, BM25 and hybrid-query baselines are
+scored beside them (``osft.trainer.keyword_baselines``). ``decide`` (re-exported from
+``osft.trainer.gate``) and the HTML report (``osft.trainer.html_report``) are shared with the
+sparse evaluate stage.
 
 Judged queries (BEIR layout) decide when the spec provides them; otherwise the held-out
 synthetic pairs decide, and the report says so plainly: pairs from the same generator
