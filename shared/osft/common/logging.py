@@ -28,8 +28,12 @@ def configure_logging(level: str | None = None, json_output: bool | None = None)
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # Third-party libraries log through the standard library; keep them quiet unless debugging.
-    logging.basicConfig(level=logging.WARNING if level_name != "DEBUG" else logging.DEBUG, stream=sys.stderr)
+    # Third-party libraries log through the standard library; keep them quiet unless debugging. The
+    # handlers filter too: a library that sets its own logger to DEBUG (bm25s does) bypasses the root's level.
+    library_level = logging.WARNING if level_name != "DEBUG" else logging.DEBUG
+    logging.basicConfig(level=library_level, stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(library_level)
 
 
 def get_logger(**context: object) -> structlog.stdlib.BoundLogger:
