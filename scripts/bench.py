@@ -693,7 +693,7 @@ FINDINGS: list[str] = [
     "  before, 16.5 minutes end to end).",
     "- **Keyword baselines** (the evaluate stage's, same run, judged queries, nDCG@10): BM25 with OpenSearch's",
     "  default analyzer 66.78, a hybrid query (min_max, arithmetic mean, equal weights) of BM25 and the base model",
-    "  71.97, of BM25 and the offline-tuned model 71.80. On this corpus a hybrid query gains about 6 points and",
+    "  71.95, of BM25 and the offline-tuned model 71.74. On this corpus a hybrid query gains about 6 points and",
     "  offline fine-tuning none. BM25 scores 99.4 on the synthetic held-out queries: offline queries repeat their",
     "  document's words.",
     "- **Encode throughput**: ONNX fp32 encoded about 2.2× faster than torch fp32 and dynamically quantized",
