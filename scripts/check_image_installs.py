@@ -120,22 +120,32 @@ def check_image(image: str, workdir: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="*", metavar="IMAGE", help=f"any of {', '.join(IMAGES)} (default: all)")
-    parser.add_argument("--workdir", type=Path, help="where the virtualenvs go (default: a temporary folder)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the virtualenvs here (default: a temporary folder, removed image by image)"
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.images) - set(IMAGES))
     if unknown:
         parser.error(f"unknown image {', '.join(unknown)}; choose from {', '.join(IMAGES)}")
+    keep = args.workdir is not None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="osft-image-installs-"))
     workdir.mkdir(parents=True, exist_ok=True)
     failures = 0
-    for image in args.images or IMAGES:
-        try:
-            seconds = check_image(image, workdir)
-        except CheckFailed as failure:
-            failures += 1
-            print(f"FAIL {failure}", flush=True)
-            continue
-        print(f"ok   {image}: installs alone, imports every module, scripts start ({seconds:.0f} s)", flush=True)
+    try:
+        for image in args.images or IMAGES:
+            try:
+                seconds = check_image(image, workdir)
+            except CheckFailed as failure:
+                failures += 1
+                print(f"FAIL {failure}", flush=True)
+                continue
+            finally:
+                if not keep:  # a trainer virtualenv takes about 2 GB
+                    shutil.rmtree(workdir / image, ignore_errors=True)
+            print(f"ok   {image}: installs alone, imports every module, scripts start ({seconds:.0f} s)", flush=True)
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
     print(f"image installs: {len(args.images or IMAGES) - failures} passed, {failures} failed")
     return 1 if failures else 0
 
