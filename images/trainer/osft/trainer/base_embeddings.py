@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +26,17 @@ FILES = (EMBEDDINGS_FILE, KEY_FILE)
 MAX_SHARED_BYTES = 2 * 1024**3
 
 
+def texts_digest(texts: Iterable[str], salt: str = "") -> str:
+    """SHA-256 of ``salt`` and the texts, in order."""
+    digest = hashlib.sha256(salt.encode())
+    for text in texts:
+        digest.update(b"\0")
+        digest.update(text.encode())
+    return digest.hexdigest()
+
+
 def embeddings_key(model_name: str, model: SentenceTransformer, texts: Sequence[str]) -> dict[str, Any]:
     """What must match for stored embeddings to stand for encoding ``texts`` with ``model``."""
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode())
-        digest.update(b"\0")
     parameter = next(model.parameters())
     return {
         "model": model_name,
@@ -40,7 +45,7 @@ def embeddings_key(model_name: str, model: SentenceTransformer, texts: Sequence[
         "dtype": str(parameter.dtype),
         "device": parameter.device.type,
         "documents": len(texts),
-        "texts_sha256": digest.hexdigest(),
+        "texts_sha256": texts_digest(texts),
     }
 
 

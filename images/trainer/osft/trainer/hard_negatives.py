@@ -133,7 +133,6 @@ def _mine_ranked(
     query_tokens = bm25s.tokenize(anchors, stopwords="en", stemmer=stemmer, show_progress=False, return_ids=False)
 
     query_emb = encode_texts(model, anchors, batch_size=batch_size)
-    doc_emb = corpus_embeddings
     positive_scores = np.sum(query_emb * encode_texts(model, positives, batch_size=batch_size), axis=1)
     margin = options.resolved_margin()
     rng = random.Random(seed)
@@ -143,7 +142,7 @@ def _mine_ranked(
     for column in columns:
         rows[column] = []
     for start in range(0, len(anchors), QUERY_CHUNK):
-        dense = query_emb[start : start + QUERY_CHUNK] @ doc_emb.T
+        dense = query_emb[start : start + QUERY_CHUNK] @ corpus_embeddings.T
         for offset, row in enumerate(dense):
             i = start + offset
             lexical = retriever.get_scores(query_tokens[i]) if query_tokens[i] else np.zeros(len(corpus))

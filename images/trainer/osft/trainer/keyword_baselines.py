@@ -24,12 +24,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from osft.common.beir import JudgedSet
+from osft.trainer.hard_negatives import QUERY_CHUNK
 
 if TYPE_CHECKING:
     import numpy as np
 
 TOP_K = 100
-QUERY_CHUNK = 64  # queries scored against the whole corpus at once (memory: chunk x corpus floats)
 HYBRID_WEIGHTS = {"bm25": 0.5, "dense": 0.5}
 """OpenSearch's default: equal weights (``combination.parameters.weights`` unset)."""
 MIN_MAX_FLOOR = 0.001

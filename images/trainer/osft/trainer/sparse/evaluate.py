@@ -9,7 +9,6 @@ models decides whether later stages deploy.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from osft.common.beir import JudgedSet
 from osft.common.corpus import document_text, load_corpus
 from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageResult
+from osft.trainer.base_embeddings import texts_digest
 from osft.trainer.evaluate_stage import CUTOFFS, GATE_FILE, METRICS_FILE, REPORTED, evaluation_sets, gate_decision
 from osft.trainer.html_report import write_report
 from osft.trainer.sparse.models import choose_sparse_model, load_sparse_encoder, prepare_sparse_model
@@ -80,11 +80,7 @@ class CorpusEncodedOnce:
     def _encode_document(self, *args, **kwargs):
         texts = args[0] if args else kwargs["inputs"]
         options = (args[1:], sorted((name, value) for name, value in kwargs.items() if name != "inputs"))
-        digest = hashlib.sha256(repr(options).encode())
-        for text in [texts] if isinstance(texts, str) else texts:
-            digest.update(str(text).encode())
-            digest.update(b"\0")
-        key = digest.hexdigest()
+        key = texts_digest([texts] if isinstance(texts, str) else map(str, texts), salt=repr(options))
         if key in self.kept:
             return self.kept[key]
         embeddings = self._original(*args, **kwargs)
