@@ -55,7 +55,7 @@ def encode_texts(
     """L2-normalized float32 embeddings of ``texts`` exactly as given.
 
     ``prompt=""`` keeps out any prompt saved in the model's configuration: the texts already carry
-    the query or document prefix (``model.query_prefix``, ``model.document_prefix``), as they do in
+    the query or document prefix (spec ``model.query_prefix``, ``model.document_prefix``), as they do in
     training and as OpenSearch sends them to the deployed model.
     """
     return model.encode(
