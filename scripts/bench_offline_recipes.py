@@ -22,6 +22,10 @@ split, by query), whose recipes are scored on the other quarter only. Recipe key
 (``kl_weight``) at ``temperature`` against ``teacher: "cut-hybrid"``, the hybrid teacher scoring
 each cloze query against its document with the sentence cut out, over the cut positive and
 ``candidates`` negatives from its ranks 1-29);
+``pseudo`` with ``queries: "judged"`` (the training part's query texts as a query log, each paired
+with the hybrid's first hit instead of its judgement; ``confident`` keeps the share whose first hit
+leads the second by most; ``query-log`` writes the same texts for ``osft run``); ``mix`` (e.g.
+``{"queries": "cloze", "n": 1000}``, prepared offline pairs added to them);
 ``negatives`` (one hybrid hard negative per pair); ``cut_query`` (inverse-cloze pairs train on the
 document without their sentence); ``lr``, ``epochs``, ``batch``; ``train_seq`` (max length while
 training; scoring uses ``--max-seq-length``). Results are appended to
@@ -217,14 +221,57 @@ def judged_rows(data: Path, split: str) -> list[dict[str, Any]]:
     ]
 
 
+def pseudo_labeled_rows(data: Path, split: str, confident: float = 1.0) -> list[dict[str, Any]]:
+    """The training part's query texts only (a query log), each paired with the hybrid's first document.
+
+    No relevance judgement is read: the label is the BM25 + base-model hybrid's top hit, which is
+    right for about two thirds of real queries where the base model alone is right for fewer.
+    ``confident`` keeps that share of the queries, those whose top hit leads the second by most.
+    """
+    from osft.common.beir import read_judged_set
+
+    judged = read_judged_set(data, split)
+    train_ids, _ = judged_split(data, split)
+    with open(OUT / f"queries-judged-{split}.pkl", "rb") as handle:
+        hybrid = pickle.load(handle)
+    rows = []
+    for query_id in train_ids:
+        ranked = hybrid[query_id]["hybrid"]
+        top = next(iter(ranked))
+        rows.append(
+            {
+                "hybrid": ranked,
+                "hybrid_positive": ranked[top],
+                "relevant": [top],
+                "query": judged.queries[query_id],
+                "doc_id": top,
+                "kind": "log",
+            }
+        )
+
+    def lead(row: dict[str, Any]) -> float:
+        scores = list(row["hybrid"].values())
+        return scores[0] - scores[1]
+
+    rows.sort(key=lead, reverse=True)
+    return rows[: round(len(rows) * confident)]
+
+
 def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dict[str, list]:
     from osft.common.corpus import document_text, positive_text
 
-    if config["queries"] == "judged":
+    if config["queries"] == "judged" and config.get("pseudo"):
+        rows = pseudo_labeled_rows(data, split, config.get("confident", 1.0))
+    elif config["queries"] == "judged":
         rows = judged_rows(data, split)
     else:
         with open(OUT / f"queries-{config['queries']}.pkl", "rb") as handle:
             rows = pickle.load(handle)
+    if config.get("mix"):  # e.g. {"queries": "cloze", "n": 1000}: offline pairs beside the log's
+        with open(OUT / f"queries-{config['mix']['queries']}.pkl", "rb") as handle:
+            offline = pickle.load(handle)
+        random.Random(SEED).shuffle(offline)
+        rows = rows + offline[: config["mix"]["n"]]
     if config.get("kinds"):
         rows = [r for r in rows if r["kind"] in config["kinds"]]
     if config.get("student_misses"):  # the base model does not rank the source first, the hybrid does
@@ -333,6 +380,24 @@ def cut_teacher_columns(rows: list[dict[str, Any]], corpus, data: Path, negative
     return columns
 
 
+def pseudo_teacher_columns(rows: list[dict[str, Any]], corpus, negatives: int, rng: random.Random):
+    """Log queries with the hybrid's first document as positive, ``negatives`` drawn from its ranks 2-30
+    and the hybrid's scores of all of them as ``label``: a soft teacher where the top hit may be wrong."""
+    from osft.common.corpus import document_text
+
+    columns: dict[str, list] = {"anchor": [], "positive": [], **{f"negative_{i + 1}": [] for i in range(negatives)}}
+    columns["label"] = []
+    for row in rows:
+        ranked = list(row["hybrid"])
+        drawn = rng.sample(ranked[1:30], negatives)
+        columns["anchor"].append(row["query"])
+        columns["positive"].append(document_text(corpus[ranked[0]]))
+        for k, doc_id in enumerate(drawn):
+            columns[f"negative_{k + 1}"].append(document_text(corpus[doc_id]))
+        columns["label"].append([row["hybrid"][ranked[0]], *(row["hybrid"][d] for d in drawn)])
+    return columns
+
+
 def mnrl_plus_kl(model, temperature: float, kl_weight: float):
     """MNRL (in-batch and hard negatives) plus ``kl_weight`` x KL to the teacher over each row's candidates."""
     from sentence_transformers import losses
@@ -369,6 +434,9 @@ def run(args: argparse.Namespace) -> None:
         rng = random.Random(config.get("seed", SEED))
         rng.shuffle(rows)
         columns = cut_teacher_columns(rows[: config["n"]], corpus, args.data, config.get("candidates", 3), rng)
+    elif config.get("pseudo") and config.get("loss") in ("kl", "mnrl+kl"):
+        rows = pseudo_labeled_rows(args.data, args.split, config.get("confident", 1.0))
+        columns = pseudo_teacher_columns(rows, corpus, config.get("candidates", 3), random.Random(SEED))
     else:
         columns = training_rows(config, corpus, args.data, args.split)
     dataset = Dataset.from_dict(columns)
@@ -443,8 +511,14 @@ def report_lines(out: Path = OUT) -> list[str]:
                 loss += (f", KL x{c['kl_weight']:g}" if "kl_weight" in c else "") + " (teacher on cut docs)"
                 negative = f"hybrid x{c.get('candidates', 3)}"
             scored = "held-out ¼ judged" if r["scored_queries"].startswith("the held-out") else "all judged"
+            queries = c["queries"] + (" (student misses)" if c.get("student_misses") else "")
+            if c.get("pseudo"):
+                share = c.get("confident", 1.0)
+                queries = "log, hybrid top hit" + (f" (surest {share:.0%})" if share < 1 else "")
+            if c.get("mix"):
+                queries += f" + {c['mix']['n']:,} {c['mix']['queries']}"
             lines.append(
-                f"| {c['name']} | {c['queries']}{' (student misses)' if c.get('student_misses') else ''} "
+                f"| {c['name']} | {queries} "
                 f"| {r['pairs']:,} | {loss} | {negative} | {'yes' if c.get('cut_query') or c.get('teacher') == 'cut-hybrid' else 'no'} "
                 f"| {c.get('lr', 2e-5):g} | {c.get('epochs', 1):g} | {c.get('train_seq', 256)} / {r.get('score_seq', 256)} "
                 f"| {r['train_seconds']:.0f} "
@@ -452,6 +526,23 @@ def report_lines(out: Path = OUT) -> list[str]:
                 f"| {b['mrr@10']:.2f} → {t['mrr@10']:.2f} | {b['recall@100']:.2f} → {t['recall@100']:.2f} |"
             )
     return lines
+
+
+def query_log(args: argparse.Namespace) -> None:
+    """The training part's query texts as a query log (``querygen.query_log``), without their judgements.
+
+    ``osft run`` with this log leaves the logged queries out of evaluation, so the product's own
+    run scores on the same held-out quarter as the ``pseudo`` recipes here.
+    """
+    from osft.common.beir import read_judged_set
+
+    judged = read_judged_set(args.data, args.split)
+    train_ids, _ = judged_split(args.data, args.split)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as handle:
+        for query_id in train_ids:
+            handle.write(json.dumps({"query": judged.queries[query_id]}) + "\n")
+    print(f"{len(train_ids)} of {len(judged.queries)} {args.split} queries written to {args.out}")
 
 
 def report(args: argparse.Namespace) -> None:
@@ -471,8 +562,10 @@ def main(argv: list[str] | None = None) -> int:
     prep.add_argument("--judged", action="store_true", help="rank the judged training queries instead")
     commands.add_parser("run").add_argument("config", help="recipe, JSON")
     commands.add_parser("report")
+    log = commands.add_parser("query-log", help="write the training part's query texts as a query log")
+    log.add_argument("--out", type=Path, default=REPO / "bench-out" / "scifact-query-log.jsonl")
     args = parser.parse_args(argv)
-    {"prepare": prepare, "run": run, "report": report}[args.command](args)
+    {"prepare": prepare, "run": run, "report": report, "query-log": query_log}[args.command](args)
     return 0
 
 

@@ -110,3 +110,10 @@ def test_cli_reports_problems_without_traceback(tmp_path: Path) -> None:
 def test_published_json_schema_matches_the_models() -> None:
     published = json.loads((Path(__file__).resolve().parents[2] / "docs" / "spec.schema.json").read_text())
     assert published == json_schema(), "docs/spec.schema.json is stale: run 'osft schema > docs/spec.schema.json'"
+
+
+@pytest.mark.parametrize(
+    "example", sorted((Path(__file__).parents[2] / "examples").glob("*.json")), ids=lambda p: p.name
+)
+def test_every_example_spec_is_valid(example: Path) -> None:
+    assert parse_spec_text(example.read_text(), source=str(example)).name

@@ -23,10 +23,12 @@ from osft.querygen.accounting import Usage, load_prices
 from osft.querygen.filters import QueryFilter, copied_words
 from osft.querygen.llm_generation import LlmOutcome, generate_with_llm, local_input
 from osft.querygen.offline import DocumentFrequencies, GeneratedQuery, OfflineGenerator
+from osft.querygen.prompts import load_examples
 from osft.querygen.splitting import split_documents
 
 TRAIN_FILE = "train.jsonl"
 HELDOUT_FILE = "heldout.jsonl"
+LOG_FILE = "log_queries.jsonl"
 
 
 def _generate_offline(ctx: StageContext, corpus: dict[str, Document]) -> list[GeneratedQuery]:
@@ -44,6 +46,17 @@ def _user_pairs(ctx: StageContext, pairs_file: str) -> list[GeneratedQuery]:
         GeneratedQuery(str(p["doc_id"]), str(p["query"]), "user")
         for p in read_jsonl(ctx.input_path(f"extract/{pairs_file}"))
     ]
+
+
+def _query_log(ctx: StageContext) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """The spec's query log, normalized and de-duplicated; short queries stay (keyword searches are real)."""
+    options = ctx.spec.querygen
+    assert options.query_log is not None
+    texts = load_examples(local_input(ctx, options.query_log.path))
+    query_filter = QueryFilter(options.filters.model_copy(update={"min_chars": 1}), None)
+    kept = [q.query for q in query_filter.apply((GeneratedQuery("", text, "log"), "") for text in texts)]
+    rows = [{"query_id": f"log{index}", "query": text} for index, text in enumerate(kept)]
+    return rows, dict(query_filter.removed)
 
 
 def _round_trip(ctx: StageContext, kept: list[GeneratedQuery], corpus: dict[str, Document]) -> list[GeneratedQuery]:
@@ -114,6 +127,16 @@ def run(ctx: StageContext) -> StageResult:
         )
     write_jsonl(ctx.output_path(TRAIN_FILE), train)
     write_jsonl(ctx.output_path(HELDOUT_FILE), heldout)
+    outputs, counts = [TRAIN_FILE, HELDOUT_FILE], {"train_pairs": len(train), "heldout_pairs": len(heldout)}
+    if options.query_log is not None:
+        log_rows, log_removed = _query_log(ctx)
+        write_jsonl(ctx.output_path(LOG_FILE), log_rows)
+        outputs.append(LOG_FILE)
+        counts["log_queries"] = len(log_rows)
+        notes.append(
+            f"query log: {len(log_rows)} queries for the train stage to pair with documents"
+            + (f" (removed: {log_removed})" if log_removed else "")
+        )
 
     usage = outcome.usage if outcome else Usage()
     cost, price_table = _cost(outcome, provider, options.resolved_model_id)
@@ -154,8 +177,8 @@ def run(ctx: StageContext) -> StageResult:
     )
     return StageResult(
         stats=stats,
-        outputs=[TRAIN_FILE, HELDOUT_FILE],
-        counts={"train_pairs": len(train), "heldout_pairs": len(heldout)},
+        outputs=outputs,
+        counts=counts,
         notes=notes,
         steps=steps,
     )
@@ -174,12 +197,14 @@ def input_fingerprint(ctx: StageContext) -> dict[str, Any]:
             for file in files:
                 digest.update(file.name.encode() + b"\x00" + file.read_bytes())
             material[name] = digest.hexdigest()
+    if options.query_log is not None:
+        material["query_log"] = hashlib.sha256(local_input(ctx, options.query_log.path).read_bytes()).hexdigest()
     if options.filters.round_trip_top_k:
         material["model"] = ctx.spec.model.model_dump(mode="json")
     return material
 
 
-SPLIT_AND_FILTER_FIELDS = {"filters", "heldout_fraction", "max_heldout_docs"}
+SPLIT_AND_FILTER_FIELDS = {"filters", "heldout_fraction", "max_heldout_docs", "query_log"}
 
 
 def generation_key(ctx: StageContext) -> dict[str, Any]:
@@ -187,6 +212,7 @@ def generation_key(ctx: StageContext) -> dict[str, Any]:
     settings = ctx.spec.querygen.model_dump(mode="json", exclude=SPLIT_AND_FILTER_FIELDS)
     inputs = input_fingerprint(ctx)
     inputs.pop("model", None)  # the round-trip model filters; it does not generate
+    inputs.pop("query_log", None)  # read as it is, not generated
     return {"settings": settings, "inputs": inputs}
 
 

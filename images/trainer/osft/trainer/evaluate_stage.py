@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from osft.trainer.html_report import write_report
 from osft.trainer.keyword_baselines import HYBRID_WEIGHTS, KeywordBaselines
 from osft.trainer.models import apply_usage, load_sentence_transformer, model_usage
 from osft.trainer.progress_log import metric_fields
+from osft.trainer.query_log import read_log_queries
 
 METRICS_FILE = "metrics.json"
 GATE_FILE = "gate.json"
@@ -166,6 +168,24 @@ def keyword_notes(
     ]
 
 
+def query_key(text: str) -> str:
+    """Lower-case words only: how a judged query is matched to a logged one."""
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def without_logged(ctx: StageContext, judged: JudgedSet) -> tuple[JudgedSet, int]:
+    """The judged queries the model was not trained on: those also in the query log are left out."""
+    logged = {query_key(q) for q in read_log_queries(ctx)}
+    kept = {q: text for q, text in judged.queries.items() if query_key(text) not in logged}
+    if not kept:
+        raise InputDataError(
+            "every judged query is also in the query log the model was trained on, so none can score it fairly",
+            path=ctx.resolve(ctx.spec.querygen.query_log.path) if ctx.spec.querygen.query_log else ctx.spec_uri,
+            hint="keep some judged queries out of querygen.query_log",
+        )
+    return JudgedSet(kept, {q: judged.relevant[q] for q in kept}), len(judged.queries) - len(kept)
+
+
 def evaluation_sets(ctx: StageContext, corpus_ids: set[str]) -> tuple[dict[str, JudgedSet], str, list[str]]:
     """The query sets to score (judged and synthetic held-out), which one decides, and notes for the report."""
     sets: dict[str, JudgedSet] = {}
@@ -174,6 +194,12 @@ def evaluation_sets(ctx: StageContext, corpus_ids: set[str]) -> tuple[dict[str, 
         sets["judged"], dropped = judged_set(ctx, corpus_ids)
         if dropped:
             notes.append(f"{dropped} judged queries have no relevant document in the corpus and were left out")
+        sets["judged"], logged = without_logged(ctx, sets["judged"])
+        if logged:
+            notes.append(
+                f"{logged} judged queries are also in the query log the model trained on and were left out; "
+                f"{len(sets['judged'].queries)} are scored"
+            )
     synthetic = synthetic_set(ctx, corpus_ids)
     if synthetic.queries:
         sets["synthetic-heldout"] = synthetic

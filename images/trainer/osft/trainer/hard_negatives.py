@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -59,16 +60,20 @@ def mine(
     show_progress: bool = False,
     seed: int = 13,
     corpus_embeddings: np.ndarray | None = None,
+    ranker: CorpusRanker | None = None,
 ) -> MiningResult:
     """(anchor, positive) → (anchor, positive, negative_1..n); queries without enough negatives are dropped.
 
     ``corpus_embeddings`` (the base model's from ``encode_texts``, in corpus order) spare the ranked
-    candidates an encoding of the corpus; the ``dense`` candidates let sentence-transformers encode it.
+    candidates an encoding of the corpus, and ``ranker`` (over the same corpus) its BM25 index; the
+    ``dense`` candidates let sentence-transformers encode it.
     """
     if options.candidates in RANKED_CANDIDATES:
-        if corpus_embeddings is None:
-            corpus_embeddings = encode_texts(model, corpus, batch_size=batch_size, show_progress=show_progress)
-        mined = _mine_ranked(dataset, model, corpus, corpus_embeddings, options, batch_size=batch_size, seed=seed)
+        if ranker is None:
+            if corpus_embeddings is None:
+                corpus_embeddings = encode_texts(model, corpus, batch_size=batch_size, show_progress=show_progress)
+            ranker = CorpusRanker(model, corpus, corpus_embeddings)
+        mined = _mine_ranked(dataset, model, corpus, ranker, options, batch_size=batch_size, seed=seed)
         return MiningResult(mined, len(dataset), len(mined), options.candidates)
     from sentence_transformers.util import mine_hard_negatives
 
@@ -108,18 +113,52 @@ def english_stemmer():
     return Stemmer.Stemmer("english")
 
 
+class CorpusRanker:
+    """Scores a corpus for queries by BM25 (bm25s, stemmed when PyStemmer is there) and the base model.
+
+    ``scores`` yields, per query, the base model's cosines and the ranking (``hybrid`` or ``bm25``).
+    """
+
+    def __init__(self, model: SentenceTransformer, corpus: list[str], corpus_embeddings: np.ndarray) -> None:
+        import bm25s
+
+        self.model = model
+        self.corpus_embeddings = corpus_embeddings
+        self.stemmer = english_stemmer()
+        self.retriever = bm25s.BM25()
+        self.retriever.index(
+            bm25s.tokenize(corpus, stopwords="en", stemmer=self.stemmer, show_progress=False), show_progress=False
+        )
+
+    def scores(
+        self, queries: list[str], candidates: str = "hybrid", *, batch_size: int = 64
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        import bm25s
+        import numpy as np
+
+        tokens = bm25s.tokenize(queries, stopwords="en", stemmer=self.stemmer, show_progress=False, return_ids=False)
+        query_emb = encode_texts(self.model, queries, batch_size=batch_size)
+        for start in range(0, len(queries), QUERY_CHUNK):
+            dense = query_emb[start : start + QUERY_CHUNK] @ self.corpus_embeddings.T
+            for offset, row in enumerate(dense):
+                query_tokens = tokens[start + offset]
+                lexical = (
+                    self.retriever.get_scores(query_tokens) if query_tokens else np.zeros(len(row), dtype=np.float32)
+                )
+                yield row, (hybrid_scores(row, lexical) if candidates == "hybrid" else lexical)
+
+
 def _mine_ranked(
     dataset: Dataset,
     model: SentenceTransformer,
     corpus: list[str],
-    corpus_embeddings: np.ndarray,
+    ranker: CorpusRanker,
     options: HardNegatives,
     *,
     batch_size: int,
     seed: int,
 ) -> Dataset:
     """Negatives from the BM25 or hybrid ranking of the whole corpus, with the base model's margin."""
-    import bm25s
     import numpy as np
     from datasets import Dataset
 
@@ -127,13 +166,10 @@ def _mine_ranked(
     positives_of: dict[str, set[str]] = defaultdict(set)
     for anchor, positive in zip(anchors, positives, strict=True):
         positives_of[anchor].add(positive)
-    stemmer = english_stemmer()
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(corpus, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
-    query_tokens = bm25s.tokenize(anchors, stopwords="en", stemmer=stemmer, show_progress=False, return_ids=False)
-
-    query_emb = encode_texts(model, anchors, batch_size=batch_size)
-    positive_scores = np.sum(query_emb * encode_texts(model, positives, batch_size=batch_size), axis=1)
+    positive_scores = np.sum(
+        encode_texts(model, anchors, batch_size=batch_size) * encode_texts(model, positives, batch_size=batch_size),
+        axis=1,
+    )
     margin = options.resolved_margin()
     rng = random.Random(seed)
 
@@ -141,27 +177,22 @@ def _mine_ranked(
     columns = negative_columns(options.num_negatives)
     for column in columns:
         rows[column] = []
-    for start in range(0, len(anchors), QUERY_CHUNK):
-        dense = query_emb[start : start + QUERY_CHUNK] @ corpus_embeddings.T
-        for offset, row in enumerate(dense):
-            i = start + offset
-            lexical = retriever.get_scores(query_tokens[i]) if query_tokens[i] else np.zeros(len(corpus))
-            ranking = hybrid_scores(row, lexical) if options.candidates == "hybrid" else lexical
-            order = np.argsort(-ranking)[options.range_min : options.range_max]
-            candidates = [
-                int(j)
-                for j in order
-                if corpus[int(j)] not in positives_of[anchors[i]]
-                and (margin is None or row[int(j)] <= positive_scores[i] - margin)
-            ]
-            if len(candidates) < options.num_negatives:
-                continue
-            if options.candidates == "hybrid":
-                chosen = rng.sample(candidates, options.num_negatives)
-            else:
-                chosen = candidates[: options.num_negatives]
-            rows["anchor"].append(anchors[i])
-            rows["positive"].append(positives[i])
-            for column, j in zip(columns, chosen, strict=True):
-                rows[column].append(corpus[j])
+    for i, (dense, ranking) in enumerate(ranker.scores(anchors, options.candidates, batch_size=batch_size)):
+        order = np.argsort(-ranking)[options.range_min : options.range_max]
+        candidates = [
+            int(j)
+            for j in order
+            if corpus[int(j)] not in positives_of[anchors[i]]
+            and (margin is None or dense[int(j)] <= positive_scores[i] - margin)
+        ]
+        if len(candidates) < options.num_negatives:
+            continue
+        if options.candidates == "hybrid":
+            chosen = rng.sample(candidates, options.num_negatives)
+        else:
+            chosen = candidates[: options.num_negatives]
+        rows["anchor"].append(anchors[i])
+        rows["positive"].append(positives[i])
+        for column, j in zip(columns, chosen, strict=True):
+            rows[column].append(corpus[j])
     return Dataset.from_dict(rows)

@@ -38,6 +38,7 @@ from osft.trainer.hf_training import (
     world_size,
 )
 from osft.trainer.models import ModelUsage, apply_usage, load_cross_encoder, load_sentence_transformer, model_usage
+from osft.trainer.query_log import kept_count, read_log_queries
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -95,8 +96,10 @@ def _build_rows(
     usage: ModelUsage,
     batch_size: int,
     provider: str,
+    log_queries: list[str],
+    keep_fraction: float,
 ) -> tuple[Dataset, list[str]]:
-    """Training rows, cached in ``_work`` so a resumed run does not mine or score again."""
+    """Training rows, cached in ``_work`` so a resumed run does not label, mine or score again."""
     from datasets import Dataset
 
     training = ctx.spec.training
@@ -105,20 +108,37 @@ def _build_rows(
     if cache.exists():
         ctx.log.info("training_rows_reused", path=str(cache))
         return Dataset.from_json(str(cache)), notes
-    dataset = Dataset.from_dict(
-        {
-            "anchor": [usage.query_prefix + p["query"] for p in pairs],
-            "positive": [usage.document_prefix + positive_text(p, corpus_texts[p["doc_id"]]) for p in pairs],
-        }
-    )
-    needs_negatives = training.hard_negatives.active(provider) or training.distillation.enabled
+    anchors = [usage.query_prefix + p["query"] for p in pairs]
+    positives = [usage.document_prefix + positive_text(p, corpus_texts[p["doc_id"]]) for p in pairs]
+    corpus = [usage.document_prefix + text for text in corpus_texts.values()]
+    ranker = None
+    if log_queries:
+        from osft.trainer.hard_negatives import CorpusRanker
+        from osft.trainer.query_log import label_queries
+
+        clock = time.perf_counter()
+        ranker = CorpusRanker(model, corpus, _base_corpus_embeddings(ctx, model, corpus, batch_size))
+        labeled = label_queries([usage.query_prefix + q for q in log_queries], ranker, keep_fraction)
+        anchors += [item.query for item in labeled]
+        positives += [corpus[item.doc_index] for item in labeled]
+        notes.append(
+            f"query log: {len(labeled)} of {len(log_queries)} logged queries paired with the document the "
+            f"BM25 + base-model hybrid ranks first (those whose first hit leads the second by most)"
+        )
+        ctx.log.info(
+            "query_log_labeled",
+            queries=len(log_queries),
+            kept=len(labeled),
+            seconds=round(time.perf_counter() - clock, 1),
+        )
+    dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    needs_negatives = training.hard_negatives.active(provider, bool(log_queries)) or training.distillation.enabled
     if needs_negatives:
         from osft.trainer.hard_negatives import RANKED_CANDIDATES, mine
 
         clock = time.perf_counter()
-        corpus = [usage.document_prefix + text for text in corpus_texts.values()]
         corpus_embeddings = None
-        if training.hard_negatives.candidates in RANKED_CANDIDATES:
+        if ranker is None and training.hard_negatives.candidates in RANKED_CANDIDATES:
             corpus_embeddings = _base_corpus_embeddings(ctx, model, corpus, batch_size)
         mined = mine(
             dataset,
@@ -129,6 +149,7 @@ def _build_rows(
             show_progress=progress_enabled(),
             seed=training.seed,
             corpus_embeddings=corpus_embeddings,
+            ranker=ranker,
         )
         ctx.log.info(
             "hard_negatives_mined",
@@ -228,6 +249,10 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
             hint="re-run querygen against this extract (osft run --force querygen)",
         )
 
+    log_queries = read_log_queries(ctx)
+    keep_fraction = spec.querygen.query_log.keep_fraction if spec.querygen.query_log else 1.0
+    log_pairs = kept_count(len(log_queries), keep_fraction)
+
     usage = model_usage(spec.model)
     model = load_sentence_transformer(spec.model.base, Path(ctx.resolve(".")))
     notes = [f"model: {change}" for change in apply_usage(model, usage)]
@@ -238,12 +263,14 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         lengths = _token_lengths(model, [usage.document_prefix + corpus_texts[d] for d in sample_ids])
         max_len, reasons["max_seq_length"] = choose_max_seq_length(lengths, usage.max_seq_length_limit)
     model.max_seq_length = max_len
-    hp = choose_hyperparameters(training, len(pairs), usage.size, provider)
+    hp = choose_hyperparameters(training, len(pairs) + log_pairs, usage.size, provider)
     reasons.update(hp.reasons)
     ctx.log.info("hyperparameters_chosen", **{k: v for k, v in reasons.items()})
 
     clock = time.perf_counter()
-    dataset, row_notes = _build_rows(ctx, model, pairs, corpus_texts, usage, hp.batch_size, provider)
+    dataset, row_notes = _build_rows(
+        ctx, model, pairs, corpus_texts, usage, hp.batch_size, provider, log_queries, keep_fraction
+    )
     notes += row_notes
     prepare_seconds = time.perf_counter() - clock
 
@@ -335,7 +362,9 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         "document_prefix": usage.document_prefix,
         "pooling": usage.pooling,
         "normalize": usage.normalize,
-        "hard_negatives": training.hard_negatives.num_negatives if training.hard_negatives.active(provider) else 0,
+        "hard_negatives": training.hard_negatives.num_negatives
+        if training.hard_negatives.active(provider, bool(log_queries))
+        else 0,
         "gather_across_devices": gather,
         "world_size": world_size(),
         **extras,
@@ -358,7 +387,12 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     return StageResult(
         stats=stats,
         outputs=outputs,
-        counts={"train_pairs": len(pairs), "train_rows": len(dataset), "steps": output.global_step},
+        counts={
+            "train_pairs": len(pairs),
+            "log_pairs": log_pairs,
+            "train_rows": len(dataset),
+            "steps": output.global_step,
+        },
         notes=notes,
         steps={
             "prepare": round(prepare_seconds, 3),
@@ -369,6 +403,17 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     )
 
 
+def input_fingerprint(ctx: StageContext) -> dict[str, Any] | None:
+    """The one querygen setting the train stage applies itself: which share of the query log it keeps."""
+    query_log = ctx.spec.querygen.query_log
+    return {"query_log_keep_fraction": query_log.keep_fraction} if query_log else None
+
+
 STAGE = StageDefinition(
-    name="train", upstream=("extract", "querygen"), spec_sections=("model", "training"), run=run, version="2"
+    name="train",
+    upstream=("extract", "querygen"),
+    spec_sections=("model", "training"),
+    run=run,
+    version="2",
+    input_fingerprint=input_fingerprint,
 )

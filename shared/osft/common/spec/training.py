@@ -13,8 +13,9 @@ from osft.common.spec.sparse import SparseTraining
 class HardNegatives(SpecModel):
     enabled: bool | None = Field(
         default=None,
-        description="Unset: on when training on your own judged pairs (source type pairs), off for generated "
-        "queries. On SciFact, hybrid negatives raised the gain of 684 judged pairs from +2.9 to +5.6 nDCG@10.",
+        description="Unset: on when training on your own judged pairs (source type pairs) or with a query log "
+        "(querygen.query_log), off for generated queries alone. On SciFact, hybrid negatives raised the gain of "
+        "684 judged pairs from +2.9 to +5.6 nDCG@10.",
     )
     num_negatives: int = Field(default=1, ge=1, le=32)
     candidates: Literal["hybrid", "dense", "bm25"] = Field(
@@ -34,9 +35,9 @@ class HardNegatives(SpecModel):
         "Unset: 0.1 for dense and bm25 candidates, none for hybrid (BM25 already disagrees with the base model there).",
     )
 
-    def active(self, provider: str) -> bool:
-        """Whether to mine for pairs from ``provider`` (``user-pairs`` for judged pairs)."""
-        return self.enabled if self.enabled is not None else provider == "user-pairs"
+    def active(self, provider: str, query_log: bool = False) -> bool:
+        """Whether to mine for pairs from ``provider`` (``user-pairs`` for judged pairs), or beside a query log."""
+        return self.enabled if self.enabled is not None else provider == "user-pairs" or query_log
 
     def resolved_margin(self) -> float | None:
         """The margin in force; None (no base-model check) for hybrid candidates unless one is set."""

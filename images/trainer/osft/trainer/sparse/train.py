@@ -135,6 +135,8 @@ def train_sparse(ctx: StageContext) -> StageResult:
         exports=exports,
     )
     notes = [f"{name} = {why}" for name, why in reasons.items()]
+    if spec.querygen.query_log is not None:
+        notes.append("querygen.query_log: sparse training uses the generated pairs only; the log was not used")
     for kind, record in exports.items():
         if "max_abs_diff" in record:
             notes.append(f"{kind}: exported weights differ from PyTorch by at most {record['max_abs_diff']:.2e}")
