@@ -225,7 +225,7 @@ def pseudo_labeled_rows(data: Path, split: str, confident: float = 1.0) -> list[
     """The training part's query texts only (a query log), each paired with the hybrid's first document.
 
     No relevance judgement is read: the label is the BM25 + base-model hybrid's top hit, which is
-    right for about two thirds of real queries where the base model alone is right for fewer.
+    right for 62% of SciFact's training-part queries (the base model's first hit for 52%).
     ``confident`` keeps that share of the queries, those whose top hit leads the second by most.
     """
     from osft.common.beir import read_judged_set

@@ -63,7 +63,9 @@ def test_hybrid_negatives_are_seeded_draws_from_the_range_never_another_positive
     assert first.dataset.to_list() != other.dataset.to_list()
 
 
-def test_hard_negatives_default_to_on_for_judged_pairs_only() -> None:
+def test_hard_negatives_default_to_on_for_judged_pairs_and_beside_a_query_log() -> None:
     assert HardNegatives().active("user-pairs") and not HardNegatives().active("offline")
+    assert HardNegatives().active("offline", query_log=True)
+    assert not HardNegatives(enabled=False).active("offline", query_log=True), "the spec's choice stands"
     assert not HardNegatives(enabled=False).active("user-pairs") and HardNegatives(enabled=True).active("bedrock")
     assert HardNegatives(candidates="dense").resolved_margin() == 0.1

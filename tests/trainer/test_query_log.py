@@ -65,11 +65,12 @@ def _judged_folder(root: Path, queries: dict[str, tuple[str, str]]) -> Path:
 
 @pytest.mark.slow
 def test_a_query_log_trains_the_model_and_its_queries_are_not_scored(make_run, tmp_path) -> None:
-    log = _write_log(tmp_path / "log.jsonl", [*LOGGED, "  Patching a punctured   inner tube "])
+    log = _write_log(tmp_path / "log.jsonl", [*LOGGED, "  Patching a punctured   inner tube ", "", "Q: ﬁre ants"])
     judged = _judged_folder(
         tmp_path,
         {
             "logged": ("Patching a punctured inner tube!", "doc2"),  # the same words as a logged query
+            "as logged": ("Q: ﬁre ants", "doc31"),  # querygen drops the label; evaluation still matches it
             "fresh": ("how do honey bees live", "doc1"),
         },
     )
@@ -78,21 +79,25 @@ def test_a_query_log_trains_the_model_and_its_queries_are_not_scored(make_run, t
         evaluation={"judged": {"path": str(judged), "split": "test"}},
     )
     querygen, _ = run_stage(QUERYGEN, spec, run_dir)
-    assert querygen.counts["log_queries"] == 4, "the repeated query is removed as a duplicate"
+    assert querygen.counts["log_queries"] == 5, "the repeated and the empty query are removed"
     assert any(o.path.endswith("querygen/log_queries.jsonl") for o in querygen.outputs)
+    assert "'duplicate': 1" in querygen.notes[-1] and "'empty': 1" in querygen.notes[-1]
 
     train, _ = run_stage(TRAIN, spec, run_dir)
-    assert train.counts["log_pairs"] == 3
+    heldout = {row["doc_id"] for row in read_jsonl(Path(run_dir) / "querygen" / "heldout.jsonl")}
+    expected = [q for q, doc in zip(LOGGED[:3], ("doc2", "doc3", "doc33"), strict=True) if doc not in heldout]
     rows = list(read_jsonl(Path(run_dir) / "train" / "_work" / "train_rows.jsonl"))
-    logged_rows = {row["anchor"]: row for row in rows if row["anchor"] in LOGGED}
-    assert set(logged_rows) == set(LOGGED[:3])
-    assert logged_rows[LOGGED[0]]["positive"].startswith("Bicycle repair")
+    logged = [row for row in rows if row["anchor"] in {*LOGGED, "fire ants"}]
+    assert set(expected) <= {row["anchor"] for row in logged} and LOGGED[3] not in {r["anchor"] for r in logged}
+    assert train.counts["log_pairs"] == len(logged) <= 4, "4 of 5 kept, less those leading to held-out documents"
+    heldout_titles = {d["title"] for d in tiny_corpus() if d["id"] in heldout}
+    assert not {row["positive"].split("\n")[0] for row in logged} & heldout_titles
     assert all(row.get("negative_1") for row in rows), "a query log turns hybrid hard negatives on"
-    assert any(note.startswith("query log: 3 of 4 logged queries") for note in train.notes)
+    assert any(note.startswith(f"query log: {len(logged)} of 5 logged queries") for note in train.notes)
     assert train.stats.hyperparameters["hard_negatives"] == 1
 
     evaluate, _ = run_stage(EVALUATE, spec, run_dir)
-    assert any("1 judged queries are also in the query log" in note for note in evaluate.notes)
+    assert any("2 judged queries are also in the query log" in note for note in evaluate.notes)
     assert evaluate.counts["queries"] == 1
 
 
@@ -118,6 +123,19 @@ def test_changing_the_kept_share_trains_again_and_a_log_of_only_judged_queries_i
     assert second.fingerprint != first.fingerprint, "the train stage applies keep_fraction, so it runs again"
     with pytest.raises(InputDataError, match="every judged query is also in the query log"):
         run_stage(EVALUATE, spec, run_dir)
+
+
+def test_a_missing_query_log_is_a_clear_error_naming_the_field(tmp_path) -> None:
+    from osft.common.jsonl import write_jsonl
+    from osft.common.runner import run_pipeline
+
+    corpus = tmp_path / "corpus.jsonl"
+    write_jsonl(corpus, tiny_corpus())
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(spec_document(corpus, querygen={"query_log": {"path": "nowhere.jsonl"}})))
+    with pytest.raises(InputDataError, match=r"querygen\.query_log\.path: no such file") as raised:
+        run_pipeline(str(spec), run_dir=str(tmp_path / "run"), until="querygen")
+    assert raised.value.path == str(tmp_path / "nowhere.jsonl")
 
 
 def test_a_bad_line_in_the_query_log_names_the_file_and_line(tmp_path) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from osft.common.corpus import Document, Pair, document_text, load_corpus
-from osft.common.errors import OsftError
-from osft.common.jsonl import read_jsonl, write_jsonl
+from osft.common.errors import InputDataError, OsftError
+from osft.common.jsonl import read_jsonl, read_jsonl_numbered, write_jsonl
 from osft.common.manifests import QuerygenStats
 from osft.common.stage import StageContext, StageDefinition, StageResult
 from osft.common.storage import is_s3
@@ -23,7 +23,6 @@ from osft.querygen.accounting import Usage, load_prices
 from osft.querygen.filters import QueryFilter, copied_words
 from osft.querygen.llm_generation import LlmOutcome, generate_with_llm, local_input
 from osft.querygen.offline import DocumentFrequencies, GeneratedQuery, OfflineGenerator
-from osft.querygen.prompts import load_examples
 from osft.querygen.splitting import split_documents
 
 TRAIN_FILE = "train.jsonl"
@@ -48,14 +47,43 @@ def _user_pairs(ctx: StageContext, pairs_file: str) -> list[GeneratedQuery]:
     ]
 
 
+def _query_log_file(ctx: StageContext) -> Path:
+    """The spec's query log as a local file, or a clear error naming the field."""
+    query_log = ctx.spec.querygen.query_log
+    assert query_log is not None
+    path = local_input(ctx, query_log.path)
+    if not path.is_file():
+        raise InputDataError(
+            "querygen.query_log.path: no such file",
+            path=ctx.resolve(query_log.path),
+            hint='give a JSONL file with one {"query": "..."} object per line (relative to the spec, or s3://)',
+        )
+    return path
+
+
 def _query_log(ctx: StageContext) -> tuple[list[dict[str, str]], dict[str, int]]:
-    """The spec's query log, normalized and de-duplicated; short queries stay (keyword searches are real)."""
-    options = ctx.spec.querygen
-    assert options.query_log is not None
-    texts = load_examples(local_input(ctx, options.query_log.path))
-    query_filter = QueryFilter(options.filters.model_copy(update={"min_chars": 1}), None)
-    kept = [q.query for q in query_filter.apply((GeneratedQuery("", text, "log"), "") for text in texts)]
-    rows = [{"query_id": f"log{index}", "query": text} for index, text in enumerate(kept)]
+    """The spec's query log, normalized and de-duplicated; short queries stay (keyword searches are real).
+
+    Rows keep the text as logged beside the normalized one, so evaluation can recognise it either way.
+    """
+    path = _query_log_file(ctx)
+    texts: list[str] = []
+    for line_no, record in read_jsonl_numbered(path):
+        value = record.get("query", record.get("text"))
+        if not isinstance(value, str):
+            raise InputDataError(
+                "query log: expected a 'query' (or 'text') string field",
+                path=str(path),
+                line=line_no,
+                hint='write one {"query": "..."} object per line',
+            )
+        texts.append(value)
+    query_filter = QueryFilter(ctx.spec.querygen.filters.model_copy(update={"min_chars": 1}), None)
+    rows = []
+    for text in texts:
+        kept = query_filter.keep(GeneratedQuery("", text, "log"), "")
+        if kept is not None:
+            rows.append({"query_id": f"log{len(rows)}", "query": kept.query, "logged": text})
     return rows, dict(query_filter.removed)
 
 
@@ -198,7 +226,7 @@ def input_fingerprint(ctx: StageContext) -> dict[str, Any]:
                 digest.update(file.name.encode() + b"\x00" + file.read_bytes())
             material[name] = digest.hexdigest()
     if options.query_log is not None:
-        material["query_log"] = hashlib.sha256(local_input(ctx, options.query_log.path).read_bytes()).hexdigest()
+        material["query_log"] = hashlib.sha256(_query_log_file(ctx).read_bytes()).hexdigest()
     if options.filters.round_trip_top_k:
         material["model"] = ctx.spec.model.model_dump(mode="json")
     return material

@@ -18,6 +18,7 @@ import json
 import random
 import re
 import time
+import unicodedata
 from pathlib import Path
 
 from osft.common.beir import JudgedSet, read_judged_set
@@ -33,7 +34,7 @@ from osft.trainer.html_report import write_report
 from osft.trainer.keyword_baselines import HYBRID_WEIGHTS, KeywordBaselines
 from osft.trainer.models import apply_usage, load_sentence_transformer, model_usage
 from osft.trainer.progress_log import metric_fields
-from osft.trainer.query_log import read_log_queries
+from osft.trainer.query_log import read_log_rows
 
 METRICS_FILE = "metrics.json"
 GATE_FILE = "gate.json"
@@ -169,13 +170,16 @@ def keyword_notes(
 
 
 def query_key(text: str) -> str:
-    """Lower-case words only: how a judged query is matched to a logged one."""
-    return " ".join(re.findall(r"\w+", text.lower()))
+    """Lower-case words only (NFKC): how a judged query is matched to a logged one."""
+    return " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower()))
 
 
 def without_logged(ctx: StageContext, judged: JudgedSet) -> tuple[JudgedSet, int]:
-    """The judged queries the model was not trained on: those also in the query log are left out."""
-    logged = {query_key(q) for q in read_log_queries(ctx)}
+    """The judged queries the model was not trained on: those also in the query log are left out.
+
+    A logged query matches as querygen read it and as it normalized it (list markers, labels, quotes).
+    """
+    logged = {query_key(text) for row in read_log_rows(ctx) for text in (row["query"], row.get("logged", ""))}
     kept = {q: text for q, text in judged.queries.items() if query_key(text) not in logged}
     if not kept:
         raise InputDataError(
@@ -194,7 +198,9 @@ def evaluation_sets(ctx: StageContext, corpus_ids: set[str]) -> tuple[dict[str, 
         sets["judged"], dropped = judged_set(ctx, corpus_ids)
         if dropped:
             notes.append(f"{dropped} judged queries have no relevant document in the corpus and were left out")
-        sets["judged"], logged = without_logged(ctx, sets["judged"])
+        logged = 0
+        if ctx.spec.model.type == "dense":  # sparse training does not use the log
+            sets["judged"], logged = without_logged(ctx, sets["judged"])
         if logged:
             notes.append(
                 f"{logged} judged queries are also in the query log the model trained on and were left out; "

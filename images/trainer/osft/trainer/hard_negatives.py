@@ -166,11 +166,12 @@ def _mine_ranked(
     positives_of: dict[str, set[str]] = defaultdict(set)
     for anchor, positive in zip(anchors, positives, strict=True):
         positives_of[anchor].add(positive)
-    positive_scores = np.sum(
-        encode_texts(model, anchors, batch_size=batch_size) * encode_texts(model, positives, batch_size=batch_size),
-        axis=1,
-    )
     margin = options.resolved_margin()
+    if margin is not None:
+        positive_scores = np.sum(
+            encode_texts(model, anchors, batch_size=batch_size) * encode_texts(model, positives, batch_size=batch_size),
+            axis=1,
+        )
     rng = random.Random(seed)
 
     rows: dict[str, list[str]] = {"anchor": [], "positive": []}

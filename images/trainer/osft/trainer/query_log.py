@@ -4,8 +4,9 @@ A team's search box logs real queries but no relevance. Each logged query is ran
 corpus by BM25 + the base model (``CorpusRanker``, the hard-negative ranking), and its first hit
 becomes its positive. The hybrid's first hit is not always right (62% of SciFact's real queries),
 so only the queries it is surest of are kept: those whose first hit leads the second by most
-(``querygen.query_log.keep_fraction``; the top half were right 87% of the time). Measured on
-SciFact in docs/benchmarks.md.
+(``querygen.query_log.keep_fraction``; the top half were right 87% of the time). A pair whose
+first hit is a held-out document is left out by the train stage. Measured on SciFact in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ if TYPE_CHECKING:
 LOG_FILE = "log_queries.jsonl"
 
 
-def read_log_queries(ctx: StageContext) -> list[str]:
-    """The query log querygen passed on (``querygen.query_log``), or none."""
+def read_log_rows(ctx: StageContext) -> list[dict[str, str]]:
+    """The query log querygen passed on (``querygen.query_log``): ``query`` normalized, ``logged`` as read."""
     if not any(record.path.endswith(f"/{LOG_FILE}") for record in ctx.upstream("querygen").outputs):
         return []
-    return [str(row["query"]) for row in read_jsonl(ctx.input_path(f"querygen/{LOG_FILE}"))]
+    return list(read_jsonl(ctx.input_path(f"querygen/{LOG_FILE}")))
+
+
+def read_log_queries(ctx: StageContext) -> list[str]:
+    return [str(row["query"]) for row in read_log_rows(ctx)]
 
 
 @dataclass(frozen=True)

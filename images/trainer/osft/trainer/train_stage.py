@@ -9,6 +9,7 @@ pick the WiSE-FT ratio, save, export.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Sequence
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 MODEL_DIR = "model"
 MINED_FILE = "train_rows.jsonl"
+MINED_NOTES_FILE = "train_rows_notes.json"  # what building the cached rows found, for a resumed run's manifest
 LENGTH_SAMPLE = 2000
 MERGE_CORPUS_SAMPLE = 2000
 
@@ -98,20 +100,24 @@ def _build_rows(
     provider: str,
     log_queries: list[str],
     keep_fraction: float,
-) -> tuple[Dataset, list[str]]:
-    """Training rows, cached in ``_work`` so a resumed run does not label, mine or score again."""
+) -> tuple[Dataset, list[str], int]:
+    """Training rows, their notes and the number of query-log pairs among them.
+
+    Cached in ``_work`` so a resumed run does not label, mine or score again.
+    """
     from datasets import Dataset
 
     training = ctx.spec.training
-    cache = ctx.work / MINED_FILE
+    cache, cached_notes = ctx.work / MINED_FILE, ctx.work / MINED_NOTES_FILE
     notes: list[str] = []
-    if cache.exists():
+    if cache.exists() and cached_notes.exists():
         ctx.log.info("training_rows_reused", path=str(cache))
-        return Dataset.from_json(str(cache)), notes
+        found = json.loads(cached_notes.read_text())
+        return Dataset.from_json(str(cache)), found["notes"], found["log_pairs"]
     anchors = [usage.query_prefix + p["query"] for p in pairs]
     positives = [usage.document_prefix + positive_text(p, corpus_texts[p["doc_id"]]) for p in pairs]
     corpus = [usage.document_prefix + text for text in corpus_texts.values()]
-    ranker = None
+    ranker, log_pairs = None, 0
     if log_queries:
         from osft.trainer.hard_negatives import CorpusRanker
         from osft.trainer.query_log import label_queries
@@ -119,11 +125,21 @@ def _build_rows(
         clock = time.perf_counter()
         ranker = CorpusRanker(model, corpus, _base_corpus_embeddings(ctx, model, corpus, batch_size))
         labeled = label_queries([usage.query_prefix + q for q in log_queries], ranker, keep_fraction)
-        anchors += [item.query for item in labeled]
-        positives += [corpus[item.doc_index] for item in labeled]
+        # The synthetic held-out set scores the model when no judged queries do: never train on its documents.
+        heldout = {p["doc_id"] for p in read_pairs(ctx.input_path("querygen/heldout.jsonl"))}
+        doc_ids = list(corpus_texts)
+        kept = [item for item in labeled if doc_ids[item.doc_index] not in heldout]
+        anchors += [item.query for item in kept]
+        positives += [corpus[item.doc_index] for item in kept]
+        log_pairs = len(kept)
         notes.append(
-            f"query log: {len(labeled)} of {len(log_queries)} logged queries paired with the document the "
+            f"query log: {len(kept)} of {len(log_queries)} logged queries paired with the document the "
             f"BM25 + base-model hybrid ranks first (those whose first hit leads the second by most)"
+            + (
+                f"; {len(labeled) - len(kept)} more led to held-out documents and were left out"
+                if len(kept) < len(labeled)
+                else ""
+            )
         )
         ctx.log.info(
             "query_log_labeled",
@@ -185,7 +201,8 @@ def _build_rows(
         ctx.log.info("teacher_scores_added", teacher=training.distillation.teacher, rows=len(dataset))
     if is_first_process():
         dataset.to_json(str(cache))
-    return dataset, notes
+        cached_notes.write_text(json.dumps({"notes": notes, "log_pairs": log_pairs}))
+    return dataset, notes, log_pairs
 
 
 def _merge_evaluator(validation: list[Pair], corpus_texts: dict[str, str], usage: ModelUsage, seed: int):
@@ -251,7 +268,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
 
     log_queries = read_log_queries(ctx)
     keep_fraction = spec.querygen.query_log.keep_fraction if spec.querygen.query_log else 1.0
-    log_pairs = kept_count(len(log_queries), keep_fraction)
+    expected_log_pairs = kept_count(len(log_queries), keep_fraction)  # a few may lead to held-out documents
 
     usage = model_usage(spec.model)
     model = load_sentence_transformer(spec.model.base, Path(ctx.resolve(".")))
@@ -263,12 +280,12 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         lengths = _token_lengths(model, [usage.document_prefix + corpus_texts[d] for d in sample_ids])
         max_len, reasons["max_seq_length"] = choose_max_seq_length(lengths, usage.max_seq_length_limit)
     model.max_seq_length = max_len
-    hp = choose_hyperparameters(training, len(pairs) + log_pairs, usage.size, provider)
+    hp = choose_hyperparameters(training, len(pairs) + expected_log_pairs, usage.size, provider)
     reasons.update(hp.reasons)
     ctx.log.info("hyperparameters_chosen", **{k: v for k, v in reasons.items()})
 
     clock = time.perf_counter()
-    dataset, row_notes = _build_rows(
+    dataset, row_notes, log_pairs = _build_rows(
         ctx, model, pairs, corpus_texts, usage, hp.batch_size, provider, log_queries, keep_fraction
     )
     notes += row_notes

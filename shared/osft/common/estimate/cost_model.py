@@ -148,10 +148,11 @@ def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
             )
         ]
     rate = measured * REFERENCE_SEQ_LENGTH / seq
-    texts_per_example = 2 + (training.hard_negatives.num_negatives if training.hard_negatives.active(provider) else 0)
+    mining = training.hard_negatives.active(provider, ctx.spec.querygen.query_log is not None)
+    texts_per_example = 2 + (training.hard_negatives.num_negatives if mining else 0)
     train_seconds = seen / rate * texts_per_example / 2
     encode_rate = rate * prices.data["throughput"]["encode_speedup"]
-    if training.hard_negatives.active(provider):
+    if mining:
         train_seconds += (ctx.sample.documents + pairs) / encode_rate
     if training.distillation.enabled:
         train_seconds += pairs * (texts_per_example - 1) / (encode_rate / 2)
