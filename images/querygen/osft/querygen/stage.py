@@ -112,6 +112,7 @@ def run(ctx: StageContext) -> StageResult:
     options = ctx.spec.querygen
     extract = ctx.upstream("extract")
     corpus = load_corpus(ctx)
+    log = _query_log(ctx) if options.query_log is not None else None  # a bad log fails before any LLM call
     clock = time.perf_counter()
     outcome: LlmOutcome | None = None
     notes: list[str] = []
@@ -156,8 +157,8 @@ def run(ctx: StageContext) -> StageResult:
     write_jsonl(ctx.output_path(TRAIN_FILE), train)
     write_jsonl(ctx.output_path(HELDOUT_FILE), heldout)
     outputs, counts = [TRAIN_FILE, HELDOUT_FILE], {"train_pairs": len(train), "heldout_pairs": len(heldout)}
-    if options.query_log is not None:
-        log_rows, log_removed = _query_log(ctx)
+    if log is not None:
+        log_rows, log_removed = log
         write_jsonl(ctx.output_path(LOG_FILE), log_rows)
         outputs.append(LOG_FILE)
         counts["log_queries"] = len(log_rows)
