@@ -76,19 +76,25 @@ def templates_digest(templates: dict[str, Template]) -> str:
     return hashlib.sha256("\n\x00".join(t.template for t in templates.values()).encode()).hexdigest()
 
 
-def load_examples(path: Path) -> list[str]:
-    """Real queries from a JSONL file; each line needs a ``query`` or ``text`` field (BEIR queries work)."""
-    examples: list[str] = []
+def read_query_texts(path: Path, *, allow_blank: bool = False) -> list[str]:
+    """The ``query`` (or BEIR's ``text``) string of each JSONL line, as written; blank ones only if allowed."""
+    texts: list[str] = []
     for line_no, record in read_jsonl_numbered(path):
         value = record.get("query", record.get("text"))
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not (allow_blank or value.strip()):
             raise InputDataError(
                 "expected a 'query' (or 'text') string field",
                 path=str(path),
                 line=line_no,
                 hint='write one {"query": "..."} object per line',
             )
-        examples.append(" ".join(value.split()))
+        texts.append(value)
+    return texts
+
+
+def load_examples(path: Path) -> list[str]:
+    """Real queries from a JSONL file; each line needs a ``query`` or ``text`` field (BEIR queries work)."""
+    examples = [" ".join(value.split()) for value in read_query_texts(path)]
     if not examples:
         raise InputDataError("no example queries found", path=str(path), hint="add a few real queries, one per line")
     return examples

@@ -15,7 +15,7 @@ from typing import Any
 
 from osft.common.corpus import Document, Pair, document_text, load_corpus
 from osft.common.errors import InputDataError, OsftError
-from osft.common.jsonl import read_jsonl, read_jsonl_numbered, write_jsonl
+from osft.common.jsonl import read_jsonl, write_jsonl
 from osft.common.manifests import QuerygenStats
 from osft.common.stage import StageContext, StageDefinition, StageResult
 from osft.common.storage import is_s3
@@ -23,6 +23,7 @@ from osft.querygen.accounting import Usage, load_prices
 from osft.querygen.filters import QueryFilter, copied_words
 from osft.querygen.llm_generation import LlmOutcome, generate_with_llm, local_input
 from osft.querygen.offline import DocumentFrequencies, GeneratedQuery, OfflineGenerator
+from osft.querygen.prompts import read_query_texts
 from osft.querygen.splitting import split_documents
 
 TRAIN_FILE = "train.jsonl"
@@ -66,18 +67,7 @@ def _query_log(ctx: StageContext) -> tuple[list[dict[str, str]], dict[str, int]]
 
     Rows keep the text as logged beside the normalized one, so evaluation can recognise it either way.
     """
-    path = _query_log_file(ctx)
-    texts: list[str] = []
-    for line_no, record in read_jsonl_numbered(path):
-        value = record.get("query", record.get("text"))
-        if not isinstance(value, str):
-            raise InputDataError(
-                "query log: expected a 'query' (or 'text') string field",
-                path=str(path),
-                line=line_no,
-                hint='write one {"query": "..."} object per line',
-            )
-        texts.append(value)
+    texts = read_query_texts(_query_log_file(ctx), allow_blank=True)  # blank searches are counted as empty
     query_filter = QueryFilter(ctx.spec.querygen.filters.model_copy(update={"min_chars": 1}), None)
     rows = []
     for text in texts:
