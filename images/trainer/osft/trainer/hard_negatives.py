@@ -131,13 +131,21 @@ class CorpusRanker:
         )
 
     def scores(
-        self, queries: list[str], candidates: str = "hybrid", *, batch_size: int = 64
+        self,
+        queries: list[str],
+        candidates: str = "hybrid",
+        *,
+        batch_size: int = 64,
+        query_embeddings: np.ndarray | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``query_embeddings`` (the base model's, from ``encode_texts``) spare encoding the queries again."""
         import bm25s
         import numpy as np
 
         tokens = bm25s.tokenize(queries, stopwords="en", stemmer=self.stemmer, show_progress=False, return_ids=False)
-        query_emb = encode_texts(self.model, queries, batch_size=batch_size)
+        query_emb = query_embeddings
+        if query_emb is None:
+            query_emb = encode_texts(self.model, queries, batch_size=batch_size)
         for start in range(0, len(queries), QUERY_CHUNK):
             dense = query_emb[start : start + QUERY_CHUNK] @ self.corpus_embeddings.T
             for offset, row in enumerate(dense):
@@ -167,18 +175,17 @@ def _mine_ranked(
     for anchor, positive in zip(anchors, positives, strict=True):
         positives_of[anchor].add(positive)
     margin = options.resolved_margin()
+    query_emb = encode_texts(model, anchors, batch_size=batch_size)
     if margin is not None:
-        positive_scores = np.sum(
-            encode_texts(model, anchors, batch_size=batch_size) * encode_texts(model, positives, batch_size=batch_size),
-            axis=1,
-        )
+        positive_scores = np.sum(query_emb * encode_texts(model, positives, batch_size=batch_size), axis=1)
     rng = random.Random(seed)
 
     rows: dict[str, list[str]] = {"anchor": [], "positive": []}
     columns = negative_columns(options.num_negatives)
     for column in columns:
         rows[column] = []
-    for i, (dense, ranking) in enumerate(ranker.scores(anchors, options.candidates, batch_size=batch_size)):
+    scored = ranker.scores(anchors, options.candidates, batch_size=batch_size, query_embeddings=query_emb)
+    for i, (dense, ranking) in enumerate(scored):
         order = np.argsort(-ranking)[options.range_min : options.range_max]
         candidates = [
             int(j)
