@@ -88,3 +88,25 @@ def test_stages_run_with_spec_and_run_folder_on_s3(bucket: str, tiny_corpus: Pat
     assert read_manifest(run_dir, "extract").stats.documents_written == 40
     _, skipped_again = run_stage(QUERYGEN, spec_uri, run_dir)
     assert skipped_again
+
+
+def test_fetch_downloads_again_what_changed_on_s3(bucket: str, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    model = Location(f"s3://{bucket}/runs/x/model")
+    model.child("a.bin").write_bytes(b"first")
+    model.child("b.bin").write_bytes(b"kept")
+    Location(f"s3://{bucket}/runs/x/model2/c.bin").write_bytes(b"a sibling, not inside")
+    single = Location(f"s3://{bucket}/runs/x/spec.json")
+    single.write_text("v1")
+
+    fetched = model.fetch(cache)
+    assert sorted(p.name for p in fetched.iterdir()) == ["a.bin", "b.bin"]
+    assert single.fetch(cache).read_text() == "v1"
+
+    model.child("a.bin").write_bytes(b"second")
+    boto3.client("s3").delete_object(Bucket=bucket, Key="runs/x/model/b.bin")
+    single.write_text("v2")
+    fetched = model.fetch(cache)
+    assert sorted(p.name for p in fetched.iterdir()) == ["a.bin"]
+    assert (fetched / "a.bin").read_bytes() == b"second"
+    assert single.fetch(cache).read_text() == "v2"

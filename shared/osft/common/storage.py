@@ -87,6 +87,16 @@ def _s3_error(exc: Exception, uri: str) -> Exception:
     return StorageError(f"{uri}: {exc}")
 
 
+def _download_if_changed(client, bucket: str, key: str, etag: str, dest: Path, tag_file: Path) -> None:
+    """Download ``key`` to ``dest`` unless ``dest`` holds the version whose ETag ``tag_file`` records."""
+    if dest.exists() and tag_file.exists() and tag_file.read_text() == etag:
+        return
+    with atomic_path(dest) as tmp:
+        client.download_file(bucket, key, str(tmp))
+    with atomic_path(tag_file) as tmp:
+        tmp.write_text(etag)
+
+
 @dataclass(frozen=True)
 class Location:
     """A file or folder, local or on S3."""
@@ -157,18 +167,8 @@ class Location:
             if root.is_file():
                 return [self]
             return sorted((Location(str(p)) for p in root.rglob("*") if p.is_file()), key=lambda loc: loc.uri)
-        bucket, key = split_s3(self.uri)
-        prefix = key
-        found: list[Location] = []
-        try:
-            paginator = s3_client().get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                for item in page.get("Contents", []):
-                    if not item["Key"].endswith("/"):
-                        found.append(Location(f"s3://{bucket}/{item['Key']}"))
-        except Exception as exc:  # noqa: BLE001
-            raise _s3_error(exc, self.uri) from None
-        return sorted(found, key=lambda loc: loc.uri)
+        bucket, _ = split_s3(self.uri)
+        return [Location(f"s3://{bucket}/{key}") for key, _ in self._s3_objects()]
 
     @contextmanager
     def open_read(self) -> Iterator[IO[bytes]]:
@@ -191,31 +191,52 @@ class Location:
             body.close()
 
     def fetch(self, cache_dir: Path) -> Path:
-        """A local path holding this file or folder: itself when local, a cached download when on S3."""
+        """A local path holding this file or folder: itself when local, a cached download when on S3.
+
+        A cached copy is kept only while its object's ETag is unchanged, so an object overwritten
+        in place (a stage run again, an edited input) is downloaded again; files gone from an S3
+        folder are removed from its cached copy.
+        """
         if not is_s3(self.uri):
             return Path(self.uri)
         bucket, key = split_s3(self.uri)
         target = cache_dir / bucket / key
+        tags = cache_dir / ".etags" / bucket
         client = s3_client()
-        files = self.list_files()
-        exact = [f for f in files if f.uri == self.uri]
+        objects = self._s3_objects()
+        exact = [(item_key, etag) for item_key, etag in objects if item_key == key]
         try:
             if exact:
-                if not target.exists():
-                    with atomic_path(target) as tmp:
-                        client.download_file(bucket, key, str(tmp))
+                _download_if_changed(client, bucket, key, exact[0][1], target, tags / key)
                 return target
-            for item in files:
-                _, item_key = split_s3(item.uri)
-                dest = target / item_key[len(key) :].lstrip("/")
-                if not dest.exists():
-                    with atomic_path(dest) as tmp:
-                        client.download_file(bucket, item_key, str(tmp))
+            folder = key.rstrip("/") + "/"
+            objects = [(item_key, etag) for item_key, etag in objects if item_key.startswith(folder)]
+            wanted: set[Path] = set()
+            for item_key, etag in objects:
+                dest = target / item_key[len(folder) :]
+                wanted.add(dest)
+                _download_if_changed(client, bucket, item_key, etag, dest, tags / item_key)
         except Exception as exc:  # noqa: BLE001
             raise _s3_error(exc, self.uri) from None
-        if not files:
+        if not objects:
             raise StorageError(f"{self.uri}: nothing found at this S3 prefix")
+        for stale in [p for p in target.rglob("*") if p.is_file() and p not in wanted]:
+            stale.unlink()
         return target
+
+    def _s3_objects(self) -> list[tuple[str, str]]:
+        """(key, ETag) of every object at this URI or below it as a prefix, sorted by key."""
+        bucket, prefix = split_s3(self.uri)
+        found: list[tuple[str, str]] = []
+        try:
+            paginator = s3_client().get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    if not item["Key"].endswith("/"):
+                        found.append((item["Key"], item.get("ETag", "")))
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, self.uri) from None
+        return sorted(found)
 
     def publish(self, source: Path) -> None:
         """Copy a local file or folder here. Local folders are swapped in whole by rename."""
