@@ -59,6 +59,15 @@ def test_bedrock_tokens_are_measured_on_the_extracted_corpus(tiny_corpus, write_
     assert Estimate.model_validate_json((run_dir / ESTIMATE_FILE).read_bytes()) == estimate
 
 
+def test_max_docs_caps_the_prompts_the_estimate_counts(tiny_corpus, write_spec, tmp_path):
+    spec = bedrock_spec(tiny_corpus)
+    full = estimate_run(str(write_spec(spec)), str(tmp_path / "full"))
+    spec["querygen"]["max_docs"] = 10
+    capped = estimate_run(str(write_spec(spec)), str(tmp_path / "capped"))
+    assert full.documents == capped.documents > 10
+    assert capped.expected.output_tokens * full.documents == full.expected.output_tokens * 10
+
+
 def test_batch_inference_is_priced_at_the_batch_discount_of_on_demand(tiny_corpus, write_spec, tmp_path):
     spec = bedrock_spec(tiny_corpus)
     spec["querygen"].update(

@@ -20,8 +20,12 @@ from fake_bedrock import doc_id_of, reply_for
 class ChatServer:
     """Start with ``start()``; ``url`` is the base URL to put in ``querygen.openai.base_url``."""
 
-    def __init__(self, api_key: str = "sk-test", fail_first: int = 0, delay_s: float = 0.0) -> None:
+    def __init__(
+        self, api_key: str = "sk-test", fail_first: int = 0, delay_s: float = 0.0, also_answer: str = ""
+    ) -> None:
+        """``also_answer``: a query added to every reply, as a small model repeats a prompt's example."""
         self.api_key = api_key
+        self.also_answer = also_answer
         self.fail_first = fail_first
         self.delay_s = delay_s
         self.lock = threading.Lock()
@@ -77,6 +81,10 @@ class ChatServer:
                 with server.lock:
                     server.served[doc_id] += 1
                     server.bodies.append(body)
+                reply = reply_for(doc_id)
+                if server.also_answer:
+                    queries = json.loads(reply)["queries"] + [{"type": "factoid", "query": server.also_answer}]
+                    reply = json.dumps({"queries": queries})
                 self._send(
                     200,
                     {
@@ -87,7 +95,7 @@ class ChatServer:
                         "choices": [
                             {
                                 "index": 0,
-                                "message": {"role": "assistant", "content": "```json\n" + reply_for(doc_id) + "\n```"},
+                                "message": {"role": "assistant", "content": "```json\n" + reply + "\n```"},
                                 "finish_reason": "stop",
                             }
                         ],

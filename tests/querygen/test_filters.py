@@ -68,3 +68,16 @@ def test_round_trip_without_sentence_transformers_says_how_to_install(run_folder
     spec, run_dir = run_folder({"provider": "offline", "filters": {"round_trip_top_k": 3}}, make_docs(4))
     with pytest.raises(OsftError, match=r"osft-querygen\[roundtrip\]"):
         run_querygen(spec, run_dir)
+
+
+def test_queries_repeating_a_few_shot_example_are_dropped():
+    example = "Glacier retreat in the Alps doubled after 2000 according to satellite surveys."
+    qf = QueryFilter(QueryFilters(), max_copied_words=10, examples=[example, "ice loss"])
+    queries = [
+        "ICE   loss",
+        "review: glacier retreat in the Alps doubled after 2000 according to satellite surveys",
+        "glacier retreat in the alps",
+    ]
+    kept = list(qf.apply((GeneratedQuery("d0", q, "factoid"), "an unrelated document") for q in queries))
+    assert [q.query for q in kept] == ["glacier retreat in the alps"]
+    assert dict(qf.removed) == {"repeats_example": 2}

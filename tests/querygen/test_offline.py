@@ -28,6 +28,13 @@ def test_offline_styles_can_be_chosen_in_the_spec(run_folder):
     assert {p["kind"] for p in read_pairs(run_dir)} == {"keywords"}
 
 
+def test_max_docs_generates_for_a_sample_of_the_corpus(run_folder):
+    spec, run_dir = run_folder({"provider": "offline", "queries_per_doc": 1, "max_docs": 4}, make_docs(10))
+    manifest = run_querygen(spec, run_dir)
+    assert len({p["doc_id"] for p in read_pairs(run_dir)}) == 4
+    assert (manifest.stats.documents, manifest.stats.documents_queried) == (10, 4)
+
+
 def test_inverse_cloze_pairs_train_on_the_document_without_their_sentence(run_folder):
     docs = make_docs(6)
     spec, run_dir = run_folder(

@@ -109,3 +109,34 @@ def test_changing_only_filters_reuses_generated_records_without_new_calls(run_fo
     Path(spec).write_text(json.dumps(data))
     run_querygen(spec, run_dir)
     assert len(server.bodies) == calls + 4, "a generation setting change regenerates every document"
+
+
+def test_max_docs_queries_a_nested_sample_and_reuses_its_replies(run_folder, chat_server, monkeypatch):
+    monkeypatch.setenv("QG_TEST_KEY", "sk-test")
+    server = chat_server()
+    spec, run_dir = run_folder({**openai_spec(server), "max_docs": 3}, make_docs(8))
+    manifest = run_querygen(spec, run_dir)
+    first = set(server.served)
+    assert len(first) == 3 and (manifest.stats.documents, manifest.stats.documents_queried) == (8, 3)
+    assert {p["doc_id"] for p in read_pairs(run_dir)} <= first
+    assert any("3 of 8 documents" in note for note in manifest.notes)
+
+    data = json.loads(Path(spec).read_text())
+    data["querygen"]["max_docs"] = 5
+    Path(spec).write_text(json.dumps(data))
+    manifest = run_querygen(spec, run_dir)
+    assert first < set(server.served) and len(server.served) == 5, "a larger sample keeps the smaller one"
+    assert all(count == 1 for count in server.served.values()), "replies already logged are not asked again"
+    assert manifest.stats.records == 5 and manifest.stats.documents_queried == 5
+
+
+def test_queries_that_repeat_a_few_shot_example_are_dropped(run_folder, chat_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("QG_TEST_KEY", "sk-test")
+    example = "Vitamin D supplements lower the rate of hip fractures in older women."
+    server = chat_server(also_answer="vitamin D supplements lower the rate of hip fractures in older women")
+    spec, run_dir = run_folder({**openai_spec(server), "examples_path": "examples.jsonl"}, make_docs(3))
+    (Path(spec).parent / "examples.jsonl").write_text(json.dumps({"query": example}) + "\n")
+    manifest = run_querygen(spec, run_dir)
+    assert example in server.bodies[0]["messages"][-1]["content"]
+    assert manifest.stats.removed["repeats_example"] == 3
+    assert not [p for p in read_pairs(run_dir) if "hip fractures" in p["query"]]

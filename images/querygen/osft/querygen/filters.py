@@ -1,8 +1,8 @@
 """Query filters: normalize, then drop empty, too short, too long, copied and duplicate queries.
 
 Each removal is counted by reason (``empty``, ``too_short``, ``too_long``,
-``copied_from_document``, ``duplicate``; ``round_trip`` is counted by the stage), and the
-counts go into the manifest.
+``copied_from_document``, ``repeats_example``, ``duplicate``; ``round_trip`` is counted by the
+stage), and the counts go into the manifest.
 """
 
 from __future__ import annotations
@@ -30,6 +30,19 @@ def normalize_query(text: str) -> str:
     return text.strip().strip("\"'`“”‘’").strip()
 
 
+def _key(text: str) -> str:
+    """A query's lower-case words: what duplicates and repeated examples are compared by."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def _spans(text: str, words: int) -> set[str]:
+    """Every run of ``words`` consecutive lower-case words of ``text`` (none when ``words`` is 0)."""
+    tokens = _WORD.findall(text.lower())
+    if not words:
+        return set()
+    return {" ".join(tokens[i : i + words]) for i in range(len(tokens) - words + 1)}
+
+
 def copied_words(provider: str, filters: QueryFilters) -> int | None:
     """The copy threshold in force: the spec's, else 10 words for LLMs and none for offline and user pairs.
 
@@ -55,13 +68,20 @@ class QueryFilter:
     Args:
         options: the filter settings.
         max_copied_words: the copy threshold in force (see ``copied_words``), None for no check.
+        examples: the few-shot example queries shown to the model. Small models often hand them
+            back as their own queries; such a query would pair a real query with the wrong
+            document (and leak it into evaluation), so a query that repeats an example, or shares
+            ``max_copied_words`` consecutive words with one, is dropped.
     """
 
-    def __init__(self, options: QueryFilters, max_copied_words: int | None) -> None:
+    def __init__(self, options: QueryFilters, max_copied_words: int | None, examples: Iterable[str] = ()) -> None:
         self.options = options
         self.max_copied_words = max_copied_words
         self.removed: Counter[str] = Counter()
         self._seen: set[str] = set()
+        examples = list(examples)
+        self._example_keys = {_key(example) for example in examples}
+        self._example_spans = {span for example in examples for span in _spans(example, max_copied_words or 0)}
 
     def keep(self, query: GeneratedQuery, document_text: str) -> GeneratedQuery | None:
         text = normalize_query(query.query)
@@ -77,12 +97,22 @@ class QueryFilter:
         if self.max_copied_words and copies_span(text, document_text, self.max_copied_words):
             self.removed["copied_from_document"] += 1
             return None
-        key = " ".join(_WORD.findall(text.lower()))
+        key = _key(text)
+        if self._repeats_example(text, key):
+            self.removed["repeats_example"] += 1
+            return None
         if self.options.dedupe and key in self._seen:
             self.removed["duplicate"] += 1
             return None
         self._seen.add(key)
         return GeneratedQuery(query.doc_id, text, query.kind)
+
+    def _repeats_example(self, text: str, key: str) -> bool:
+        if key in self._example_keys:
+            return True
+        return bool(self._example_spans) and not self._example_spans.isdisjoint(
+            _spans(text, self.max_copied_words or 0)
+        )
 
     def apply(self, queries: Iterable[tuple[GeneratedQuery, str]]) -> Iterator[GeneratedQuery]:
         for query, document_text in queries:

@@ -105,7 +105,9 @@ def _run_provider(
     options = ctx.spec.querygen
 
     def progress(items):
-        return ctx.progress(items, desc="generating", total=len(records) - len(log.done), unit="doc")
+        return ctx.progress(
+            items, desc="generating", total=sum(r.record_id not in log.done for r in records), unit="doc"
+        )
 
     if options.provider == "openai":
         chat = OpenAIChat(model_id, options.openai)

@@ -23,7 +23,7 @@ from osft.querygen.accounting import Usage, load_prices
 from osft.querygen.filters import QueryFilter, copied_words
 from osft.querygen.llm_generation import LlmOutcome, generate_with_llm, local_input
 from osft.querygen.offline import DocumentFrequencies, GeneratedQuery, OfflineGenerator
-from osft.querygen.prompts import read_query_texts
+from osft.querygen.prompts import load_examples, read_query_texts
 from osft.querygen.splitting import split_documents
 
 TRAIN_FILE = "train.jsonl"
@@ -31,12 +31,27 @@ HELDOUT_FILE = "heldout.jsonl"
 LOG_FILE = "log_queries.jsonl"
 
 
-def _generate_offline(ctx: StageContext, corpus: dict[str, Document]) -> list[GeneratedQuery]:
+def documents_to_query(corpus: dict[str, Document], max_docs: int | None, seed: int) -> dict[str, Document]:
+    """The documents to generate queries for: all, or the ``max_docs`` with the lowest seeded hash.
+
+    Ranking by hash makes samples nested: raising ``max_docs`` keeps every document already
+    queried, so a resumed or enlarged LLM run reuses its replies.
+    """
+    if max_docs is None or max_docs >= len(corpus):
+        return corpus
+    ranked = sorted(corpus, key=lambda doc_id: hashlib.sha256(f"{seed}:{doc_id}".encode()).digest())
+    chosen = set(ranked[:max_docs])
+    return {doc_id: doc for doc_id, doc in corpus.items() if doc_id in chosen}
+
+
+def _generate_offline(
+    ctx: StageContext, corpus: dict[str, Document], queried: dict[str, Document]
+) -> list[GeneratedQuery]:
     options = ctx.spec.querygen
     frequencies = DocumentFrequencies(corpus.values())
     generator = OfflineGenerator(frequencies, seed=options.seed, styles=options.offline.styles)
     queries: list[GeneratedQuery] = []
-    for doc in ctx.progress(corpus.values(), desc="generating", total=len(corpus), unit="doc"):
+    for doc in ctx.progress(queried.values(), desc="generating", total=len(queried), unit="doc"):
         queries.extend(generator.generate(doc, options.queries_per_doc))
     return queries
 
@@ -106,18 +121,24 @@ def run(ctx: StageContext) -> StageResult:
     clock = time.perf_counter()
     outcome: LlmOutcome | None = None
     notes: list[str] = []
+    queried = corpus
     if extract.stats.pairs_file:
         generated, provider = _user_pairs(ctx, extract.stats.pairs_file), "user-pairs"
-    elif options.provider == "offline":
-        generated, provider = _generate_offline(ctx, corpus), "offline"
     else:
-        outcome = generate_with_llm(ctx, corpus)
-        generated, provider = outcome.queries, options.provider
-        notes.extend(outcome.notes)
+        queried = documents_to_query(corpus, options.max_docs, options.seed)
+        if len(queried) < len(corpus):
+            notes.append(f"queries generated for {len(queried):,} of {len(corpus):,} documents (querygen.max_docs)")
+        if options.provider == "offline":
+            generated, provider = _generate_offline(ctx, corpus, queried), "offline"
+        else:
+            outcome = generate_with_llm(ctx, queried)
+            generated, provider = outcome.queries, options.provider
+            notes.extend(outcome.notes)
     steps = {"generate": round(time.perf_counter() - clock, 3)}
 
     clock = time.perf_counter()
-    query_filter = QueryFilter(options.filters, copied_words(provider, options.filters))
+    examples = load_examples(local_input(ctx, options.examples_path)) if outcome and options.examples_path else []
+    query_filter = QueryFilter(options.filters, copied_words(provider, options.filters), examples)
     kept = list(query_filter.apply((q, document_text(corpus[q.doc_id])) for q in generated if q.doc_id in corpus))
     removed = dict(query_filter.removed)
     unknown_docs = sum(1 for q in generated if q.doc_id not in corpus)
@@ -165,6 +186,7 @@ def run(ctx: StageContext) -> StageResult:
         provider=provider,
         model_id=options.resolved_model_id if outcome else None,
         documents=len(corpus),
+        documents_queried=len(queried),
         queries_generated=len(generated),
         queries_by_kind=dict(Counter(q.kind for q in generated)),
         removed=removed,
@@ -223,7 +245,8 @@ def input_fingerprint(ctx: StageContext) -> dict[str, Any]:
     return material
 
 
-SPLIT_AND_FILTER_FIELDS = {"filters", "heldout_fraction", "max_heldout_docs", "query_log"}
+# max_docs only chooses which documents get records: nested samples keep every record valid.
+SPLIT_AND_FILTER_FIELDS = {"filters", "heldout_fraction", "max_heldout_docs", "query_log", "max_docs"}
 
 
 def generation_key(ctx: StageContext) -> dict[str, Any]:

@@ -57,10 +57,15 @@ class Context:
     """The trainer's smart defaults (pairs kept, epochs), when the trainer package is installed."""
 
 
+def queried_documents(ctx: Context) -> int:
+    """Documents querygen will generate for: the corpus, or at most ``querygen.max_docs`` of it."""
+    return min(ctx.sample.documents, ctx.spec.querygen.max_docs or ctx.sample.documents)
+
+
 def querygen_items(ctx: Context, expected: Expected) -> list[LineItem]:
     qg, sample, prices = ctx.spec.querygen, ctx.sample, ctx.prices
     if not qg.uses_llm:
-        seconds = sample.documents / prices.data["throughput"]["offline_querygen_docs_per_second"]
+        seconds = queried_documents(ctx) / prices.data["throughput"]["offline_querygen_docs_per_second"]
         return [LineItem(stage="querygen", item="offline generator (no LLM)", quantity=0, unit="tokens", usd=0.0)] + (
             _fargate("querygen", seconds, prices) if ctx.on_aws else []
         )
@@ -68,7 +73,7 @@ def querygen_items(ctx: Context, expected: Expected) -> list[LineItem]:
     examples = qg.few_shot * assume["tokens_per_example_query"] if qg.examples_path else 0
     input_per_record = assume["prompt_overhead_tokens"] + examples + sample.mean_prompt_tokens
     output_per_record = assume["output_overhead_tokens"] + qg.queries_per_doc * assume["output_tokens_per_query"]
-    records = sample.documents
+    records = queried_documents(ctx)
     expected.input_tokens = round(records * input_per_record)
     expected.output_tokens = round(records * output_per_record)
     tokens = f"{records:,} prompts × ({input_per_record:,.0f} in + {output_per_record:,.0f} out) tokens"
@@ -124,7 +129,7 @@ def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
     pairs = ctx.train_pairs_known
     if pairs is None:
         kept = 1 - spec.querygen.heldout_fraction
-        pairs = round(ctx.sample.documents * spec.querygen.queries_per_doc * kept)
+        pairs = round(queried_documents(ctx) * spec.querygen.queries_per_doc * kept)
     provider = "user-pairs" if spec.source.type == "pairs" else spec.querygen.provider
     if training.max_train_pairs:
         pairs = min(pairs, training.max_train_pairs)

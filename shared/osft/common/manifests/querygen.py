@@ -20,6 +20,7 @@ class QuerygenStats(StageStats):
     provider: str
     model_id: str | None = None
     documents: int = 0
+    documents_queried: int = Field(default=0, description="Documents queries were generated for (querygen.max_docs).")
     queries_generated: int = 0
     queries_by_kind: dict[str, int] = Field(default_factory=dict, description="Generated queries by style or kind.")
     removed: dict[str, int] = Field(default_factory=dict, description="Queries removed by filter reason.")

@@ -134,6 +134,12 @@ class QueryGen(SpecModel):
     provider: Provider = "offline"
     model_id: str | None = Field(default=None, description="Model id or inference-profile ARN for LLM providers.")
     queries_per_doc: int = Field(default=2, ge=1, le=20)
+    max_docs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Generate queries for a seeded sample of at most this many documents (caps LLM calls); "
+        "the whole corpus still serves as negatives and for evaluation. A larger value keeps the smaller sample.",
+    )
     conceptual_fraction: float = Field(
         default=0.5, ge=0, le=1, description="Share of conceptual (vs factoid) queries asked of an LLM."
     )
