@@ -61,7 +61,7 @@ def run_pipeline(
         result.outcomes.append(StageOutcome(stage=name, manifest=manifest, skipped=skipped))
         # The corpus is known and nothing is spent yet: write estimate.json, stop here if over max_cost_usd.
         if name == "extract":
-            check_budget(estimate_from_run_dir(spec, run_dir))
+            check_budget(estimate_from_run_dir(spec, run_dir, spec_uri=spec_uri))
         if name == until:
             break
     log.info("pipeline_finished", run_dir=run_dir)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from osft.common.jsonl import read_jsonl
+from osft.common.spec.querygen import kept_count
 
 if TYPE_CHECKING:
     from osft.common.stage import StageContext
@@ -39,11 +40,6 @@ class LabeledQuery:
     query: str
     doc_index: int
     lead: float  # the first hit's hybrid score minus the second's
-
-
-def kept_count(queries: int, keep_fraction: float) -> int:
-    """How many of ``queries`` log queries become pairs (at least one when there are any)."""
-    return min(queries, max(1, round(queries * keep_fraction))) if queries else 0
 
 
 def label_queries(queries: list[str], ranker: CorpusRanker, keep_fraction: float) -> list[LabeledQuery]:

@@ -20,6 +20,7 @@ from osft.common.corpus import Pair, document_text, load_corpus, positive_text, 
 from osft.common.errors import InputDataError
 from osft.common.manifests import TrainStats
 from osft.common.progress import progress_enabled
+from osft.common.spec.querygen import kept_count
 from osft.common.stage import StageContext, StageDefinition, StageResult
 from osft.trainer import base_embeddings
 from osft.trainer.defaults import (
@@ -39,7 +40,7 @@ from osft.trainer.hf_training import (
     world_size,
 )
 from osft.trainer.models import ModelUsage, apply_usage, load_cross_encoder, load_sentence_transformer, model_usage
-from osft.trainer.query_log import kept_count, read_log_queries
+from osft.trainer.query_log import read_log_queries
 
 if TYPE_CHECKING:
     from datasets import Dataset

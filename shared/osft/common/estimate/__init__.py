@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from osft.common.errors import QuotaError
+from osft.common.errors import QuotaError, StorageError
 from osft.common.estimate.build import build_estimate
 from osft.common.estimate.corpus_sample import sample_corpus
 from osft.common.estimate.cost_model import TrainerDefaults
@@ -32,16 +32,37 @@ def trainer_defaults() -> TrainerDefaults | None:
     except ImportError:
         return None
 
-    def pairs_and_epochs(training: Training, pairs: int, provider: str) -> tuple[int, float]:
+    def pairs_and_epochs(training: Training, pairs: int, provider: str, log_pairs: int) -> tuple[int, float]:
         cap, _ = offline_pairs_cap(training, provider)
-        pairs = min(pairs, cap) if cap else pairs
+        pairs = (min(pairs, cap) if cap else pairs) + log_pairs  # the cap is on generated pairs only
         return pairs, choose_hyperparameters(training, pairs, provider=provider).epochs
 
     return pairs_and_epochs
 
 
-def estimate_from_run_dir(spec: RunSpec, run_dir: str, prices: PriceTable | None = None) -> Estimate:
-    """Estimate from a run folder whose extract stage has completed; writes ``estimate.json`` there."""
+def count_log_queries(spec: RunSpec, spec_uri: str, querygen: object) -> int:
+    """Queries in the spec's query log: as querygen counted them, else the log file's non-blank lines."""
+    if spec.querygen.query_log is None:
+        return 0
+    if isinstance(querygen, QuerygenManifest) and "log_queries" in querygen.counts:
+        return querygen.counts["log_queries"]
+    path = spec.querygen.query_log.path
+    if not (is_s3(path) or Path(path).is_absolute()):
+        base = spec_uri.rsplit("/", 1)[0] if is_s3(spec_uri) else str(Path(spec_uri).resolve().parent)
+        path = join(base, path)
+    try:
+        return sum(1 for line in Location(path).read_text().splitlines() if line.strip())
+    except StorageError:
+        return 0  # querygen reports a missing log clearly; the estimate just leaves it out
+
+
+def estimate_from_run_dir(
+    spec: RunSpec, run_dir: str, prices: PriceTable | None = None, spec_uri: str | None = None
+) -> Estimate:
+    """Estimate from a run folder whose extract stage has completed; writes ``estimate.json`` there.
+
+    ``spec_uri`` locates a spec-relative query log, so its pairs are counted before querygen runs.
+    """
     prices = prices or load_price_table()
     extract = read_manifest(run_dir, "extract")
     if not isinstance(extract, ExtractManifest):
@@ -62,7 +83,13 @@ def estimate_from_run_dir(spec: RunSpec, run_dir: str, prices: PriceTable | None
         known = extract.stats.pairs_written
     on_aws = is_s3(run_dir) or spec.training.compute == "sagemaker"
     estimate = build_estimate(
-        spec, sample, prices, on_aws=on_aws, train_pairs_known=known, trainer_defaults=trainer_defaults()
+        spec,
+        sample,
+        prices,
+        on_aws=on_aws,
+        train_pairs_known=known,
+        trainer_defaults=trainer_defaults(),
+        log_queries=count_log_queries(spec, spec_uri, querygen) if spec_uri else 0,
     )
     Location(join(run_dir, ESTIMATE_FILE)).write_text(estimate.model_dump_json(indent=2))
     return estimate
@@ -75,7 +102,7 @@ def estimate_run(spec_uri: str, run_dir: str | None = None) -> Estimate:
         run_stage(load_stage("extract"), spec_uri, folder)
         if not is_s3(folder):
             folder = str(Path(folder).resolve())
-        return estimate_from_run_dir(load_spec(spec_uri), folder)
+        return estimate_from_run_dir(load_spec(spec_uri), folder, spec_uri=spec_uri)
 
 
 def check_budget(estimate: Estimate) -> None:

@@ -22,6 +22,7 @@ from osft.common.estimate.corpus_sample import CorpusSample
 from osft.common.estimate.model import Expected, LineItem
 from osft.common.estimate.prices import PriceTable
 from osft.common.spec import RunSpec
+from osft.common.spec.querygen import kept_count
 from osft.common.spec.training import Training
 
 DAYS_PER_MONTH = 30.4
@@ -41,8 +42,8 @@ def model_size(name: str) -> str:
     return "base"
 
 
-TrainerDefaults = Callable[[Training, int, str], tuple[int, float]]
-"""(training section, pairs written, provider) -> (pairs the trainer keeps, epochs it runs)."""
+TrainerDefaults = Callable[[Training, int, str, int], tuple[int, float]]
+"""(training section, pairs written, provider, query-log pairs) -> (pairs the trainer keeps, epochs it runs)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Context:
     """Training pairs already written by querygen (or given as pairs), when the run folder has them."""
     trainer_defaults: TrainerDefaults | None = None
     """The trainer's smart defaults (pairs kept, epochs), when the trainer package is installed."""
+    log_queries: int = 0
+    """Queries in the spec's query log (``querygen.query_log``), 0 without one."""
 
 
 def queried_documents(ctx: Context) -> int:
@@ -133,9 +136,13 @@ def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
     provider = "user-pairs" if spec.source.type == "pairs" else spec.querygen.provider
     if training.max_train_pairs:
         pairs = min(pairs, training.max_train_pairs)
+    log = spec.querygen.query_log
+    log_pairs = kept_count(ctx.log_queries, log.keep_fraction) if log else 0
     epochs = training.epochs or 1.0
     if ctx.trainer_defaults:
-        pairs, epochs = ctx.trainer_defaults(training, pairs, provider)
+        pairs, epochs = ctx.trainer_defaults(training, pairs, provider, log_pairs)
+    else:
+        pairs += log_pairs
     batch = training.batch_size or 32
     seen = training.max_steps * batch if training.max_steps else round(pairs * epochs)
     expected.train_pairs, expected.train_examples_seen = pairs, seen

@@ -109,6 +109,11 @@ class OfflineOptions(SpecModel):
         return self
 
 
+def kept_count(queries: int, keep_fraction: float) -> int:
+    """How many of ``queries`` log queries become pairs (at least one when there are any)."""
+    return min(queries, max(1, round(queries * keep_fraction))) if queries else 0
+
+
 class QueryLog(SpecModel):
     """Real queries without judgements, e.g. from the search box's logs, paired with documents by a ranking.
 
