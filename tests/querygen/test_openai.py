@@ -122,12 +122,14 @@ def test_max_docs_queries_a_nested_sample_and_reuses_its_replies(run_folder, cha
     assert any("3 of 8 documents" in note for note in manifest.notes)
 
     data = json.loads(Path(spec).read_text())
-    data["querygen"]["max_docs"] = 5
-    Path(spec).write_text(json.dumps(data))
-    manifest = run_querygen(spec, run_dir)
-    assert first < set(server.served) and len(server.served) == 5, "a larger sample keeps the smaller one"
-    assert all(count == 1 for count in server.served.values()), "replies already logged are not asked again"
-    assert manifest.stats.records == 5 and manifest.stats.documents_queried == 5
+    for max_docs, queried in ((5, 5), (None, 8)):
+        data["querygen"]["max_docs"] = max_docs
+        Path(spec).write_text(json.dumps(data))
+        manifest = run_querygen(spec, run_dir)
+        assert first < set(server.served) and len(server.served) == queried, "a larger sample keeps the smaller one"
+        assert all(count == 1 for count in server.served.values()), "replies already logged are not asked again"
+        assert manifest.stats.records == manifest.stats.documents_queried == queried
+        assert {p["doc_id"] for p in read_pairs(run_dir)} == set(server.served), "each reply stays with its document"
 
 
 def test_queries_that_repeat_a_few_shot_example_are_dropped(run_folder, chat_server, monkeypatch, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,18 +50,22 @@ def local_input(ctx: StageContext, path: str) -> Path:
     return Location(ctx.resolve(path)).fetch(Path(tempfile.gettempdir()) / "osft-cache" / "querygen-inputs")
 
 
-def build_records(ctx: StageContext, corpus: dict[str, Document]) -> list[PromptRecord]:
+def build_records(ctx: StageContext, corpus: dict[str, Document], queried: Collection[str]) -> list[PromptRecord]:
+    """One prompt per queried document. A record's id is its document's position in the whole
+    corpus, so a logged reply keeps its id whichever sample (``querygen.max_docs``) is asked."""
     options = ctx.spec.querygen
     templates = load_templates(local_input(ctx, options.prompt_dir) if options.prompt_dir else None)
     examples = load_examples(local_input(ctx, options.examples_path)) if options.examples_path else []
-    return PromptBuilder(options, templates, examples).build_all(corpus.values())
+    builder = PromptBuilder(options, templates, examples)
+    return [builder.build(index, doc) for index, doc in enumerate(corpus.values()) if doc["id"] in queried]
 
 
-def generate_with_llm(ctx: StageContext, corpus: dict[str, Document]) -> LlmOutcome:
+def generate_with_llm(ctx: StageContext, corpus: dict[str, Document], queried: Collection[str]) -> LlmOutcome:
+    """Queries for the ``queried`` documents of ``corpus``, resuming from the replies already logged."""
     options = ctx.spec.querygen
     model_id = options.resolved_model_id
     assert model_id is not None
-    records = build_records(ctx, corpus)
+    records = build_records(ctx, corpus, queried)
     log = RecordLog(ctx.work / RECORD_LOG)
     if log.done:
         ctx.log.info("querygen_resumed", records_done=len(log.done), records=len(records))

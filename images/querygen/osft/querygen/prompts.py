@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -136,6 +135,3 @@ class PromptBuilder:
         )
         kinds = tuple(kind for kind, n in counts.items() for _ in range(n))
         return PromptRecord(record_id(index), doc["id"], self.templates["system.txt"].template.strip(), user, kinds)
-
-    def build_all(self, docs: Iterable[Document]) -> list[PromptRecord]:
-        return [self.build(index, doc) for index, doc in enumerate(docs)]

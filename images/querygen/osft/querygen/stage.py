@@ -131,7 +131,7 @@ def run(ctx: StageContext) -> StageResult:
         if options.provider == "offline":
             generated, provider = _generate_offline(ctx, corpus, queried), "offline"
         else:
-            outcome = generate_with_llm(ctx, queried)
+            outcome = generate_with_llm(ctx, corpus, queried.keys())
             generated, provider = outcome.queries, options.provider
             notes.extend(outcome.notes)
     steps = {"generate": round(time.perf_counter() - clock, 3)}
