@@ -110,3 +110,20 @@ def test_fetch_downloads_again_what_changed_on_s3(bucket: str, tmp_path: Path) -
     assert sorted(p.name for p in fetched.iterdir()) == ["a.bin"]
     assert (fetched / "a.bin").read_bytes() == b"second"
     assert single.fetch(cache).read_text() == "v2"
+
+
+def test_fetch_keeps_an_unchanged_copy_and_handles_odd_keys(bucket: str, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    spec = Location(f"s3://{bucket}/cfg/spec.json")
+    spec.write_text("remote")
+    cached = spec.fetch(cache)
+    cached.write_text("local edit")
+    assert spec.fetch(cache).read_text() == "local edit", "an unchanged object is not downloaded again"
+
+    Location(f"s3://{bucket}/cfg//double.json").write_text("d")
+    assert (Location(f"s3://{bucket}/cfg").fetch(cache) / "double.json").read_text() == "d"
+    root = Location(f"s3://{bucket}").fetch(cache)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
+        "cfg/double.json",
+        "cfg/spec.json",
+    ]

@@ -240,3 +240,19 @@ def test_query_log_pairs_are_counted_before_querygen_runs(tiny_corpus, write_spe
     (spec_path.parent / "log.jsonl").write_text("\n".join([*lines[:20], "", *lines[20:]]) + "\n")
     with_log = estimate_run(str(spec_path), str(tmp_path / "with"))
     assert with_log.expected.train_pairs == without.expected.train_pairs + 20  # half of 40, the blank line skipped
+
+
+def test_querygen_counts_are_trusted_only_while_they_match_the_spec(tiny_corpus, write_spec, tmp_path):
+    from osft.common.stage import run_stage
+    from osft.querygen.stage import STAGE as QUERYGEN
+
+    run_dir = str(tmp_path / "run")
+    spec = make_tiny_spec(tiny_corpus, querygen={"max_docs": 10, "heldout_fraction": 0.0})
+    spec_path = str(write_spec(spec))
+    estimate_run(spec_path, run_dir)
+    written = run_stage(QUERYGEN, spec_path, run_dir)[0].stats.train_pairs
+    assert estimate_run(spec_path, run_dir).expected.train_pairs == written  # counted, not assumed
+
+    spec["querygen"]["max_docs"] = 30
+    spec_path = str(write_spec(spec))
+    assert estimate_run(spec_path, run_dir).expected.train_pairs == 30 * 2  # from the spec, not the stale count

@@ -186,6 +186,49 @@ def test_killed_batch_run_polls_its_job_again_instead_of_resubmitting(run_folder
     assert {p["doc_id"] for p in read_pairs(run_dir)} == {f"d{i}" for i in range(6)}
 
 
+def test_replies_of_a_job_outside_a_smaller_max_docs_sample_are_kept(run_folder, s3, fake_converse, monkeypatch):
+    from fake_bedrock import SimulatedKill
+
+    service = FakeBatchService(s3, missing=set(), errored=set(), garbled=set())
+    converse = fake_converse()
+    spec, run_dir = run_folder({"provider": "bedrock-batch", "bedrock": BATCH}, make_docs(6))
+    job = service.job_arn(1)
+
+    def kill(**_):
+        raise SimulatedKill("killed while polling")
+
+    first = bedrock_clients.control_client("us-east-1")
+    stubber = Stubber(first)
+    stubber.add_response("create_model_invocation_job", {"jobArn": job}, create_params())
+    stubber.activate()
+    first.meta.events.register("provide-client-params.bedrock.GetModelInvocationJob", kill)
+    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: service.attach(first))
+    with pytest.raises(SimulatedKill):
+        run_querygen(spec, run_dir)
+    stubber.deactivate()
+    first.meta.events.unregister("provide-client-params.bedrock.GetModelInvocationJob", kill)
+    first.meta.events.unregister("before-parameter-build.bedrock.CreateModelInvocationJob", service._process)
+
+    data = json.loads(Path(spec).read_text())
+    for max_docs, polls in ((3, 1), (None, 0)):  # the job of 6 finishes while a sample of 3 is asked
+        data["querygen"]["max_docs"] = max_docs
+        Path(spec).write_text(json.dumps(data))
+        client = bedrock_clients.control_client("us-east-1")
+        stubber = Stubber(client)  # no job may be created again
+        for _ in range(polls):
+            stubber.add_response(
+                "get_model_invocation_job", job_description(job, "Completed", 6, 6), {"jobIdentifier": job}
+            )
+        stubber.activate()
+        monkeypatch.setattr(bedrock_clients, "control_client", lambda region, client=client: client)
+        manifest = run_querygen(spec, run_dir)
+        stubber.assert_no_pending_responses()
+        stubber.deactivate()
+        assert manifest.stats.documents_queried == (max_docs or 6)
+        assert len({p["doc_id"] for p in read_pairs(run_dir)}) == (max_docs or 6)
+    assert service.jobs == 1 and not converse.served, "every document was answered by the one batch job"
+
+
 def test_a_batch_job_that_failed_as_a_whole_stops_the_run_without_on_demand_retries(
     run_folder, s3, fake_converse, monkeypatch
 ):

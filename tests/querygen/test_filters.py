@@ -72,7 +72,7 @@ def test_round_trip_without_sentence_transformers_says_how_to_install(run_folder
 
 def test_queries_repeating_a_few_shot_example_are_dropped():
     example = "Glacier retreat in the Alps doubled after 2000 according to satellite surveys."
-    qf = QueryFilter(QueryFilters(), max_copied_words=10, examples=[example, "ice loss"])
+    qf = QueryFilter(QueryFilters(), max_copied_words=10, examples=[example, "Q: ice loss"])
     queries = [
         "ICE   loss",
         "review: glacier retreat in the Alps doubled after 2000 according to satellite surveys",

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from osft.common import __version__
-from osft.common.errors import StageOrderError, StorageError
+from osft.common.errors import OsftError, StageOrderError, StorageError
 from osft.common.logging import get_logger
 from osft.common.manifests import FileRecord, StageManifest, StageStats, Timings, manifest_type
 from osft.common.progress import progress
@@ -201,15 +201,31 @@ def _prepare_workdir(run_dir: str, stage: str, work_key: str) -> Path:
     return workdir
 
 
+def _probe(
+    definition: StageDefinition, spec: RunSpec, spec_uri: str, run_dir: str
+) -> tuple[StageContext, dict[str, StageManifest], str]:
+    """A context that writes nothing, the upstream manifests, and the stage's fingerprint now."""
+    probe = StageContext(definition, spec, spec_uri, run_dir, Path(tempfile.gettempdir()))
+    upstream = {name: probe.upstream(name) for name in definition.upstream}
+    return probe, upstream, compute_fingerprint(probe, upstream)
+
+
+def is_up_to_date(definition: StageDefinition, manifest: StageManifest, spec_uri: str, run_dir: str) -> bool:
+    """Whether ``manifest`` is what the stage would write now (the run would skip it)."""
+    run_dir = run_dir.rstrip("/") if is_s3(run_dir) else str(Path(run_dir).resolve())
+    try:
+        return _probe(definition, load_spec(spec_uri), spec_uri, run_dir)[2] == manifest.fingerprint
+    except OsftError:
+        return False  # an upstream stage is missing or an input cannot be read: not up to date
+
+
 def run_stage(
     definition: StageDefinition, spec_uri: str, run_dir: str, *, force: bool = False
 ) -> tuple[StageManifest, bool]:
     """Run one stage unless its manifest already matches its inputs. Returns (manifest, skipped)."""
     spec = load_spec(spec_uri)
     run_dir = run_dir.rstrip("/") if is_s3(run_dir) else str(Path(run_dir).resolve())
-    probe = StageContext(definition, spec, spec_uri, run_dir, Path(tempfile.gettempdir()))
-    upstream = {name: probe.upstream(name) for name in definition.upstream}
-    fingerprint = compute_fingerprint(probe, upstream)
+    probe, upstream, fingerprint = _probe(definition, spec, spec_uri, run_dir)
 
     existing = read_manifest(run_dir, definition.name)
     if existing is not None and existing.fingerprint == fingerprint and not force:

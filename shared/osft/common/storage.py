@@ -89,8 +89,8 @@ def _s3_error(exc: Exception, uri: str) -> Exception:
 
 def _download_if_changed(client, bucket: str, key: str, etag: str, dest: Path, tag_file: Path) -> None:
     """Download ``key`` to ``dest`` unless ``dest`` holds the version whose ETag ``tag_file`` records."""
-    if dest.exists() and tag_file.exists() and tag_file.read_text() == etag:
-        return
+    if etag and dest.exists() and tag_file.exists() and tag_file.read_text() == etag:
+        return  # an object without an ETag is always downloaded again
     with atomic_path(dest) as tmp:
         client.download_file(bucket, key, str(tmp))
     with atomic_path(tag_file) as tmp:
@@ -200,28 +200,33 @@ class Location:
         if not is_s3(self.uri):
             return Path(self.uri)
         bucket, key = split_s3(self.uri)
-        target = cache_dir / bucket / key
+        target = cache_dir / bucket / key.lstrip("/")
         tags = cache_dir / ".etags" / bucket
         client = s3_client()
         objects = self._s3_objects()
         exact = [(item_key, etag) for item_key, etag in objects if item_key == key]
         try:
             if exact:
-                _download_if_changed(client, bucket, key, exact[0][1], target, tags / key)
+                _download_if_changed(client, bucket, key, exact[0][1], target, tags / key.lstrip("/"))
                 return target
-            folder = key.rstrip("/") + "/"
+            folder = key.rstrip("/") + "/" if key.strip("/") else ""
             objects = [(item_key, etag) for item_key, etag in objects if item_key.startswith(folder)]
             wanted: set[Path] = set()
             for item_key, etag in objects:
-                dest = target / item_key[len(folder) :]
+                dest = target / item_key[len(folder) :].lstrip("/")
+                if not dest.resolve().is_relative_to(target.resolve()):
+                    raise StorageError(f"s3://{bucket}/{item_key}: key leaves the folder being fetched")
                 wanted.add(dest)
-                _download_if_changed(client, bucket, item_key, etag, dest, tags / item_key)
+                _download_if_changed(client, bucket, item_key, etag, dest, tags / item_key.lstrip("/"))
+        except StorageError:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise _s3_error(exc, self.uri) from None
         if not objects:
             raise StorageError(f"{self.uri}: nothing found at this S3 prefix")
-        for stale in [p for p in target.rglob("*") if p.is_file() and p not in wanted]:
-            stale.unlink()
+        # Dot-files are downloads in progress (atomic_path's and boto3's temporary names): leave them.
+        for stale in [p for p in target.rglob("*") if p.is_file() and p not in wanted and not p.name.startswith(".")]:
+            stale.unlink(missing_ok=True)
         return target
 
     def _s3_objects(self) -> list[tuple[str, str]]:

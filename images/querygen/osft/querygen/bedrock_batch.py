@@ -145,9 +145,21 @@ class BatchRunner:
         self.save()
 
     # --- the run ---------------------------------------------------------------------------
-    def run(self, records: list[PromptRecord], log: RecordLog) -> BatchOutcome:
+    def run(
+        self,
+        records: list[PromptRecord],
+        log: RecordLog,
+        record_for: Callable[[str], PromptRecord | None] | None = None,
+    ) -> BatchOutcome:
+        """Batch ``records`` not yet in ``log``; ``record_for`` finds the record of a reply from an
+        earlier attempt's job that is not in ``records`` (a smaller ``max_docs`` sample), so a
+        reply already paid for is logged rather than dropped."""
         outcome = BatchOutcome()
-        by_id = {r.record_id: r for r in records}
+        listed = {r.record_id: r for r in records}
+
+        def by_id(record_id: str) -> PromptRecord | None:
+            return listed.get(record_id) or (record_for(record_id) if record_for else None)
+
         covered = {rid for job in self.jobs for rid in job.record_ids}
         pending = [r for r in records if r.record_id not in log.done and r.record_id not in covered]
         lines = {r.record_id: self._line(r) for r in pending}
@@ -198,7 +210,7 @@ class BatchRunner:
             local.write_text("".join(lines), encoding="utf-8")
             Location(job.input_uri).publish(local)
 
-    def _drive(self, log: RecordLog, by_id: dict[str, PromptRecord], outcome: BatchOutcome) -> None:
+    def _drive(self, log: RecordLog, by_id: Callable[[str], PromptRecord | None], outcome: BatchOutcome) -> None:
         """Submit, poll and collect until every job is collected."""
         delay = self.options.poll_seconds
         while True:
@@ -280,7 +292,9 @@ class BatchRunner:
             job.status, job.message = response["status"], response.get("message")
             self._save_state()
 
-    def _collect(self, job: BatchJob, log: RecordLog, by_id: dict[str, PromptRecord], outcome: BatchOutcome) -> None:
+    def _collect(
+        self, job: BatchJob, log: RecordLog, by_id: Callable[[str], PromptRecord | None], outcome: BatchOutcome
+    ) -> None:
         """Map the job's output lines back to records by recordId; queue errors and missing ones for retry."""
         seen: set[str] = set()
         for file in Location(job.output_uri).list_files():
@@ -294,7 +308,7 @@ class BatchRunner:
                     item = json.loads(line)
                 except ValueError:
                     continue
-                record = by_id.get(str(item.get("recordId")))
+                record = by_id(str(item.get("recordId")))
                 if record is None or record.record_id in seen:
                     continue
                 seen.add(record.record_id)

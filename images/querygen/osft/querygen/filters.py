@@ -79,7 +79,7 @@ class QueryFilter:
         self.max_copied_words = max_copied_words
         self.removed: Counter[str] = Counter()
         self._seen: set[str] = set()
-        examples = list(examples)
+        examples = [normalize_query(example) for example in examples]
         self._example_keys = {_key(example) for example in examples}
         self._example_spans = {span for example in examples for span in _spans(example, max_copied_words or 0)}
 

@@ -50,14 +50,26 @@ def local_input(ctx: StageContext, path: str) -> Path:
     return Location(ctx.resolve(path)).fetch(Path(tempfile.gettempdir()) / "osft-cache" / "querygen-inputs")
 
 
-def build_records(ctx: StageContext, corpus: dict[str, Document], queried: Collection[str]) -> list[PromptRecord]:
-    """One prompt per queried document. A record's id is its document's position in the whole
+class CorpusPrompts:
+    """The prompt records of a corpus. A record's id is its document's position in the whole
     corpus, so a logged reply keeps its id whichever sample (``querygen.max_docs``) is asked."""
-    options = ctx.spec.querygen
-    templates = load_templates(local_input(ctx, options.prompt_dir) if options.prompt_dir else None)
-    examples = load_examples(local_input(ctx, options.examples_path)) if options.examples_path else []
-    builder = PromptBuilder(options, templates, examples)
-    return [builder.build(index, doc) for index, doc in enumerate(corpus.values()) if doc["id"] in queried]
+
+    def __init__(self, ctx: StageContext, corpus: dict[str, Document]) -> None:
+        options = ctx.spec.querygen
+        templates = load_templates(local_input(ctx, options.prompt_dir) if options.prompt_dir else None)
+        examples = load_examples(local_input(ctx, options.examples_path)) if options.examples_path else []
+        self.builder = PromptBuilder(options, templates, examples)
+        self.docs = list(corpus.values())
+
+    def records(self, queried: Collection[str]) -> list[PromptRecord]:
+        """One record per queried document, in corpus order."""
+        return [self.builder.build(index, doc) for index, doc in enumerate(self.docs) if doc["id"] in queried]
+
+    def record(self, record_id: str) -> PromptRecord | None:
+        """The record with this id, or None when no document of the corpus has it."""
+        digits = record_id[1:]
+        index = int(digits) if digits.isdigit() else -1
+        return self.builder.build(index, self.docs[index]) if 0 <= index < len(self.docs) else None
 
 
 def generate_with_llm(ctx: StageContext, corpus: dict[str, Document], queried: Collection[str]) -> LlmOutcome:
@@ -65,7 +77,8 @@ def generate_with_llm(ctx: StageContext, corpus: dict[str, Document], queried: C
     options = ctx.spec.querygen
     model_id = options.resolved_model_id
     assert model_id is not None
-    records = build_records(ctx, corpus, queried)
+    prompts = CorpusPrompts(ctx, corpus)
+    records = prompts.records(queried)
     log = RecordLog(ctx.work / RECORD_LOG)
     if log.done:
         ctx.log.info("querygen_resumed", records_done=len(log.done), records=len(records))
@@ -73,7 +86,7 @@ def generate_with_llm(ctx: StageContext, corpus: dict[str, Document], queried: C
     outcome = LlmOutcome(queries=[], usage=Usage())
 
     try:
-        _run_provider(ctx, records, log, checkpoint, outcome, model_id)
+        _run_provider(ctx, prompts, records, log, checkpoint, outcome, model_id)
     finally:
         _save_quietly(ctx, checkpoint)
 
@@ -100,6 +113,7 @@ def generate_with_llm(ctx: StageContext, corpus: dict[str, Document], queried: C
 
 def _run_provider(
     ctx: StageContext,
+    prompts: CorpusPrompts,
     records: list[PromptRecord],
     log: RecordLog,
     checkpoint: Checkpointer,
@@ -137,7 +151,7 @@ def _run_provider(
                 save=ctx.save_work,
                 log=ctx.log,
             )
-            batch = runner.run(records, log)
+            batch = runner.run(records, log, prompts.record)
             outcome.batch_jobs, outcome.batch_fallback = batch.job_arns, batch.fallback
             retry = batch.to_retry
             if batch.fallback:

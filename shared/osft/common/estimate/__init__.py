@@ -10,18 +10,18 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from osft.common.errors import QuotaError, StorageError
+from osft.common.errors import OsftError, QuotaError, StorageError
 from osft.common.estimate.build import build_estimate
 from osft.common.estimate.corpus_sample import sample_corpus
 from osft.common.estimate.cost_model import TrainerDefaults
 from osft.common.estimate.model import ESTIMATE_FILE, Estimate, LineItem
 from osft.common.estimate.prices import PriceTable, load_price_table
 from osft.common.estimate.render import render_comparison, render_estimate
-from osft.common.manifests import ExtractManifest, QuerygenManifest
+from osft.common.manifests import ExtractManifest, QuerygenManifest, StageManifest
 from osft.common.registry import load_stage
 from osft.common.spec import RunSpec
 from osft.common.spec.training import Training
-from osft.common.stage import load_spec, read_manifest, run_stage
+from osft.common.stage import is_up_to_date, load_spec, read_manifest, run_stage
 from osft.common.storage import Location, is_s3, join
 
 
@@ -56,6 +56,17 @@ def count_log_queries(spec: RunSpec, spec_uri: str, querygen: object) -> int:
         return 0  # querygen reports a missing log clearly; the estimate just leaves it out
 
 
+def _querygen_up_to_date(manifest: StageManifest, spec_uri: str | None, run_dir: str) -> bool:
+    """Whether querygen's counts in the run folder are what this spec would produce."""
+    if spec_uri is None:
+        return False
+    try:
+        definition = load_stage("querygen")
+    except OsftError:
+        return False  # the querygen package is not installed here: its fingerprint cannot be checked
+    return is_up_to_date(definition, manifest, spec_uri, run_dir)
+
+
 def estimate_from_run_dir(
     spec: RunSpec, run_dir: str, prices: PriceTable | None = None, spec_uri: str | None = None
 ) -> Estimate:
@@ -76,6 +87,8 @@ def estimate_from_run_dir(
             run_dir, extract, spec.querygen.max_document_chars, assumptions["chars_per_token_fallback"], Path(cache)
         )
     querygen = read_manifest(run_dir, "querygen")
+    if querygen is not None and not _querygen_up_to_date(querygen, spec_uri, run_dir):
+        querygen = None  # written for another spec (say a smaller max_docs): estimate from this one
     known = None
     if isinstance(querygen, QuerygenManifest):
         known = querygen.stats.train_pairs
