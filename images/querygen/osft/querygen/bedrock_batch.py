@@ -45,8 +45,8 @@ class BatchJob:
 
     name: str
     record_ids: list[str]
-    input_uri: str
-    output_uri: str
+    input_uri: str = ""
+    output_uri: str = ""
     job_arn: str | None = None
     status: str = "NotSubmitted"
     message: str | None = None
@@ -183,15 +183,12 @@ class BatchRunner:
                 )
             start = len(self.jobs)
             for offset, chunk in enumerate(chunks):
-                name = f"job-{start + offset:04d}"
-                self.jobs.append(
-                    BatchJob(
-                        name=name,
-                        record_ids=[r.record_id for r in chunk],
-                        input_uri=join(self.prefix, name, "input", "records.jsonl"),
-                        output_uri=join(self.prefix, name, "output") + "/",
-                    )
-                )
+                job = BatchJob(name=f"job-{start + offset:04d}", record_ids=[r.record_id for r in chunk])
+                # The token keeps a job's files apart from a removed (failed) job that had its number.
+                folder = join(self.prefix, f"{job.name}-{job.token[:8]}")
+                job.input_uri = join(folder, "input", "records.jsonl")
+                job.output_uri = join(folder, "output") + "/"
+                self.jobs.append(job)
                 self._write_input(self.jobs[-1], [lines[r.record_id] for r in chunk])
             self._save_state()
         self.log.info("batch_jobs_planned", jobs=len(self.jobs), records=sum(len(j.record_ids) for j in self.jobs))
