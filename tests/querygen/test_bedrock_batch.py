@@ -151,13 +151,9 @@ def test_a_last_job_below_the_minimum_is_balanced_or_left_for_on_demand():
     assert [len(job) for job in jobs] == [120] and len(leftover) == 30
 
 
-def test_killed_batch_run_polls_its_job_again_instead_of_resubmitting(run_folder, s3, fake_converse, monkeypatch):
+def _killed_while_polling(service, spec: str, run_dir: str, job: str, monkeypatch) -> None:
+    """Run querygen until it has submitted ``job`` and is killed at its first status check."""
     from fake_bedrock import SimulatedKill
-
-    service = FakeBatchService(s3, missing=set(), errored=set(), garbled=set())
-    fake_converse()
-    spec, run_dir = run_folder({"provider": "bedrock-batch", "bedrock": BATCH}, make_docs(6))
-    job = service.job_arn(1)
 
     def kill(**_):
         raise SimulatedKill("killed while polling")
@@ -175,6 +171,14 @@ def test_killed_batch_run_polls_its_job_again_instead_of_resubmitting(run_folder
     first.meta.events.unregister("provide-client-params.bedrock.GetModelInvocationJob", kill)
     first.meta.events.unregister("before-parameter-build.bedrock.CreateModelInvocationJob", service._process)
 
+
+def test_killed_batch_run_polls_its_job_again_instead_of_resubmitting(run_folder, s3, fake_converse, monkeypatch):
+    service = FakeBatchService(s3, missing=set(), errored=set(), garbled=set())
+    fake_converse()
+    spec, run_dir = run_folder({"provider": "bedrock-batch", "bedrock": BATCH}, make_docs(6))
+    job = service.job_arn(1)
+    _killed_while_polling(service, spec, run_dir, job, monkeypatch)
+
     second = bedrock_clients.control_client("us-east-1")
     stubber = Stubber(second)  # only a status check is expected: creating a job again would fail here
     stubber.add_response("get_model_invocation_job", job_description(job, "Completed", 6, 6), {"jobIdentifier": job})
@@ -187,27 +191,11 @@ def test_killed_batch_run_polls_its_job_again_instead_of_resubmitting(run_folder
 
 
 def test_replies_of_a_job_outside_a_smaller_max_docs_sample_are_kept(run_folder, s3, fake_converse, monkeypatch):
-    from fake_bedrock import SimulatedKill
-
     service = FakeBatchService(s3, missing=set(), errored=set(), garbled=set())
     converse = fake_converse()
     spec, run_dir = run_folder({"provider": "bedrock-batch", "bedrock": BATCH}, make_docs(6))
     job = service.job_arn(1)
-
-    def kill(**_):
-        raise SimulatedKill("killed while polling")
-
-    first = bedrock_clients.control_client("us-east-1")
-    stubber = Stubber(first)
-    stubber.add_response("create_model_invocation_job", {"jobArn": job}, create_params())
-    stubber.activate()
-    first.meta.events.register("provide-client-params.bedrock.GetModelInvocationJob", kill)
-    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: service.attach(first))
-    with pytest.raises(SimulatedKill):
-        run_querygen(spec, run_dir)
-    stubber.deactivate()
-    first.meta.events.unregister("provide-client-params.bedrock.GetModelInvocationJob", kill)
-    first.meta.events.unregister("before-parameter-build.bedrock.CreateModelInvocationJob", service._process)
+    _killed_while_polling(service, spec, run_dir, job, monkeypatch)
 
     data = json.loads(Path(spec).read_text())
     for max_docs, polls in ((3, 1), (None, 0)):  # the job of 6 finishes while a sample of 3 is asked
