@@ -197,6 +197,7 @@ def test_report_puts_the_estimate_beside_the_counted_tokens_and_seconds(tiny_cor
         run_id="tiny",
         fingerprint="g",
         timings=Timings(started_at=now, finished_at=now, seconds=80.0, steps={"train": 61.5}),
+        counts={"log_pairs": 7},
         stats=TrainStats(base_model="m", model_type="dense", train_pairs=99),
     )
     for manifest in (querygen, train):
@@ -210,6 +211,7 @@ def test_report_puts_the_estimate_beside_the_counted_tokens_and_seconds(tiny_cor
     assert rows["input tokens"] == [f"{estimate.expected.input_tokens:,}", "23,456"]
     assert rows["output tokens"] == [f"{estimate.expected.output_tokens:,}", "3,210"]
     assert rows["train seconds (local-cpu)"] == [f"{estimate.expected.train_seconds:,.0f}", "62"]
+    assert rows["training pairs"] == [f"{estimate.expected.train_pairs:,}", "106"], "query-log pairs count too"
 
 
 def test_bedrock_fallback_prices_match_the_querygen_table():

@@ -56,7 +56,8 @@ def render_comparison(
             rows.append(("querygen USD", _usd(guessed), _usd(querygen.stats.estimated_cost_usd)))
     if train is not None:
         seconds = train.timings.steps.get("train", train.timings.seconds)
-        rows.append(("training pairs", f"{expected.train_pairs:,}", f"{train.stats.train_pairs:,}"))
+        pairs = train.stats.train_pairs + train.counts.get("log_pairs", 0)  # the estimate counts query-log pairs too
+        rows.append(("training pairs", f"{expected.train_pairs:,}", f"{pairs:,}"))
         rows.append((f"train seconds ({expected.compute})", f"{expected.train_seconds:,.0f}", f"{seconds:,.0f}"))
     if evaluate is not None:
         rows.append(("evaluate seconds", f"{expected.evaluate_seconds:,.0f}", f"{evaluate.timings.seconds:,.0f}"))
