@@ -40,7 +40,7 @@ def trainer_defaults() -> TrainerDefaults | None:
     return pairs_and_epochs
 
 
-def count_log_queries(spec: RunSpec, spec_uri: str, querygen: object) -> int:
+def count_log_queries(spec: RunSpec, spec_uri: str, querygen: StageManifest | None) -> int:
     """Queries in the spec's query log: as querygen counted them, else the log file's non-blank lines."""
     if spec.querygen.query_log is None:
         return 0
