@@ -201,6 +201,11 @@ def _prepare_workdir(run_dir: str, stage: str, work_key: str) -> Path:
     return workdir
 
 
+def _normalized_run_dir(run_dir: str) -> str:
+    """One spelling per run folder: no trailing slash on S3, an absolute path locally."""
+    return run_dir.rstrip("/") if is_s3(run_dir) else str(Path(run_dir).resolve())
+
+
 def _probe(
     definition: StageDefinition, spec: RunSpec, spec_uri: str, run_dir: str
 ) -> tuple[StageContext, dict[str, StageManifest], str]:
@@ -212,7 +217,7 @@ def _probe(
 
 def is_up_to_date(definition: StageDefinition, manifest: StageManifest, spec_uri: str, run_dir: str) -> bool:
     """Whether ``manifest`` is what the stage would write now (the run would skip it)."""
-    run_dir = run_dir.rstrip("/") if is_s3(run_dir) else str(Path(run_dir).resolve())
+    run_dir = _normalized_run_dir(run_dir)
     try:
         return _probe(definition, load_spec(spec_uri), spec_uri, run_dir)[2] == manifest.fingerprint
     except OsftError:
@@ -224,7 +229,7 @@ def run_stage(
 ) -> tuple[StageManifest, bool]:
     """Run one stage unless its manifest already matches its inputs. Returns (manifest, skipped)."""
     spec = load_spec(spec_uri)
-    run_dir = run_dir.rstrip("/") if is_s3(run_dir) else str(Path(run_dir).resolve())
+    run_dir = _normalized_run_dir(run_dir)
     probe, upstream, fingerprint = _probe(definition, spec, spec_uri, run_dir)
 
     existing = read_manifest(run_dir, definition.name)

@@ -37,9 +37,9 @@ def _key(text: str) -> str:
 
 def _spans(text: str, words: int) -> set[str]:
     """Every run of ``words`` consecutive lower-case words of ``text`` (none when ``words`` is 0)."""
-    tokens = _WORD.findall(text.lower())
     if not words:
         return set()
+    tokens = _WORD.findall(text.lower())
     return {" ".join(tokens[i : i + words]) for i in range(len(tokens) - words + 1)}
 
 
