@@ -8,6 +8,8 @@ positive is the document without the query sentence.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NotRequired, TypedDict
@@ -16,6 +18,14 @@ from osft.common.jsonl import read_jsonl
 
 if TYPE_CHECKING:
     from osft.common.stage import StageContext
+
+_WORD = re.compile(r"\w+")
+
+
+def query_key(text: str) -> str:
+    """A query's lower-case words (NFKC): how queries are compared as duplicates, as repeated
+    few-shot examples, and between the query log and the judged queries."""
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).lower()))
 
 
 class Document(TypedDict):

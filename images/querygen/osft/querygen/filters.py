@@ -12,6 +12,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
+from osft.common.corpus import query_key
 from osft.common.spec.querygen import DEFAULT_COPIED_WORDS_LLM, QueryFilters
 from osft.querygen.offline import GeneratedQuery
 
@@ -28,11 +29,6 @@ def normalize_query(text: str) -> str:
     text = _LIST_MARKER.sub("", text)
     text = _LABEL.sub("", text)
     return text.strip().strip("\"'`“”‘’").strip()
-
-
-def _key(text: str) -> str:
-    """A query's lower-case words: what duplicates and repeated examples are compared by."""
-    return " ".join(_WORD.findall(text.lower()))
 
 
 def _spans(text: str, words: int) -> set[str]:
@@ -80,7 +76,7 @@ class QueryFilter:
         self.removed: Counter[str] = Counter()
         self._seen: set[str] = set()
         examples = [normalize_query(example) for example in examples]
-        self._example_keys = {_key(example) for example in examples}
+        self._example_keys = {query_key(example) for example in examples}
         self._example_spans = {span for example in examples for span in _spans(example, max_copied_words or 0)}
 
     def keep(self, query: GeneratedQuery, document_text: str) -> GeneratedQuery | None:
@@ -97,7 +93,7 @@ class QueryFilter:
         if self.max_copied_words and copies_span(text, document_text, self.max_copied_words):
             self.removed["copied_from_document"] += 1
             return None
-        key = _key(text)
+        key = query_key(text)
         if self._repeats_example(text, key):
             self.removed["repeats_example"] += 1
             return None

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import time
-import unicodedata
 from pathlib import Path
 
 from osft.common.beir import JudgedSet, read_judged_set
-from osft.common.corpus import document_text, load_corpus, read_pairs
+from osft.common.corpus import document_text, load_corpus, query_key, read_pairs
 from osft.common.errors import InputDataError
 from osft.common.manifests import EvaluateStats, StageManifest
 from osft.common.progress import progress_enabled
@@ -167,11 +165,6 @@ def keyword_notes(
         f"{query} scores {metric} {scores[metric]:.4f} on these queries, against {deployed[metric]:.4f} for the "
         f"{model} model alone (docs/trainer.md, keyword baselines)"
     ]
-
-
-def query_key(text: str) -> str:
-    """Lower-case words only (NFKC): how a judged query is matched to a logged one."""
-    return " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower()))
 
 
 def without_logged(ctx: StageContext, judged: JudgedSet) -> tuple[JudgedSet, int]:
