@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from transformers import TrainerCallback
 
+    from osft.trainer.hard_negatives import CorpusRanker
+
 MODEL_DIR = "model"
 MINED_FILE = "train_rows.jsonl"
 MINED_NOTES_FILE = "train_rows_notes.json"  # what building the cached rows found, for a resumed run's manifest
@@ -91,6 +93,36 @@ def _base_corpus_embeddings(ctx: StageContext, model: SentenceTransformer, corpu
     return embeddings
 
 
+def _log_pairs(
+    ctx: StageContext,
+    ranker: CorpusRanker,
+    log_queries: list[str],
+    keep_fraction: float,
+    usage: ModelUsage,
+    corpus_texts: dict[str, str],
+    corpus: list[str],
+) -> tuple[list[str], list[str], str]:
+    """Anchors and positives for the logged queries the hybrid is surest of, and a note saying so."""
+    from osft.trainer.query_log import label_queries
+
+    clock = time.perf_counter()
+    labeled = label_queries([usage.query_prefix + q for q in log_queries], ranker, keep_fraction)
+    # The synthetic held-out set scores the model when no judged queries do: never train on its documents.
+    heldout = {p["doc_id"] for p in read_pairs(ctx.input_path("querygen/heldout.jsonl"))}
+    doc_ids = list(corpus_texts)
+    kept = [item for item in labeled if doc_ids[item.doc_index] not in heldout]
+    ctx.log.info(
+        "query_log_labeled", queries=len(log_queries), kept=len(labeled), seconds=round(time.perf_counter() - clock, 1)
+    )
+    note = (
+        f"query log: {len(kept)} of {len(log_queries)} logged queries paired with the document the "
+        f"BM25 + base-model hybrid ranks first (those whose first hit leads the second by most)"
+    )
+    if len(kept) < len(labeled):
+        note += f"; {len(labeled) - len(kept)} more led to held-out documents and were left out"
+    return [item.query for item in kept], [corpus[item.doc_index] for item in kept], note
+
+
 def _build_rows(
     ctx: StageContext,
     model: SentenceTransformer,
@@ -121,33 +153,13 @@ def _build_rows(
     ranker, log_pairs = None, 0
     if log_queries:
         from osft.trainer.hard_negatives import CorpusRanker
-        from osft.trainer.query_log import label_queries
 
-        clock = time.perf_counter()
         ranker = CorpusRanker(model, corpus, _base_corpus_embeddings(ctx, model, corpus, batch_size))
-        labeled = label_queries([usage.query_prefix + q for q in log_queries], ranker, keep_fraction)
-        # The synthetic held-out set scores the model when no judged queries do: never train on its documents.
-        heldout = {p["doc_id"] for p in read_pairs(ctx.input_path("querygen/heldout.jsonl"))}
-        doc_ids = list(corpus_texts)
-        kept = [item for item in labeled if doc_ids[item.doc_index] not in heldout]
-        anchors += [item.query for item in kept]
-        positives += [corpus[item.doc_index] for item in kept]
-        log_pairs = len(kept)
-        notes.append(
-            f"query log: {len(kept)} of {len(log_queries)} logged queries paired with the document the "
-            f"BM25 + base-model hybrid ranks first (those whose first hit leads the second by most)"
-            + (
-                f"; {len(labeled) - len(kept)} more led to held-out documents and were left out"
-                if len(kept) < len(labeled)
-                else ""
-            )
+        log_anchors, log_positives, note = _log_pairs(
+            ctx, ranker, log_queries, keep_fraction, usage, corpus_texts, corpus
         )
-        ctx.log.info(
-            "query_log_labeled",
-            queries=len(log_queries),
-            kept=len(labeled),
-            seconds=round(time.perf_counter() - clock, 1),
-        )
+        anchors, positives, log_pairs = anchors + log_anchors, positives + log_positives, len(log_anchors)
+        notes.append(note)
     dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
     needs_negatives = training.hard_negatives.active(provider, bool(log_queries)) or training.distillation.enabled
     if needs_negatives:
