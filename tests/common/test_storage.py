@@ -127,3 +127,21 @@ def test_fetch_keeps_an_unchanged_copy_and_handles_odd_keys(bucket: str, tmp_pat
         "cfg/double.json",
         "cfg/spec.json",
     ]
+
+
+def test_s3_listing_and_deleting_stay_inside_the_folder_or_file(bucket: str) -> None:
+    run = Location(f"s3://{bucket}/runs/x")
+    for key in ("train/manifest.json", "train/manifest.json.bak", "train/model/a.bin", "train2/model/b.bin"):
+        run.child(key).write_text(key)
+
+    assert [loc.uri for loc in run.child("train").list_files()] == [
+        f"s3://{bucket}/runs/x/train/manifest.json",
+        f"s3://{bucket}/runs/x/train/manifest.json.bak",
+        f"s3://{bucket}/runs/x/train/model/a.bin",
+    ]
+    assert [loc.name for loc in run.child("train/manifest.json").list_files()] == ["manifest.json"]
+
+    run.child("train/manifest.json").delete_tree()
+    run.child("train").delete_tree()
+    remaining = [item["Key"] for item in boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]]
+    assert remaining == ["runs/x/train2/model/b.bin"]

@@ -87,6 +87,11 @@ def _s3_error(exc: Exception, uri: str) -> Exception:
     return StorageError(f"{uri}: {exc}")
 
 
+def _folder_prefix(key: str) -> str:
+    """The S3 prefix of the objects inside ``key`` taken as a folder ("" for the bucket root)."""
+    return key.rstrip("/") + "/" if key.strip("/") else ""
+
+
 def _download_if_changed(client, bucket: str, key: str, etag: str, dest: Path, tag_file: Path) -> None:
     """Download ``key`` to ``dest`` unless ``dest`` holds the version whose ETag ``tag_file`` records."""
     if etag and dest.exists() and tag_file.exists() and tag_file.read_text() == etag:
@@ -168,7 +173,7 @@ class Location:
                 return [self]
             return sorted((Location(str(p)) for p in root.rglob("*") if p.is_file()), key=lambda loc: loc.uri)
         bucket, _ = split_s3(self.uri)
-        return [Location(f"s3://{bucket}/{key}") for key, _ in self._s3_objects()]
+        return [Location(f"s3://{bucket}/{key}") for key, _ in self._s3_tree()]
 
     @contextmanager
     def open_read(self) -> Iterator[IO[bytes]]:
@@ -203,14 +208,12 @@ class Location:
         target = cache_dir / bucket / key.lstrip("/")
         tags = cache_dir / ".etags" / bucket
         client = s3_client()
-        objects = self._s3_objects()
-        exact = [(item_key, etag) for item_key, etag in objects if item_key == key]
+        objects = self._s3_tree()
         try:
-            if exact:
-                _download_if_changed(client, bucket, key, exact[0][1], target, tags / key.lstrip("/"))
+            if objects and objects[0][0] == key:
+                _download_if_changed(client, bucket, key, objects[0][1], target, tags / key.lstrip("/"))
                 return target
-            folder = key.rstrip("/") + "/" if key.strip("/") else ""
-            objects = [(item_key, etag) for item_key, etag in objects if item_key.startswith(folder)]
+            folder = _folder_prefix(key)
             wanted: set[Path] = set()
             for item_key, etag in objects:
                 dest = target / item_key[len(folder) :].lstrip("/")
@@ -229,19 +232,27 @@ class Location:
             stale.unlink(missing_ok=True)
         return target
 
-    def _s3_objects(self) -> list[tuple[str, str]]:
-        """(key, ETag) of every object at this URI or below it as a prefix, sorted by key."""
-        bucket, prefix = split_s3(self.uri)
+    def _s3_tree(self) -> list[tuple[str, str]]:
+        """(key, ETag) of the object at this URI, or else of every object inside it as a folder, sorted by key.
+
+        S3 prefixes match any key that starts with them: ``runs/x/model`` also lists ``runs/x/model2/...``,
+        so a folder is listed as ``key/`` and an exact key wins over everything below it.
+        """
+        bucket, key = split_s3(self.uri)
         found: list[tuple[str, str]] = []
         try:
             paginator = s3_client().get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for page in paginator.paginate(Bucket=bucket, Prefix=key):
                 for item in page.get("Contents", []):
                     if not item["Key"].endswith("/"):
                         found.append((item["Key"], item.get("ETag", "")))
         except Exception as exc:  # noqa: BLE001
             raise _s3_error(exc, self.uri) from None
-        return sorted(found)
+        exact = [item for item in found if item[0] == key]
+        if exact:
+            return exact
+        folder = _folder_prefix(key)
+        return sorted(item for item in found if item[0].startswith(folder))
 
     def publish(self, source: Path) -> None:
         """Copy a local file or folder here. Local folders are swapped in whole by rename."""
