@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 
 import pytest
@@ -13,7 +14,7 @@ from osft.common.stage import run_stage
 from osft.extractor.cleaning import DocumentCleaner
 from osft.extractor.html_text import strip_html
 from osft.extractor.passages import PassageSplitter, load_tokenizer
-from osft.extractor.sampling import reservoir_sample
+from osft.extractor.sampling import BottomKSample
 from osft.extractor.stage import STAGE
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -78,12 +79,17 @@ def test_exact_and_near_duplicates_are_removed_and_counted_by_reason():
     assert cleaner.removed == Counter(exact_duplicate=1, near_duplicate=1, duplicate_id=1, too_short=1)
 
 
-def test_reservoir_sampling_is_uniform_and_seeded():
+def test_sampling_is_uniform_seeded_and_independent_of_arrival_order():
     hits = Counter()
     for seed in range(400):
-        hits.update(reservoir_sample(range(100), 10, seed))
-    assert reservoir_sample(range(100), 10, 3) == reservoir_sample(range(100), 10, 3)
+        hits.update(BottomKSample.of(range(100), 10, seed, key=str))
     assert min(hits.values()) > 15 and max(hits.values()) < 70  # expected 40 each
+
+    shuffled = list(range(100))
+    random.Random(5).shuffle(shuffled)
+    assert BottomKSample.of(shuffled, 10, 3, key=str) == BottomKSample.of(range(100), 10, 3, key=str)
+    assert BottomKSample.of(range(100), 10, 3, key=str) != BottomKSample.of(range(100), 10, 4, key=str)
+    assert BottomKSample.of(["a", "b"], 5, 3, key=str) in (["a", "b"], ["b", "a"])
 
 
 def test_stage_splits_with_the_model_tokenizer_and_reports_it(write_spec, tmp_path):

@@ -24,7 +24,7 @@ from osft.extractor.opensearch_source import OpenSearchExporter
 from osft.extractor.pairs import PAIRS_FILE, PairsWriter, labelled_pairs
 from osft.extractor.passages import PassageSplitter, load_tokenizer, resolve_tokenizer
 from osft.extractor.records import MissingField, to_document, top_level_fields
-from osft.extractor.sampling import Reservoir
+from osft.extractor.sampling import BottomKSample
 from osft.extractor.shard_writer import ShardWriter
 from osft.extractor.source_files import SourceFile, source_files
 
@@ -131,11 +131,11 @@ def _run_pairs(ctx: StageContext, policy: BadRecordPolicy, writer: ShardWriter, 
     sampling = ctx.spec.sampling
     with PairsWriter(ctx.output_path(PAIRS_FILE), writer.write) as pairs_writer:
         if sampling.max_docs:
-            reservoir = Reservoir(sampling.max_docs, sampling.seed)
+            sample = BottomKSample(sampling.max_docs, sampling.seed, key=lambda pair: f"{pair.query}\x1f{pair.passage}")
             for pair in pairs:
-                reservoir.offer(pair)
-            counts["sampled_out"] = reservoir.seen - len(reservoir.items)
-            for pair in reservoir.items:
+                sample.offer(pair)
+            counts["sampled_out"] = sample.seen - len(sample.items)
+            for pair in sample.items:
                 pairs_writer.add(pair)
         else:
             for pair in pairs:
@@ -174,11 +174,12 @@ def run(ctx: StageContext) -> StageResult:
             cleaner = DocumentCleaner(ctx.spec.cleaning, _splitter(ctx))
             entries = cleaner.clean_all(docs)
             if sampling.max_docs:
-                reservoir: Reservoir[Document] = Reservoir(sampling.max_docs, sampling.seed)
+                # Keyed by document id, so slices arriving in any order give the same sample.
+                sample: BottomKSample[Document] = BottomKSample(sampling.max_docs, sampling.seed, key=lambda d: d["id"])
                 for entry in entries:
-                    reservoir.offer(entry)
-                counts["sampled_out"] = reservoir.seen - len(reservoir.items)
-                for entry in reservoir.items:
+                    sample.offer(entry)
+                counts["sampled_out"] = sample.seen - len(sample.items)
+                for entry in sample.items:
                     writer.write(entry)
             else:
                 for entry in entries:
