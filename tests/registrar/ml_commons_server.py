@@ -16,9 +16,12 @@ Endpoints (ML Commons REST API, OpenSearch 2.x/3.x):
 - ``POST /_plugins/_ml/models/<id>/_deploy``, ``GET /_plugins/_ml/tasks/<id>``: tasks move one state per
   read, CREATED → RUNNING → COMPLETED, or FAILED with an ``error`` (``fail_tasks``, or a downloaded
   zip whose hash or size differs from the registration);
-- ``POST /_plugins/_ml/models/<id>/_predict`` (``text_docs``): remote models call their connector's URL
-  (``connector_urls`` maps it to a local server) with ML Commons' default pre/post-processing; local
-  models answer with ``local_embed``;
+- ``POST /_plugins/_ml/_predict/<algorithm>/<id>`` (``text_docs``, as neural search sends them): remote
+  models call their connector's URL (``connector_urls`` maps it to a local server) with ML Commons'
+  default pre/post-processing; local models answer with ``local_embed``;
+  ``POST /_plugins/_ml/models/<id>/_predict`` parses the body by the model's own algorithm, as
+  ``RestMLPredictionAction`` does: ``text_docs`` for local models, only ``parameters`` for remote ones
+  (no pre-process function; an unfilled ``${parameters.input}`` is a 400);
 - ``GET|PUT /_cluster/settings`` (``flat_settings``);
 - ``PUT|DELETE /_ingest/pipeline/<id>`` (``text_embedding`` / ``sparse_encoding`` processors),
   ``HEAD|PUT|DELETE /<index>`` (``knn_vector`` needs ``index.knn``), ``PUT /<index>/_doc/<id>``
@@ -252,6 +255,8 @@ class FakeMLCommons:
                 return self._delete_connector(connector_id)
             case "POST", ["models", model_id, "_predict"]:
                 return self._predict(model_id, body)
+            case "POST", ["_predict", algorithm, model_id]:
+                return self._predict_algorithm(algorithm, model_id, body)
             case "GET", ["tasks", task_id]:
                 return self._task(task_id)
         raise bad_request(f"no handler found for uri [{path}] and method [{method}]")
@@ -505,17 +510,36 @@ class FakeMLCommons:
         return task.final
 
     # --- predict -------------------------------------------------------------------------
-    def _predict(self, model_id: str, body: Any) -> Any:
+    def _deployed(self, model_id: str) -> dict[str, Any]:
         model = self._model(model_id)
         if model["model_state"] != "DEPLOYED":
             raise bad_request(
                 f"Model not ready yet. Please run this first: POST /_plugins/_ml/models/{model_id}/_deploy"
             )
-        if not isinstance(body, dict) or not isinstance(body.get("text_docs"), list) or not body["text_docs"]:
-            raise bad_request(
-                "text_docs (a non-empty list of strings) is required", kind="action_request_validation_exception"
-            )
-        texts = body["text_docs"]
+        return model
+
+    def _predict(self, model_id: str, body: Any) -> Any:
+        """``models/<id>/_predict``: the body is parsed by the model's algorithm (REMOTE reads ``parameters``)."""
+        model = self._deployed(model_id)
+        if model["function_name"] != "remote":
+            return self._predict_docs(model_id, _text_docs(body))
+        parameters = body.get("parameters") if isinstance(body, dict) else None
+        if not isinstance(parameters, dict) or "input" not in parameters:
+            raise bad_request("Some parameter placeholder not filled in payload: input")
+        return self._call_connector(self.connectors[model["connector_id"]], parameters["input"])
+
+    def _predict_algorithm(self, algorithm: str, model_id: str, body: Any) -> Any:
+        """``_predict/<algorithm>/<id>``: ``text_docs``, run through a remote connector's pre/post-processing."""
+        if algorithm.upper() not in ("TEXT_EMBEDDING", "SPARSE_ENCODING", "SPARSE_TOKENIZE"):
+            raise bad_request(f"Wrong function name: {algorithm}")
+        model = self._deployed(model_id)
+        if model["function_name"] not in ("remote", algorithm.upper()):
+            raise bad_request(f"model {model_id} is a {model['function_name']} model, not {algorithm}")
+        return self._predict_docs(model_id, _text_docs(body))
+
+    def _predict_docs(self, model_id: str, texts: list[str]) -> Any:
+        """What ML Commons answers for text documents (the input neural search and ingest pipelines send)."""
+        model = self._deployed(model_id)
         if model["function_name"] == "remote":
             return self._predict_remote(self.connectors[model["connector_id"]], texts)
         assert self.local_embed is not None, "local_embed is needed to predict with local models"
@@ -535,7 +559,11 @@ class FakeMLCommons:
         action = next(a for a in connector["actions"] if a["action_type"] == "predict")
         if action.get("pre_process_function") != "connector.pre_process.default.embedding":
             raise bad_request("this stand-in runs the default embedding pre-process function only")
-        payload = action["request_body"].replace("${parameters.input}", json.dumps(texts))
+        return self._call_connector(connector, texts)
+
+    def _call_connector(self, connector: dict[str, Any], model_input: Any) -> Any:
+        action = next(a for a in connector["actions"] if a["action_type"] == "predict")
+        payload = action["request_body"].replace("${parameters.input}", json.dumps(model_input))
         target = self.connector_urls.get(action["url"])
         if target is None:
             raise ApiError(
@@ -614,7 +642,7 @@ class FakeMLCommons:
         return {"acknowledged": True, "shards_acknowledged": True, "index": index}
 
     def _embed(self, model_id: str, texts: list[str]) -> list[Any]:
-        response = self._predict(model_id, {"text_docs": texts})
+        response = self._predict_docs(model_id, texts)
         found: list[Any] = []
         for result in response["inference_results"]:
             for output in result["output"]:
@@ -714,6 +742,14 @@ def _deleted(index: str, doc_id: str) -> dict[str, Any]:
         "_seq_no": 3,
         "_primary_term": 1,
     }
+
+
+def _text_docs(body: Any) -> list[str]:
+    if not isinstance(body, dict) or not isinstance(body.get("text_docs"), list) or not body["text_docs"]:
+        raise bad_request(
+            "text_docs (a non-empty list of strings) is required", kind="action_request_validation_exception"
+        )
+    return body["text_docs"]
 
 
 def _require_object(body: Any, allowed: set[str], *, required: set[str]) -> None:

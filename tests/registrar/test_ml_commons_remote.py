@@ -6,7 +6,10 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from opensearchpy.exceptions import TransportError
 
+from osft.common.opensearch import opensearch_client
+from osft.common.spec.source import OpenSearchConnection
 from osft.common.stage import run_stage
 from osft.registrar.cleanup import cleanup_run
 from osft.registrar.cli import cli
@@ -56,6 +59,8 @@ def test_register_stage_ends_with_a_remote_model_that_answers_like_the_local_mod
     }
     assert server.models[stats.model_id]["model_state"] == "DEPLOYED"
     assert stats.smoke_test.startswith("passed: 3 texts, dimension 384, min cosine 1.0")
+    # Neural search's request: text_docs through the connector's pre-process function.
+    assert server.calls("POST", f"/_predict/text_embedding/{stats.model_id}")
     (connector,) = server.calls("POST", "/connectors/_create")
     assert connector["credential"] == {"roleArn": CONNECTOR_ROLE} and connector["protocol"] == "aws_sigv4"
     assert connector["actions"][0]["url"] == runtime_url(REGION, "osft-tiny")
@@ -112,3 +117,16 @@ def test_cleanup_still_deletes_the_billed_endpoint_when_the_cluster_is_unreachab
     assert "cleanup of run tiny is incomplete" in result.output and "ML Commons: cannot reach" in result.output
     assert aws.list_endpoints()["Endpoints"] == [] and aws.list_models()["Models"] == []
     assert (run_dir / "register" / "manifest.json").exists()  # a second cleanup finishes the job
+
+
+def test_the_model_predict_path_of_a_remote_model_reads_only_parameters(remote_run):
+    """``models/<id>/_predict`` on a remote model skips the pre-process function: text_docs fill nothing."""
+    server, spec, run_dir = remote_run
+    model_id = run_stage(STAGE, str(spec), str(run_dir))[0].stats.model_id
+
+    client = opensearch_client(OpenSearchConnection(url=server.url, max_retries=0))
+
+    with pytest.raises(TransportError, match="placeholder not filled"):
+        client.plugins.ml.predict_model(model_id=model_id, body={"text_docs": ["a text"]})
+    answer = client.plugins.ml.predict_model(model_id=model_id, body={"parameters": {"input": ["a text"]}})
+    assert len(answer["inference_results"][0]["output"][0]["data"]) == 384

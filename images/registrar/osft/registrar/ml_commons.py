@@ -336,7 +336,17 @@ class MLCommons:
 
         return self.call(action, get)
 
-    def predict(self, model_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def predict(self, model_id: str, function_name: str, texts: list[str]) -> dict[str, Any]:
+        """``POST /_plugins/_ml/_predict/<algorithm>/<model_id>`` with ``text_docs``.
+
+        This is the request neural search makes, and the only one that works alike for local and remote
+        models: for a remote model, ``models/<id>/_predict`` reads nothing but ``parameters`` and skips the
+        connector's pre-process function, while the algorithm path runs it on ``text_docs``.
+        """
         return self.call(
-            f"calling _predict on model {model_id}", self.client.plugins.ml.predict_model, model_id=model_id, body=body
+            f"calling _predict on model {model_id}",
+            self.client.plugins.ml.predict,
+            algorithm_name=function_name.lower(),
+            model_id=model_id,
+            body={"text_docs": texts},
         )

@@ -179,7 +179,9 @@ def register_in_opensearch(
         config = next((z.model_config for z in zips if z.model_config), None) or {}
         dimension = config.get("embedding_dimension")
         if model.kind == "dense" and dimension is None:
-            dimension = len(embeddings_from_predict(ml.predict(result.model_id, {"text_docs": ["dimension"]}))[0])
+            dimension = len(
+                embeddings_from_predict(ml.predict(result.model_id, result.function_name, ["dimension"]))[0]
+            )
         checks.append(
             run_search_check(
                 ml,
@@ -205,7 +207,7 @@ def run_smoke_test(
     zips: list,
 ) -> str:
     texts = list(spec.smoke_texts)
-    predicted = embeddings_from_predict(ml.predict(result.model_id, {"text_docs": texts}))
+    predicted = embeddings_from_predict(ml.predict(result.model_id, result.function_name, texts))
     reference = local_reference(fetch(ctx, model.model_dir), model.kind)
     reference_name = "trained model folder"
     if reference is None and endpoint is not None:
