@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 import pytest
+from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
 from osft.common.errors import CredentialsError, ServiceError
 from osft.common.opensearch import opensearch_client
+from osft.common.spec.deploy import OpenSearchRegistration
 from osft.common.spec.source import OpenSearchConnection
 from osft.common.stage import run_stage
+from osft.registrar.artifacts import ExportedZip
 from osft.registrar.ml_commons import MLCommons
+from osft.registrar.opensearch_registration import register_zip
 from osft.registrar.stage import STAGE
 from tests.registrar.conftest import opensearch_section
 
@@ -84,3 +91,61 @@ def test_embeddings_that_differ_from_the_local_model_fail_the_smoke_test(run_fol
     spec, run_dir = run_folder({"opensearch": opensearch_section(server.url, mode="local", local_upload="chunks")})
     with pytest.raises(ServiceError, match="embeddings differ from the trained model folder"):
         run_stage(STAGE, str(spec), str(run_dir))
+
+
+def _zip_and_spec(tmp_path, server):
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    path = tmp_path / "model.zip"
+    path.write_bytes(data)
+    config = {"model_type": "bert", "embedding_dimension": 384, "framework_type": "sentence_transformers"}
+    export = ExportedZip(
+        "opensearch_torchscript_zip",
+        "x",
+        hashlib.sha256(data).hexdigest(),
+        len(data),
+        "TORCH_SCRIPT",
+        "TEXT_EMBEDDING",
+        config,
+    )
+    spec = OpenSearchRegistration(connection={"url": server.url}, mode="local", local_upload="chunks", chunk_size_mb=1)
+    return path, export, spec
+
+
+def test_an_upload_cut_off_between_chunks_is_removed_and_a_rerun_registers_it_again(ml_server, tmp_path):
+    server = ml_server()
+    path, export, spec = _zip_and_spec(tmp_path, server)
+    ml = _ml(server.url)
+    group, _ = ml.ensure_model_group("osft", "d")
+    upload = ml.client.plugins.ml.upload_chunk
+
+    def drop_the_third_chunk(**kwargs):
+        if kwargs["chunk_number"] == "2":
+            raise OpenSearchConnectionError("N/A", "connection reset by peer", None)
+        return upload(**kwargs)
+
+    ml.client.plugins.ml.upload_chunk = drop_the_third_chunk
+    with pytest.raises(ServiceError, match="uploading chunk 3/4"):
+        register_zip(ml, spec, export, path, None, name="m", model_group_id=group, description="d")
+    assert server.models == {}, "the half-uploaded model is removed"
+
+    # A process killed between chunks cannot clean up: the rerun finds the model REGISTERING for good.
+    ml.client.plugins.ml.upload_chunk = upload
+    meta = ml.client.plugins.ml.register_model_meta(
+        body={
+            "name": "m",
+            "version": "1.0.0",
+            "model_group_id": group,
+            "model_format": "TORCH_SCRIPT",
+            "function_name": "TEXT_EMBEDDING",
+            "model_content_hash_value": export.sha256,
+            "model_content_size_in_bytes": export.size_bytes,
+            "model_config": export.model_config,
+            "total_chunks": 4,
+        }
+    )
+    upload(model_id=meta["model_id"], chunk_number="0", body=path.read_bytes()[: 1024 * 1024])
+
+    model_id, created = register_zip(ml, spec, export, path, None, name="m", model_group_id=group, description="d")
+
+    assert created and model_id != meta["model_id"]
+    assert list(server.models) == [model_id] and server.models[model_id]["model_state"] == "DEPLOYED"

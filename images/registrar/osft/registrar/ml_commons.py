@@ -9,6 +9,7 @@ being done and what to check.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
@@ -237,17 +238,50 @@ class MLCommons:
             body={**meta, "total_chunks": total},
         )
         model_id = response["model_id"]
-        with open(path, "rb") as handle:
-            for number in range(total):
-                self.call(
-                    f"uploading chunk {number + 1}/{total} of model {model_id}",
-                    self.client.plugins.ml.upload_chunk,
-                    model_id=model_id,
-                    chunk_number=str(number),
-                    body=handle.read(chunk_bytes),
-                )
+        try:
+            with open(path, "rb") as handle:
+                for number in range(total):
+                    self.call(
+                        f"uploading chunk {number + 1}/{total} of model {model_id}",
+                        self.client.plugins.ml.upload_chunk,
+                        model_id=model_id,
+                        chunk_number=str(number),
+                        body=handle.read(chunk_bytes),
+                    )
+        except BaseException:
+            # A half-uploaded model stays REGISTERING for good; a rerun would find it by name.
+            with contextlib.suppress(Exception):
+                self.remove_model(model_id)
+            raise
         self.log.info("model_uploaded", name=meta.get("name"), model_id=model_id, chunks=total, bytes=size)
         return model_id
+
+    def settle_registration(self, found: Found) -> Found | None:
+        """A model found while REGISTERING, once usable; None (and removed) when it never will be.
+
+        A chunked upload that was cut off (the process killed between chunks) stays REGISTERING for good,
+        so it is removed and registered again. A registration by URL finishes on the cluster by itself:
+        wait for it, like its task.
+        """
+        ml = self.client.plugins.ml
+        if "total_chunks" in found.source:
+            self.log.warning("incomplete_upload_removed", model_id=found.id, name=found.source.get("name"))
+            self.remove_model(found.id)
+            return None
+        deadline = time.monotonic() + self.task_timeout_s
+        while True:
+            state = self.call(f"reading model {found.id}", ml.get_model, model_id=found.id).get("model_state")
+            if state in UNUSABLE_MODEL_STATES:
+                self.remove_model(found.id)
+                return None
+            if state != "REGISTERING":
+                return found
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"model {found.id} on {self.url} is still REGISTERING after {self.task_timeout_s:g}s",
+                    hint="check GET _plugins/_ml/tasks for its register task, then run the stage again",
+                )
+            time.sleep(self.poll_interval_s)
 
     def deploy(self, model_id: str) -> None:
         """Deploy a model and wait until its task completes (a model already deployed is left alone)."""

@@ -110,6 +110,8 @@ def register_zip(
 ) -> tuple[str, bool]:
     """Register (unless a model of that name and hash exists) and deploy one zip; returns (model_id, created)."""
     found = ml.find_model(name, model_group_id, model_content_hash_value=export.sha256)
+    if found is not None and found.source.get("model_state") == "REGISTERING":
+        found = ml.settle_registration(found)
     created = found is None
     if found is not None:
         model_id = found.id
