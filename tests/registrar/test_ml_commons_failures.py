@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -14,6 +15,7 @@ from osft.common.spec.deploy import OpenSearchRegistration
 from osft.common.spec.source import OpenSearchConnection
 from osft.common.stage import run_stage
 from osft.registrar.artifacts import ExportedZip
+from osft.registrar.cleanup import cleanup_run
 from osft.registrar.ml_commons import MLCommons
 from osft.registrar.opensearch_registration import register_zip
 from osft.registrar.stage import STAGE
@@ -91,6 +93,14 @@ def test_embeddings_that_differ_from_the_local_model_fail_the_smoke_test(run_fol
     spec, run_dir = run_folder({"opensearch": opensearch_section(server.url, mode="local", local_upload="chunks")})
     with pytest.raises(ServiceError, match="embeddings differ from the trained model folder"):
         run_stage(STAGE, str(spec), str(run_dir))
+
+    # The model was deployed before the check failed: the run folder names it, and cleanup removes it.
+    recorded = json.loads((run_dir / "register" / "registration.json").read_text())
+    assert "embeddings differ" in recorded["incomplete"]
+    (model_id,) = server.models
+    assert recorded["opensearch"]["model_id"] == model_id
+    assert cleanup_run(str(spec), str(run_dir)).deleted == [f"ML Commons model {model_id}"]
+    assert server.models == {}
 
 
 def _zip_and_spec(tmp_path, server):

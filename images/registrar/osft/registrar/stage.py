@@ -19,7 +19,7 @@ from osft.common.manifests import RegisterStats, TrainManifest
 from osft.common.opensearch import opensearch_client
 from osft.common.spec.deploy import OpenSearchRegistration, SageMakerEndpoint
 from osft.common.stage import StageContext, StageDefinition, StageResult
-from osft.common.storage import is_s3, join
+from osft.common.storage import Location, is_s3, join
 from osft.registrar.artifacts import INT8_KIND, TrainedModel, build_model_tarball, fetch, upload_artifact
 from osft.registrar.ml_commons import MLCommons
 from osft.registrar.opensearch_registration import (
@@ -123,8 +123,10 @@ def register_in_opensearch(
     spec: OpenSearchRegistration,
     model: TrainedModel,
     endpoint: EndpointResult | None,
-) -> tuple[OpenSearchResult, str | None]:
-    """Register (and deploy) the model in ML Commons; returns the ids and the smoke test's summary."""
+    result: OpenSearchResult,
+) -> str | None:
+    """Register (and deploy) the model in ML Commons, filling ``result`` with each id as soon as it exists
+    (so a failure later still names what was created); returns the smoke test's summary."""
     client = opensearch_client(spec.connection, field="deploy.opensearch.connection")
     ml = MLCommons(
         client, url=spec.connection.url, task_timeout_s=spec.task_timeout_s, poll_interval_s=spec.poll_interval_s
@@ -132,7 +134,7 @@ def register_in_opensearch(
     name = spec.model_name or ctx.spec.model.output_name or ctx.spec.name
     description = f"osft run {ctx.spec.name}: {model.kind} model fine-tuned from {ctx.spec.model.base}"
     group_id, created = ml.ensure_model_group(spec.model_group, "Models fine-tuned by osft")
-    result = OpenSearchResult(model_group_id=group_id)
+    result.model_group_id = group_id
     result.note(f"model group {group_id}", created)
 
     zips = [] if spec.mode == "remote" else model.local_zips(spec.local_format)
@@ -194,7 +196,7 @@ def register_in_opensearch(
             )
         )
         ctx.log.info("search_check_passed", index=spec.search_check.index)
-    return result, "; ".join(checks) or None
+    return "; ".join(checks) or None
 
 
 def run_smoke_test(
@@ -247,6 +249,51 @@ def run(ctx: StageContext) -> StageResult:
     model = TrainedModel.from_manifest(train, ctx.spec.model.sparse_mode)
     stats = RegisterStats()
     registration: dict[str, Any] = {"deployed": True, "run_id": ctx.spec.name, "model_type": model.kind}
+    result = OpenSearchResult(model_group_id="")
+    try:
+        _deploy_and_register(ctx, model, train, stats, registration, result)
+    except BaseException as exc:
+        _record_incomplete(ctx, registration, result, exc)
+        raise
+    registration.update(
+        endpoint_name=stats.endpoint_name,
+        connector_id=stats.connector_id,
+        model_group_id=stats.model_group_id,
+        model_id=stats.model_id,
+    )
+    ctx.output_path(REGISTRATION_FILE).write_text(json.dumps(registration, indent=2))
+    notes = [f"created: {', '.join(stats.created)}"] if stats.created else []
+    if stats.reused:
+        notes.append(f"reused: {', '.join(stats.reused)}")
+    if stats.smoke_test:
+        notes.append(f"smoke test {stats.smoke_test}")
+    return StageResult(stats=stats, outputs=[REGISTRATION_FILE], notes=notes)
+
+
+def _opensearch_record(url: str, mode: str, result: OpenSearchResult) -> dict[str, Any]:
+    return {
+        "url": url,
+        "mode": mode,
+        "model_group_id": result.model_group_id,
+        "connector_id": result.connector_id,
+        "model_id": result.model_id,
+        "function_name": result.function_name,
+        "tokenizer_model_id": result.tokenizer_model_id,
+        "cross_encoder_model_id": result.cross_encoder_model_id,
+    }
+
+
+def _deploy_and_register(
+    ctx: StageContext,
+    model: TrainedModel,
+    train: TrainManifest,
+    stats: RegisterStats,
+    registration: dict[str, Any],
+    result: OpenSearchResult,
+) -> None:
+    """The SageMaker endpoint, then ML Commons; ``registration`` and ``result`` grow as things are created."""
+    deploy = ctx.spec.deploy
+    assert deploy is not None
     endpoint = None
     if deploy.sagemaker is not None:
         endpoint, model_data_url = deploy_to_sagemaker(ctx, deploy.sagemaker, model, train)
@@ -263,7 +310,7 @@ def run(ctx: StageContext) -> StageResult:
             "deleted_previous": endpoint.deleted,
         }
     if deploy.opensearch is not None:
-        result, smoke = register_in_opensearch(ctx, deploy.opensearch, model, endpoint)
+        smoke = register_in_opensearch(ctx, deploy.opensearch, model, endpoint, result)
         stats.connector_id, stats.model_group_id, stats.model_id = (
             result.connector_id,
             result.model_group_id,
@@ -273,29 +320,28 @@ def run(ctx: StageContext) -> StageResult:
         stats.cross_encoder_model_id, stats.smoke_test = result.cross_encoder_model_id, smoke
         stats.created, stats.reused = result.created, result.reused
         registration["opensearch"] = {
-            "url": deploy.opensearch.connection.url,
-            "mode": deploy.opensearch.mode,
-            "model_group_id": result.model_group_id,
-            "connector_id": result.connector_id,
-            "model_id": result.model_id,
-            "function_name": result.function_name,
-            "tokenizer_model_id": result.tokenizer_model_id,
-            "cross_encoder_model_id": result.cross_encoder_model_id,
+            **_opensearch_record(deploy.opensearch.connection.url, deploy.opensearch.mode, result),
             "smoke_test": smoke,
         }
-    registration.update(
-        endpoint_name=stats.endpoint_name,
-        connector_id=stats.connector_id,
-        model_group_id=stats.model_group_id,
-        model_id=stats.model_id,
-    )
-    ctx.output_path(REGISTRATION_FILE).write_text(json.dumps(registration, indent=2))
-    notes = [f"created: {', '.join(stats.created)}"] if stats.created else []
-    if stats.reused:
-        notes.append(f"reused: {', '.join(stats.reused)}")
-    if stats.smoke_test:
-        notes.append(f"smoke test {stats.smoke_test}")
-    return StageResult(stats=stats, outputs=[REGISTRATION_FILE], notes=notes)
+
+
+def _record_incomplete(
+    ctx: StageContext, registration: dict[str, Any], result: OpenSearchResult, error: BaseException
+) -> None:
+    """Write what a failed registration created, so ``register cleanup`` can find it (in the run folder itself:
+    a failed stage publishes no outputs)."""
+    deploy = ctx.spec.deploy
+    record = {**registration, "incomplete": getattr(error, "message", None) or repr(error)}
+    if deploy is not None and deploy.opensearch is not None and (result.model_id or result.connector_id):
+        record["opensearch"] = _opensearch_record(deploy.opensearch.connection.url, deploy.opensearch.mode, result)
+    if "sagemaker" not in record and "opensearch" not in record:
+        return
+    try:
+        Location(join(ctx.run_dir, ctx.stage, REGISTRATION_FILE)).write_text(json.dumps(record, indent=2))
+    except Exception as exc:  # noqa: BLE001 - the registration's own error is the one to report
+        ctx.log.warning("incomplete_registration_not_recorded", error=str(exc))
+    else:
+        ctx.log.warning("registration_incomplete", created=result.created, recorded=REGISTRATION_FILE)
 
 
 STAGE = StageDefinition(
