@@ -490,10 +490,8 @@ def _plot_throughput(throughput: dict[str, Any], target: Path) -> None:
 
 
 def _defaults_rows() -> list[str]:
-    try:
-        from osft.trainer.defaults import DEFAULTS_BY_PAIRS
-    except ImportError:
-        return ["(the trainer package is not installed here)"]
+    from osft.common.training_defaults import DEFAULTS_BY_PAIRS
+
     rows = ["| training pairs up to | epochs | learning rate |", "|---:|---:|---:|"]
     rows += [f"| {bound:,} | {epochs:g} | {rate:g} |" for bound, epochs, rate in DEFAULTS_BY_PAIRS]
     return rows
@@ -602,7 +600,7 @@ def write_report(out: Path, docs: Path, args: argparse.Namespace) -> None:
         lines.append("(not measured yet)")
     lines += [
         "",
-        "## Smart defaults (`DEFAULTS_BY_PAIRS` in `images/trainer/osft/trainer/defaults.py`)",
+        "## Smart defaults (`DEFAULTS_BY_PAIRS` in `shared/osft/common/training_defaults.py`)",
         "",
         *_defaults_rows(),
         "",
@@ -639,7 +637,7 @@ FINDINGS: list[str] = [
     "whole corpus: +2.9. Offline pairs (section 3, whole corpus): 1,000 pairs for one epoch at 2e-5 moved nDCG@10",
     "by +0.36 to +0.54 depending on the style mix; 3,000 cut-cloze pairs by -0.56, 1,000 at 5e-5 by -0.15; the",
     "session-1 run of `examples/scifact.json` (2,000 offline pairs, batch 64) by -0.35. Hence the offline rule in",
-    "`defaults.py`: at most `OFFLINE_PAIRS_CAP` = 1,000 offline pairs, `OFFLINE_EPOCHS` = 1 (the spec can override",
+    "`training_defaults.py`: at most `OFFLINE_PAIRS_CAP` = 1,000 offline pairs, `OFFLINE_EPOCHS` = 1 (the spec can override",
     "both). The rows above 10,000 pairs (1e-5, 5e-6) were not tested here (no GPU, no LLM pairs at that scale)",
     "and keep their conservative values.",
     "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -224,7 +225,6 @@ def test_the_estimate_follows_the_trainers_rules_for_offline_pairs(tiny_corpus, 
     from osft.trainer.defaults import OFFLINE_EPOCHS, OFFLINE_PAIRS_CAP
 
     pairs_and_epochs = trainer_defaults()
-    assert pairs_and_epochs is not None
     assert pairs_and_epochs(Training(), 50_000, "offline", 0) == (OFFLINE_PAIRS_CAP, OFFLINE_EPOCHS)
     assert pairs_and_epochs(Training(), 800, "user-pairs", 0) == (800, 3.0)
     assert pairs_and_epochs(Training(max_train_pairs=20_000, epochs=2), 50_000, "offline", 0) == (20_000, 2)
@@ -258,3 +258,11 @@ def test_querygen_counts_are_trusted_only_while_they_match_the_spec(tiny_corpus,
     spec["querygen"]["max_docs"] = 30
     spec_path = str(write_spec(spec))
     assert estimate_run(spec_path, run_dir).expected.train_pairs == 30 * 2  # from the spec, not the stale count
+
+
+def test_the_estimate_applies_the_trainers_epochs_where_the_trainer_is_not_installed(monkeypatch):
+    """The cost guard runs on the extractor image, which has no trainer: 800 pairs still mean 3 epochs."""
+    monkeypatch.setitem(sys.modules, "osft.trainer.defaults", None)
+    monkeypatch.setitem(sys.modules, "osft.trainer", None)
+    assert trainer_defaults()(Training(), 800, "openai", 0) == (800, 3.0)
+    assert trainer_defaults()(Training(), 5_000, "offline", 0) == (1_000, 1.0)

@@ -1,6 +1,7 @@
 """Smart defaults: hyperparameters chosen from the data size and the model when the spec leaves them unset.
 
-The rules live in the tables below; the train manifest records each chosen value and why
+The epochs and learning-rate tables live in ``osft.common.training_defaults`` (``osft estimate`` applies
+them too); the rest is below. The train manifest records each chosen value and why
 (``TrainStats.chosen_because``), and ``docs/trainer.md`` prints the same tables.
 """
 
@@ -11,20 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from osft.common.spec.training import Training
-
-# (upper bound on training pairs, epochs, learning rate). Conservative for synthetic pairs:
-# small sets get more passes, large ones one pass; the rate stays low enough not to erase the base.
-DEFAULTS_BY_PAIRS: tuple[tuple[int, float, float], ...] = (
-    (1_000, 3.0, 2e-5),
-    (10_000, 1.0, 2e-5),
-    (100_000, 1.0, 1e-5),
-    (10**12, 1.0, 5e-6),
+from osft.common.training_defaults import (  # noqa: F401 - re-exported: the trainer's rules in one place
+    DEFAULTS_BY_PAIRS,
+    OFFLINE_EPOCHS,
+    OFFLINE_PAIRS_CAP,
+    offline_pairs_cap,
+    table_row,
 )
-# Offline (no-LLM) pseudo-queries: more of them did not help on SciFact (docs/benchmarks.md, full corpus,
-# all-MiniLM-L6-v2): 1,000 pairs for one epoch moved nDCG@10 by +0.4 to +0.5, 2,000 and 3,000 pairs by
-# -0.35 and -0.6. Past a small sample they teach the generator's habits rather than the domain.
-OFFLINE_PAIRS_CAP = 1_000
-OFFLINE_EPOCHS = 1.0
+
 # Batch size by model size: in-batch negatives improve with size, memory bounds it.
 # cached-mnrl computes the loss in mini-batches, so its batch can be much larger.
 BATCH_BY_MODEL_SIZE: dict[str, int] = {"small": 64, "base": 32, "large": 16}
@@ -118,21 +113,12 @@ def _gib(size: float) -> str:
     return f"{gib:.0f} GiB" if gib >= 10 else f"{gib:.2g} GiB"
 
 
-def offline_pairs_cap(training: Training, provider: str) -> tuple[int | None, str | None]:
-    """How many training pairs to sample, and why when it is this module's choice rather than the spec's."""
-    if training.max_train_pairs is not None or provider != "offline":
-        return training.max_train_pairs, None
-    return OFFLINE_PAIRS_CAP, (
-        f"{OFFLINE_PAIRS_CAP:,} offline pairs at most: more did not help on the benchmark (docs/benchmarks.md)"
-    )
-
-
 def choose_hyperparameters(
     training: Training, train_pairs: int, model_size: str = "base", provider: str = ""
 ) -> Hyperparameters:
     """Fill the unset hyperparameters from the tables; ``reasons`` says why for each filled value."""
     reasons: dict[str, str] = {}
-    bound, epochs, rate = next(row for row in DEFAULTS_BY_PAIRS if train_pairs <= row[0])
+    bound, epochs, rate = table_row(train_pairs)
     if provider == "offline":
         epochs = OFFLINE_EPOCHS
         if training.epochs is None:

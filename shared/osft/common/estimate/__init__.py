@@ -20,23 +20,13 @@ from osft.common.estimate.render import render_comparison, render_estimate
 from osft.common.manifests import ExtractManifest, QuerygenManifest, StageManifest
 from osft.common.registry import load_stage
 from osft.common.spec import RunSpec
-from osft.common.spec.training import Training
 from osft.common.stage import is_up_to_date, load_spec, read_manifest, run_stage
 from osft.common.storage import Location, is_s3, join
+from osft.common.training_defaults import pairs_and_epochs
 
 
-def trainer_defaults() -> TrainerDefaults | None:
-    """The trainer's own rules for unset pair counts and epochs, when the trainer package is installed."""
-    try:
-        from osft.trainer.defaults import choose_hyperparameters, offline_pairs_cap  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-
-    def pairs_and_epochs(training: Training, pairs: int, provider: str, log_pairs: int) -> tuple[int, float]:
-        cap, _ = offline_pairs_cap(training, provider)
-        pairs = (min(pairs, cap) if cap else pairs) + log_pairs  # the cap is on generated pairs only
-        return pairs, choose_hyperparameters(training, pairs, provider=provider).epochs
-
+def trainer_defaults() -> TrainerDefaults:
+    """The train stage's rules for unset pair counts and epochs (``osft.common.training_defaults``)."""
     return pairs_and_epochs
 
 

@@ -39,8 +39,6 @@ def build_estimate(
     unpriced = [f"{i.stage}: {i.item}" for i in chosen if i.usd is None]
     monthly = [i.usd for i in chosen if i.monthly]
     notes = []
-    if trainer_defaults is None and spec.training.epochs is None:
-        notes.append("training.epochs unset and the trainer's defaults table is not installed here: assumed 1 epoch")
     if not on_aws:
         notes.append("local run: compute on this machine is shown in hours at $0; only paid services are priced")
     bedrock_table = f"{prices.bedrock_origin}, as of {prices.bedrock.get('as_of', '?')}"
