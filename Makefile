@@ -110,7 +110,7 @@ endif
 build-images:
 	@for image in $(IMAGES); do \
 	  echo "building osft-$$image:$(IMAGE_TAG)"; \
-	  docker build -f images/$$image/Dockerfile -t osft-$$image:$(IMAGE_TAG) -t osft-$$image:latest . || exit 1; \
+	  docker build --platform linux/amd64 -f images/$$image/Dockerfile -t osft-$$image:$(IMAGE_TAG) -t osft-$$image:latest . || exit 1; \
 	done
 
 push-images: build-images

@@ -193,9 +193,11 @@ data "aws_iam_policy_document" "extract" {
   dynamic "statement" {
     for_each = length(local.source_index_arns) > 0 ? [1] : []
     content {
-      sid     = "ReleasePointInTimeAndScrollContexts"
+      # Pages of a point in time are searched as POST /_search, with no index in the path.
+      sid     = "ReadPointInTimePagesAndReleaseContexts"
       actions = ["es:ESHttpPost", "es:ESHttpDelete"]
       resources = [
+        "${var.source_opensearch_domain_arn}/_search",
         "${var.source_opensearch_domain_arn}/_search/point_in_time",
         "${var.source_opensearch_domain_arn}/_search/point_in_time/*",
         "${var.source_opensearch_domain_arn}/_search/scroll",
@@ -279,10 +281,15 @@ data "aws_iam_policy_document" "register" {
     content {
       sid     = "CallMlCommonsOnTheTargetDomain"
       actions = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"]
+      # The optional search check (deploy.opensearch.search_check) adds an ingest pipeline and an index named
+      # osft-smoke-test by default, indexes the smoke texts and runs a neural query on them.
       resources = [
         "${statement.value}/",
         "${statement.value}/_plugins/_ml/*",
         "${statement.value}/_cluster/settings",
+        "${statement.value}/_ingest/pipeline/*",
+        "${statement.value}/osft-smoke-test",
+        "${statement.value}/osft-smoke-test/*",
       ]
     }
   }

@@ -56,10 +56,20 @@ def test_image_is_multi_stage_on_a_pinned_base(image: str) -> None:
         assert re.search(r":\d+\.\d+\.\d+", base), f"{image}: base {base} is not pinned to a full version"
 
 
-@pytest.mark.parametrize("image", IMAGES)
-def test_image_runs_as_a_non_root_user(image: str) -> None:
-    users = re.findall(r"^USER (\S+)", final_stage(image), flags=re.MULTILINE)
+@pytest.mark.parametrize("image", ["extractor", "querygen", "registrar"])
+def test_ecs_images_run_as_a_non_root_user_that_can_write_the_tmp_volume(image: str) -> None:
+    stage = final_stage(image)
+    users = re.findall(r"^USER (\S+)", stage, flags=re.MULTILINE)
     assert users and users[-1].split(":")[0] not in ("root", "0"), f"{image}: the final stage must set a non-root USER"
+    # ECS mounts a bind volume on /tmp (read-only root filesystem): on Fargate it is root-owned 0755 unless
+    # the image declares /tmp a VOLUME, whose mode (1777 here) the mount then takes.
+    assert re.search(r'^VOLUME \["/tmp"\]', stage, flags=re.MULTILINE), f"{image}: /tmp must be a VOLUME"
+    assert "chmod 1777 /tmp" in stage.split("VOLUME")[0], f"{image}: make /tmp world-writable before VOLUME"
+
+
+def test_trainer_image_runs_as_root_as_sagemaker_expects() -> None:
+    users = re.findall(r"^USER (\S+)", final_stage("trainer"), flags=re.MULTILINE)
+    assert not users or users[-1].split(":")[0] in ("root", "0"), "SageMaker mounts /opt/ml root-owned"
 
 
 def installs(image: str) -> list[str]:

@@ -92,8 +92,10 @@ def test_execution_input_becomes_the_spec_every_stage_reads(tools: Tools) -> Non
     expected = ["run", "--spec", f"s3://{BUCKET}/runs/docs-1/spec.json", "--run-dir", f"s3://{BUCKET}/runs/docs-1"]
     for state in ("Extract", "Querygen", "Register"):
         assert call(trace, state)["Overrides"]["ContainerOverrides"][0]["Command"] == expected
-    for state in ("Train", "Evaluate"):
-        assert call(trace, state)["AlgorithmSpecification"]["ContainerArguments"] == expected
+    for state, stage in (("Train", "train"), ("Evaluate", "evaluate")):
+        job = call(trace, state)
+        assert job["AlgorithmSpecification"]["ContainerEntrypoint"] == ["train"], state
+        assert job["HyperParameters"] == {"spec": expected[2], "run_dir": expected[4], "stage": stage}, state
     assert call(trace, "Extract")["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"] == [
         "subnet-0123456789abcdef0",
         "subnet-0fedcba9876543210",
@@ -181,9 +183,11 @@ def test_missing_gate_file_fails_the_run_instead_of_deploying(tools: Tools) -> N
     assert trace["end"]["error"] == "S3.NoSuchKeyException"
 
 
-@pytest.mark.parametrize("name", ["docs-1", "Run_2026.01.02", "x" * 80])
-def test_training_job_names_are_valid_for_any_execution_name(tools: Tools, name: str) -> None:
-    trace = execute(tools, minimal_spec(), name=name)
+@pytest.mark.parametrize(
+    ("name", "prefix"), [("docs-1", "osft"), ("Run_2026.01.02", "osft"), ("x" * 80, "osft"), ("y" * 80, "p" * 20)]
+)
+def test_training_job_names_are_valid_for_any_execution_name_and_prefix(tools: Tools, name: str, prefix: str) -> None:
+    trace = execute(tools, minimal_spec(), name=name, render={**RENDER, "name_prefix": prefix})
     for state in ("Train", "Evaluate"):
         job = call(trace, state)["TrainingJobName"]
         assert TRAINING_JOB_NAME.match(job) and len(job) <= 63, job

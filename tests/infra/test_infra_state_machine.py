@@ -243,17 +243,23 @@ def test_sagemaker_jobs_run_commands_the_trainer_image_really_has(asl: dict) -> 
         assert algorithm["TrainingImage"] == "${trainer_image}", name
         (script,) = algorithm["ContainerEntrypoint"]
         assert script in scripts, f"{name}: the trainer image declares no console script '{script}'"
-        assert_accepts(script, concrete(algorithm["ContainerArguments"]))
+        # `train` with no arguments is the SageMaker training-container contract (osft.trainer.sagemaker.run_job):
+        # it reads these hyperparameters, and relaunches itself under torchrun on several hosts or GPUs.
+        assert "ContainerArguments" not in algorithm, name
+        hyperparameters = state["Arguments"]["HyperParameters"]
+        assert set(hyperparameters) == {"spec", "run_dir", "stage"}, name
+        assert hyperparameters["stage"] == {"Train": "train", "Evaluate": "evaluate"}[name], name
 
 
 def test_stages_get_the_same_spec_and_run_folder(asl: dict) -> None:
     ecs = tasks(asl, ECS_RESOURCE)
     guard = ecs.pop("EstimateCost")["Arguments"]["Overrides"]["ContainerOverrides"][0]["Command"]
     assert guard == ["estimate", "--spec", "{% $specUri %}", "--run-dir", "{% $runDir %}", "--enforce"], guard
-    arguments = [s["Arguments"]["Overrides"]["ContainerOverrides"][0]["Command"] for s in ecs.values()] + [
-        s["Arguments"]["AlgorithmSpecification"]["ContainerArguments"] for s in tasks(asl, TRAINING_RESOURCE).values()
-    ]
+    arguments = [s["Arguments"]["Overrides"]["ContainerOverrides"][0]["Command"] for s in ecs.values()]
     assert all(a == ["run", "--spec", "{% $specUri %}", "--run-dir", "{% $runDir %}"] for a in arguments), arguments
+    for job in tasks(asl, TRAINING_RESOURCE).values():
+        hyperparameters = job["Arguments"]["HyperParameters"]
+        assert (hyperparameters["spec"], hyperparameters["run_dir"]) == ("{% $specUri %}", "{% $runDir %}")
     prepare = asl["States"]["Prepare"]["Assign"]
     assert prepare["specUri"].endswith("& '/spec.json' %}")
     write = asl["States"]["WriteSpec"]["Arguments"]
