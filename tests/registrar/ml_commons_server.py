@@ -118,6 +118,10 @@ def not_found(reason: str) -> ApiError:
     return ApiError(404, "status_exception", reason)
 
 
+# MLModelChunkUploader refuses larger chunks.
+MAX_CHUNK_BYTES = 10 * 1024 * 1024
+
+
 @dataclass
 class Task:
     task_type: str
@@ -394,8 +398,8 @@ class FakeMLCommons:
             raise bad_request(f"model {model_id} was not registered with _register_meta")
         if not number.isdigit() or int(number) >= model["total_chunks"]:
             raise bad_request(f"chunk number {number} out of range (total_chunks {model['total_chunks']})")
-        if not raw:
-            raise bad_request("empty chunk")
+        if not raw or len(raw) > MAX_CHUNK_BYTES:
+            raise bad_request("Chunk size either 0 or exceeds 10MB")
         model["_chunks"][int(number)] = raw
         if len(model["_chunks"]) == model["total_chunks"]:
             data = b"".join(model["_chunks"][i] for i in range(model["total_chunks"]))

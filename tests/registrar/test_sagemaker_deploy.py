@@ -15,7 +15,7 @@ from osft.common.errors import OsftError, ServiceError
 from osft.common.spec.deploy import SageMakerEndpoint
 from osft.common.stage import run_stage
 from osft.registrar.cli import cli
-from osft.registrar.sagemaker_deploy import SageMakerDeployer, Variant
+from osft.registrar.sagemaker_deploy import SageMakerDeployer, Variant, config_name, production_variants
 from osft.registrar.stage import STAGE
 from tests.registrar.conftest import BUCKET, IMAGE, REGION, ROLE, sagemaker_section
 
@@ -110,23 +110,32 @@ def test_a_new_model_updates_the_existing_endpoint_in_place_and_deletes_the_old_
     deployer, stubber = _stubbed_deployer()
     spec = SageMakerEndpoint(mode="serverless")
     variant = Variant("tuned", "osft-tiny-new", {}, "s3://b/model.tar.gz", 1.0)
+    new_config = config_name("osft-tiny", production_variants(spec, [variant]))
+    now = datetime.now(UTC)
+    old_config = {
+        "EndpointConfigName": "osft-tiny-old",
+        "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/osft-tiny-old",
+        "ProductionVariants": [
+            {
+                "VariantName": "tuned",
+                "ModelName": "osft-tiny-oldmodel",
+                "ServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 5},
+            }
+        ],
+        "CreationTime": now,
+    }
+    stubber.add_response("describe_endpoint", _endpoint("InService", "osft-tiny-old"))
+    stubber.add_response("describe_endpoint_config", old_config)  # serverless, like the spec: updatable
     _missing(stubber, "describe_model", "model")
     stubber.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:1:model/osft-tiny-new"})
     _missing(stubber, "describe_endpoint_config", "endpoint configuration")
     stubber.add_response(
         "create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/x"}
     )
-    stubber.add_response("describe_endpoint", _endpoint("InService", "osft-tiny-old"))
     stubber.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/osft-tiny"})
-    stubber.add_response("describe_endpoint", _endpoint("Updating", "osft-tiny-new-config"))
-    stubber.add_response("describe_endpoint", _endpoint("InService", "osft-tiny-new-config"))
-    now = datetime.now(UTC)
-    old_config = {
-        "EndpointConfigName": "osft-tiny-old",
-        "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/osft-tiny-old",
-        "ProductionVariants": [{"VariantName": "tuned", "ModelName": "osft-tiny-oldmodel"}],
-        "CreationTime": now,
-    }
+    stubber.add_response("describe_endpoint", _endpoint("Updating", new_config))
+    stubber.add_response("describe_endpoint", _endpoint("InService", new_config))
+    stubber.add_response("describe_endpoint", _endpoint("InService", new_config))  # serves the new config
     stubber.add_response("describe_endpoint_config", old_config)
     stubber.add_response("delete_endpoint_config", {})
     stubber.add_response(
@@ -145,6 +154,7 @@ def test_an_endpoint_that_fails_to_start_reports_sagemakers_reason():
     deployer, stubber = _stubbed_deployer()
     variant = Variant("tuned", "osft-tiny-m", {}, "s3://b/model.tar.gz", 1.0)
     now = datetime.now(UTC)
+    _missing(stubber, "describe_endpoint", "endpoint")
     stubber.add_response(
         "describe_model",
         {"ModelName": "osft-tiny-m", "ModelArn": "arn:aws:sagemaker:us-east-1:1:model/m", "CreationTime": now},
@@ -153,7 +163,6 @@ def test_an_endpoint_that_fails_to_start_reports_sagemakers_reason():
     stubber.add_response(
         "create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/x"}
     )
-    _missing(stubber, "describe_endpoint", "endpoint")
     stubber.add_response("create_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/osft-tiny"})
     reason = "The primary container for production variant tuned did not pass the ping health check."
     stubber.add_response("describe_endpoint", _endpoint("Failed", "c", reason))

@@ -5,6 +5,11 @@ environment, the endpoint config name a hash of its variants. A re-run with the 
 finds everything in place and changes nothing; a new model creates a new model and config
 and updates the endpoint to it (``UpdateEndpoint``), then deletes the config and models the
 endpoint no longer uses.
+
+An update SageMaker rolled back (the endpoint is ``InService`` again on the previous config,
+with a ``FailureReason``) is an error: the new, unused config and models are deleted and the
+previous ones, which the endpoint still serves, are kept. A real-time endpoint cannot be turned
+into a serverless one (or back) by ``UpdateEndpoint``; that is refused before anything is created.
 """
 
 from __future__ import annotations
@@ -21,6 +26,37 @@ from osft.registrar.artifacts import content_hash
 
 MAX_NAME = 63
 BUSY_STATES = ("Creating", "Updating", "SystemUpdating", "RollingBack")
+ROLLBACK_FAILED_HINT = (
+    "both the update and SageMaker's rollback failed, so it serves a mix of old and new configs; "
+    "restore it (AWS guide 'Rolling deployments') or delete it ('register cleanup') and re-run; "
+    "see /aws/sagemaker/Endpoints/{endpoint} in CloudWatch Logs"
+)
+TUNED_VARIANT = "tuned"
+BASE_VARIANT = "base"
+
+# botocore's EndpointInService waiter, plus UpdateRollbackFailed as a failure: that status never
+# becomes InService by itself, so the built-in waiter would poll it until the timeout.
+IN_SERVICE_WAITER: dict[str, Any] = {
+    "version": 2,
+    "waiters": {
+        "EndpointInService": {
+            "operation": "DescribeEndpoint",
+            "delay": 30,
+            "maxAttempts": 120,
+            "acceptors": [
+                {"matcher": "path", "argument": "EndpointStatus", "state": "success", "expected": "InService"},
+                {"matcher": "path", "argument": "EndpointStatus", "state": "failure", "expected": "Failed"},
+                {
+                    "matcher": "path",
+                    "argument": "EndpointStatus",
+                    "state": "failure",
+                    "expected": "UpdateRollbackFailed",
+                },
+                {"matcher": "error", "state": "failure", "expected": "ValidationException"},
+            ],
+        }
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +87,11 @@ def resource_name(prefix: str, digest: str, length: int = 10) -> str:
     return f"{prefix[: MAX_NAME - length - 1].rstrip('-')}-{digest[:length]}"
 
 
+def variant_names(spec: SageMakerEndpoint) -> tuple[str, ...]:
+    """The production variants ``plan_variants`` makes for ``spec``: the tuned one, and the base one for A/B."""
+    return (TUNED_VARIANT,) if spec.ab_base_weight is None else (TUNED_VARIANT, BASE_VARIANT)
+
+
 def plan_variants(
     spec: SageMakerEndpoint,
     *,
@@ -65,14 +106,16 @@ def plan_variants(
     tuned_hash = content_hash(artifact_sha256, image_uri, json.dumps(tuned_environment, sort_keys=True))
     tuned_weight = 1.0 if spec.ab_base_weight is None else round(1 - spec.ab_base_weight, 4)
     variants = [
-        Variant("tuned", resource_name(endpoint_name, tuned_hash), tuned_environment, model_data_url, tuned_weight)
+        Variant(
+            TUNED_VARIANT, resource_name(endpoint_name, tuned_hash), tuned_environment, model_data_url, tuned_weight
+        )
     ]
     if spec.ab_base_weight is not None:
         environment = {"OSFT_SERVE_MODEL": base_model}
         base_hash = content_hash(base_model, image_uri, json.dumps(environment, sort_keys=True))
         variants.append(
             Variant(
-                "base",
+                BASE_VARIANT,
                 resource_name(f"{endpoint_name}-base", base_hash),
                 environment,
                 None,
@@ -80,6 +123,24 @@ def plan_variants(
             )
         )
     return variants
+
+
+def endpoint_kind(config: dict[str, Any] | None, endpoint: dict[str, Any] | None = None) -> str | None:
+    """``serverless`` or ``real-time``: from an endpoint config's variants, else the endpoint's; None when unknown."""
+    rows = (config or {}).get("ProductionVariants") or []
+    if rows:
+        return "serverless" if any("ServerlessConfig" in row for row in rows) else "real-time"
+    rows = (endpoint or {}).get("ProductionVariants") or []
+    if any("CurrentServerlessConfig" in row or "DesiredServerlessConfig" in row for row in rows):
+        return "serverless"
+    if any("CurrentInstanceCount" in row or "DesiredInstanceCount" in row for row in rows):
+        return "real-time"
+    return None
+
+
+def config_name(endpoint_name: str, rows: list[dict[str, Any]]) -> str:
+    """The endpoint config's name: the endpoint's, plus a hash of its production variants."""
+    return resource_name(endpoint_name, content_hash(json.dumps(rows, sort_keys=True)))
 
 
 def production_variants(spec: SageMakerEndpoint, variants: list[Variant]) -> list[dict[str, Any]]:
@@ -155,13 +216,20 @@ class SageMakerDeployer:
                 return None
             return self._call(f"calling {method}", method, **kwargs)
 
+    def _waiter(self, waiter_name: str) -> Any:
+        if waiter_name == "endpoint_in_service":
+            from botocore.waiter import WaiterModel, create_waiter_with_client
+
+            return create_waiter_with_client("EndpointInService", WaiterModel(IN_SERVICE_WAITER), self.client)
+        return self.client.get_waiter(waiter_name)
+
     def _wait(self, waiter_name: str, endpoint_name: str) -> None:
         from botocore.exceptions import WaiterError
 
         delay = max(1, int(self.poll_s))
         attempts = max(1, math.ceil(self.timeout_s / delay))
         try:
-            self.client.get_waiter(waiter_name).wait(
+            self._waiter(waiter_name).wait(
                 EndpointName=endpoint_name, WaiterConfig={"Delay": delay, "MaxAttempts": attempts}
             )
         except WaiterError as exc:
@@ -173,6 +241,11 @@ class SageMakerDeployer:
                     f"SageMaker endpoint {endpoint_name} is still '{status}' after {self.timeout_s}s",
                     hint="raise deploy.sagemaker.wait_timeout_s, or look at /aws/sagemaker/Endpoints/"
                     f"{endpoint_name} in CloudWatch",
+                ) from None
+            if status == "UpdateRollbackFailed":
+                raise ServiceError(
+                    f"SageMaker endpoint {endpoint_name} ended 'UpdateRollbackFailed': {reason}",
+                    hint=ROLLBACK_FAILED_HINT.format(endpoint=endpoint_name),
                 ) from None
             raise ServiceError(
                 f"SageMaker endpoint {endpoint_name} ended '{status}': {reason}",
@@ -201,7 +274,7 @@ class SageMakerDeployer:
 
     def ensure_config(self, spec: SageMakerEndpoint, endpoint_name: str, variants: list[Variant]) -> str:
         rows = production_variants(spec, variants)
-        name = resource_name(endpoint_name, content_hash(json.dumps(rows, sort_keys=True)))
+        name = config_name(endpoint_name, rows)
         if self._missing("describe_endpoint_config", EndpointConfigName=name) is None:
             self._call(
                 f"creating endpoint config {name}",
@@ -217,12 +290,24 @@ class SageMakerDeployer:
         self, spec: SageMakerEndpoint, endpoint_name: str, variants: list[Variant], *, image_uri: str, role_arn: str
     ) -> EndpointResult:
         """Make ``endpoint_name`` serve ``variants``: create it, update it in place, or leave it as it is."""
-        for variant in variants:
-            self.ensure_model(variant, image_uri=image_uri, role_arn=role_arn)
-        config = self.ensure_config(spec, endpoint_name, variants)
+        config = config_name(endpoint_name, production_variants(spec, variants))
         region = self.client.meta.region_name
         models = [v.model_name for v in variants]
         existing = self._missing("describe_endpoint", EndpointName=endpoint_name)
+        status = None
+        if existing is not None:
+            status = existing.get("EndpointStatus")
+            if status in BUSY_STATES:
+                self.log.info("sagemaker_endpoint_busy", endpoint=endpoint_name, status=status)
+                self._wait("endpoint_in_service", endpoint_name)
+                existing = self._missing("describe_endpoint", EndpointName=endpoint_name) or existing
+                status = existing.get("EndpointStatus")
+            # Checked before anything is created, so a refused run leaves nothing behind.
+            self._check_updatable(spec, endpoint_name, existing, config)
+
+        for variant in variants:
+            self.ensure_model(variant, image_uri=image_uri, role_arn=role_arn)
+        self.ensure_config(spec, endpoint_name, variants)
         if existing is None:
             self._call(
                 f"creating endpoint {endpoint_name}",
@@ -235,12 +320,6 @@ class SageMakerDeployer:
             self._wait("endpoint_in_service", endpoint_name)
             return EndpointResult(endpoint_name, config, models, "created", region)
 
-        status = existing.get("EndpointStatus")
-        if status in BUSY_STATES:
-            self.log.info("sagemaker_endpoint_busy", endpoint=endpoint_name, status=status)
-            self._wait("endpoint_in_service", endpoint_name)
-            existing = self._missing("describe_endpoint", EndpointName=endpoint_name) or existing
-            status = existing.get("EndpointStatus")
         previous = existing.get("EndpointConfigName")
         if previous == config and status == "InService":
             self.log.info("sagemaker_endpoint_unchanged", endpoint=endpoint_name, config=config)
@@ -267,14 +346,75 @@ class SageMakerDeployer:
             )
             self.log.info("sagemaker_endpoint_updating", endpoint=endpoint_name, config=config, previous=previous)
             self._wait("endpoint_in_service", endpoint_name)
+            self._check_updated(endpoint_name, config)
             action = "updated"
         result = EndpointResult(endpoint_name, config, models, action, region)
         if previous and previous != config:
             result.deleted = self._delete_unused(previous, keep_models=set(models))
         return result
 
-    def _delete_unused(self, config_name: str, keep_models: set[str]) -> list[str]:
-        """Delete an endpoint config the endpoint left, and its models that the new config does not use."""
+    def _check_updatable(
+        self, spec: SageMakerEndpoint, endpoint_name: str, existing: dict[str, Any], config: str
+    ) -> None:
+        """Refuse an update SageMaker cannot do: from UpdateRollbackFailed, or between real-time and serverless."""
+        status = existing.get("EndpointStatus")
+        if status == "UpdateRollbackFailed":
+            raise ServiceError(
+                f"SageMaker endpoint {endpoint_name} is 'UpdateRollbackFailed': "
+                f"{existing.get('FailureReason') or 'no reason given'}",
+                hint=ROLLBACK_FAILED_HINT.format(endpoint=endpoint_name),
+            )
+        current = existing.get("EndpointConfigName")
+        if status == "Failed" or current == config:
+            return  # a failed endpoint is deleted and recreated; the same config needs no update
+        described = self._missing("describe_endpoint_config", EndpointConfigName=current) if current else None
+        kind = endpoint_kind(described, existing)
+        if kind is not None and kind != spec.mode:
+            raise ServiceError(
+                f"SageMaker endpoint {endpoint_name} is {kind} and deploy.sagemaker.mode is '{spec.mode}': "
+                f"UpdateEndpoint cannot turn a {kind} endpoint into a {spec.mode} one",
+                hint=f"keep mode '{kind}', give deploy.sagemaker.endpoint_name a new name, or delete the endpoint "
+                "first ('register cleanup') and re-run; it is not replaced automatically because "
+                "deleting it would take the model offline for OpenSearch",
+            )
+
+    def _check_updated(self, endpoint_name: str, config: str) -> None:
+        """After ``UpdateEndpoint``: the endpoint must serve ``config`` with no FailureReason.
+
+        SageMaker rolls a failed update back: the endpoint becomes ``InService`` again on the
+        previous config, with a ``FailureReason``. Then the new config and models, which
+        nothing serves, are deleted and the previous ones are kept.
+        """
+        after = self._missing("describe_endpoint", EndpointName=endpoint_name) or {}
+        serving, reason = after.get("EndpointConfigName"), after.get("FailureReason")
+        if serving == config and not reason:
+            return
+        logs = f"see /aws/sagemaker/Endpoints/{endpoint_name} in CloudWatch Logs"
+        if serving == config:
+            raise ServiceError(
+                f"SageMaker endpoint {endpoint_name} serves the new config {config} but reports a failed update: "
+                f"{reason}",
+                hint=f"{logs}; nothing was deleted; check the endpoint in the SageMaker console before re-running",
+            )
+        deleted: list[str] = []
+        if serving:
+            # Models the endpoint still serves are kept; when its config is gone, all models are kept.
+            kept = self._missing("describe_endpoint_config", EndpointConfigName=serving)
+            keep = {row["ModelName"] for row in kept.get("ProductionVariants", [])} if kept else None
+            deleted = self._delete_unused(config, keep_models=keep)
+        self.log.warning("sagemaker_update_rolled_back", endpoint=endpoint_name, serving=serving, deleted=deleted)
+        raise ServiceError(
+            f"SageMaker could not update endpoint {endpoint_name} to {config} and rolled it back to {serving}: "
+            f"{reason or 'no reason given'}" + (f" (deleted the unused {', '.join(deleted)})" if deleted else ""),
+            hint=f"{logs}; the endpoint still serves the previous model; "
+            "a container that fails /ping usually cannot load its model",
+        )
+
+    def _delete_unused(self, config_name: str, keep_models: set[str] | None) -> list[str]:
+        """Delete an endpoint config the endpoint does not serve, and its models not in ``keep_models``.
+
+        ``keep_models`` None keeps every model (deletes the config only).
+        """
         described = self._missing("describe_endpoint_config", EndpointConfigName=config_name)
         if described is None:
             return []
@@ -283,7 +423,9 @@ class SageMakerDeployer:
         deleted.append(config_name)
         for row in described.get("ProductionVariants", []):
             model = row.get("ModelName")
-            if model and model not in keep_models and self._missing("describe_model", ModelName=model) is not None:
+            if keep_models is None or not model or model in keep_models:
+                continue
+            if self._missing("describe_model", ModelName=model) is not None:
                 self._call(f"deleting model {model}", "delete_model", ModelName=model)
                 deleted.append(model)
         self.log.info("sagemaker_previous_deleted", deleted=deleted)
@@ -319,6 +461,16 @@ def sagemaker_client(region: str | None) -> Any:
 
     return boto3.client(
         "sagemaker", region_name=region, config=Config(retries={"max_attempts": 10, "mode": "adaptive"})
+    )
+
+
+def runtime_client(region: str | None) -> Any:
+    """The ``sagemaker-runtime`` client, retrying like ``sagemaker_client`` (a cold endpoint throttles at first)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sagemaker-runtime", region_name=region, config=Config(retries={"max_attempts": 10, "mode": "adaptive"})
     )
 
 

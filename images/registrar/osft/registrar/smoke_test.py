@@ -2,21 +2,25 @@
 
 The reference embeddings come from the trained model folder through sentence-transformers
 when it is installed (a full local install), else from the SageMaker endpoint itself
-(``InvokeEndpoint``), else only the dimension is checked.
+(``InvokeEndpoint`` on the ``tuned`` variant, so an A/B endpoint's weights do not pick the
+variant), else only the dimension is checked.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from osft.common.errors import ServiceError
+from osft.common.errors import CredentialsError, ServiceError
+from osft.registrar.sagemaker_deploy import TUNED_VARIANT
 
 Embedding = list[float] | dict[str, float]
+# A reference gives one embedding per text, or, for several endpoint variants, one list per variant name.
+Reference = Callable[[list[str]], list[Embedding] | dict[str, list[Embedding]]]
 
 
 @dataclass(frozen=True)
@@ -83,14 +87,72 @@ def local_reference(model_dir: Path, kind: str) -> Callable[[list[str]], list[Em
     return encode
 
 
-def endpoint_reference(runtime_client: Any, endpoint_name: str) -> Callable[[list[str]], list[Embedding]]:
-    """Embeddings straight from the SageMaker endpoint (the same contract the connector uses)."""
+def invoke_endpoint(runtime_client: Any, endpoint_name: str, texts: list[str], variant: str) -> list[Embedding]:
+    """``InvokeEndpoint`` on one production variant; every AWS failure becomes a user-facing error."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-    def encode(texts: list[str]) -> list[Embedding]:
+    action = f"invoking SageMaker endpoint {endpoint_name} (variant {variant}) for the smoke test's reference"
+    logs = f"see /aws/sagemaker/Endpoints/{endpoint_name} in CloudWatch Logs"
+    try:
         response = runtime_client.invoke_endpoint(
-            EndpointName=endpoint_name, ContentType="application/json", Body=json.dumps(texts).encode()
+            EndpointName=endpoint_name,
+            TargetVariant=variant,
+            ContentType="application/json",
+            Body=json.dumps(texts).encode(),
         )
-        return json.loads(response["Body"].read())
+        body = response["Body"].read()
+    except NoCredentialsError:
+        raise CredentialsError(f"no AWS credentials while {action}", hint="set AWS_PROFILE or AWS keys") from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", ""), error.get("Message", "")
+        if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
+            raise CredentialsError(
+                f"SageMaker refused {action} ({code}: {message})",
+                hint=f"allow the registrar's role sagemaker:InvokeEndpoint on endpoint {endpoint_name}",
+            ) from None
+        if code in ("ModelError", "ModelNotReadyException", "ServiceUnavailable", "ThrottlingException"):
+            raise ServiceError(
+                f"SageMaker failed while {action} ({code}: {message})",
+                hint=f"{logs}; a serverless endpoint may still be starting (cold start): re-run the register stage",
+            ) from None
+        raise ServiceError(
+            f"SageMaker failed while {action} ({code}: {message})",
+            hint=f"{logs}; check that the endpoint is InService and has a variant '{variant}'",
+        ) from None
+    except BotoCoreError as exc:
+        raise ServiceError(
+            f"SageMaker failed while {action} ({exc})",
+            hint=f"{logs}; a serverless endpoint may still be starting (cold start): re-run the register stage",
+        ) from None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, list) or len(answer) != len(texts):
+        raise ServiceError(
+            f"SageMaker endpoint {endpoint_name} (variant {variant}) did not answer one embedding per text "
+            f"for the smoke test ({body[:200]!r})",
+            hint="the endpoint does not run the trainer image's serve command",
+        )
+    return answer
+
+
+def endpoint_reference(
+    runtime_client: Any, endpoint_name: str, *, variants: Sequence[str] = (TUNED_VARIANT,)
+) -> Reference:
+    """Embeddings straight from the SageMaker endpoint (the same contract the connector uses).
+
+    Each call names its variant (``TargetVariant``): the endpoint's weights route the
+    connector's request, so an unnamed reference call could hit another variant. One variant
+    gives one embedding list; several (an A/B endpoint) give one list per variant, and the
+    check accepts the variant the connector's answer matches.
+    """
+
+    def encode(texts: list[str]) -> list[Embedding] | dict[str, list[Embedding]]:
+        if len(variants) == 1:
+            return invoke_endpoint(runtime_client, endpoint_name, texts, variants[0])
+        return {variant: invoke_endpoint(runtime_client, endpoint_name, texts, variant) for variant in variants}
 
     return encode
 
@@ -101,7 +163,7 @@ def check_predictions(
     *,
     model_id: str,
     expected_dimension: int | None,
-    reference: Callable[[list[str]], list[Embedding]] | None,
+    reference: Reference | None,
     reference_name: str,
     min_cosine: float,
 ) -> SmokeResult:
@@ -122,7 +184,17 @@ def check_predictions(
     lowest = None
     if reference is not None:
         expected = reference(texts)
-        lowest = min(cosine(p, e) for p, e in zip(predicted, expected, strict=True))
+        candidates = expected if isinstance(expected, dict) else {"": expected}
+        # One _predict request reaches one variant: the best-matching variant's reference is the one to compare.
+        variant, lowest = max(
+            (
+                (name, min(cosine(p, e) for p, e in zip(predicted, embeddings, strict=True)))
+                for name, embeddings in candidates.items()
+            ),
+            key=lambda pair: pair[1],
+        )
+        if variant:
+            reference_name = f"{reference_name} (variant {variant})"
         if lowest < min_cosine:
             raise ServiceError(
                 f"{where}: embeddings differ from the {reference_name} (lowest cosine {lowest:.4f}, need {min_cosine})",

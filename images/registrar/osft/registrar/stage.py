@@ -29,7 +29,15 @@ from osft.registrar.opensearch_registration import (
     register_remote,
     register_zip,
 )
-from osft.registrar.sagemaker_deploy import EndpointResult, SageMakerDeployer, plan_variants, sagemaker_client
+from osft.registrar.sagemaker_deploy import (
+    TUNED_VARIANT,
+    EndpointResult,
+    SageMakerDeployer,
+    plan_variants,
+    runtime_client,
+    sagemaker_client,
+    variant_names,
+)
 from osft.registrar.search_check import run_search_check
 from osft.registrar.smoke_test import check_predictions, embeddings_from_predict, endpoint_reference, local_reference
 
@@ -210,13 +218,17 @@ def run_smoke_test(
 ) -> str:
     texts = list(spec.smoke_texts)
     predicted = embeddings_from_predict(ml.predict(result.model_id, result.function_name, texts))
-    reference = local_reference(fetch(ctx, model.model_dir), model.kind)
+    sagemaker = ctx.spec.deploy.sagemaker if ctx.spec.deploy else None
+    ab_test = sagemaker is not None and sagemaker.ab_base_weight is not None
+    # Behind an A/B endpoint the connector's request may reach the base variant, which the trained folder
+    # does not match: the reference then comes from each variant of the endpoint itself.
+    reference = None if ab_test else local_reference(fetch(ctx, model.model_dir), model.kind)
     reference_name = "trained model folder"
     if reference is None and endpoint is not None:
-        import boto3
-
         reference = endpoint_reference(
-            boto3.client("sagemaker-runtime", region_name=endpoint.region), endpoint.endpoint_name
+            runtime_client(endpoint.region),
+            endpoint.endpoint_name,
+            variants=variant_names(sagemaker) if sagemaker is not None else (TUNED_VARIANT,),
         )
         reference_name = f"SageMaker endpoint {endpoint.endpoint_name}"
     config = next((z.model_config for z in zips if z.model_config), None) or {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from osft.common.spec.base import SpecModel
 from osft.common.spec.source import OpenSearchConnection
@@ -60,6 +60,17 @@ class SageMakerEndpoint(SpecModel):
     def _memory_step(cls, value: int) -> int:
         if value % 1024:
             raise ValueError("must be 1024, 2048, 3072, 4096, 5120 or 6144 (SageMaker serverless memory sizes)")
+        return value
+
+    @field_validator("ab_base_weight")
+    @classmethod
+    def _ab_needs_real_time(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # SageMaker serverless endpoints take a single production variant; an A/B rollout needs two.
+        if value is not None and info.data.get("mode") == "serverless":
+            raise ValueError(
+                "needs mode 'real-time': a serverless endpoint has only one production variant, "
+                "so it cannot split traffic between the tuned and the base model"
+            )
         return value
 
 
@@ -125,7 +136,9 @@ class OpenSearchRegistration(SpecModel):
     allow_registering_via_url: bool = Field(
         default=False, description="Set plugins.ml_commons.allow_registering_model_via_url before registering by URL."
     )
-    chunk_size_mb: int = Field(default=10, ge=1, le=100)
+    chunk_size_mb: int = Field(
+        default=10, ge=1, le=10, description="Chunk size of an upload in chunks; ML Commons refuses chunks over 10 MB."
+    )
     smoke_test: bool = True
     smoke_texts: list[str] = Field(default_factory=lambda: list(SMOKE_TEXTS), min_length=1, max_length=32)
     smoke_min_cosine: float = Field(default=0.99, gt=0, le=1)
