@@ -4,17 +4,25 @@ It follows the documented OpenSearch REST API for:
 
 - ``HEAD /<index>``, ``GET|POST /<index>/_count``, ``GET /``; ``PUT|DELETE /<index>`` and
   ``POST /_bulk`` (index actions) so the live test can also be pointed at this server;
-- ``POST /<index>/_search/point_in_time?keep_alive=`` (keep_alive required),
+- ``POST /<index>/_search/point_in_time?keep_alive=&allow_partial_pit_creation=`` (keep_alive
+  required; unknown query parameters refused like OpenSearch's REST layer does),
   ``DELETE /_search/point_in_time`` (body ``{"pit_id": [...]}``), ``DELETE /_search/point_in_time/_all``;
-- ``GET|POST /_search`` with ``pit`` + ``sort`` + ``search_after`` + ``slice`` (no index in the path);
+- ``GET|POST /_search`` with ``pit`` + ``sort`` + ``search_after`` + ``slice`` (no index in the path)
+  and ``allow_partial_search_results``;
 - ``POST /<index>/_search?scroll=``, ``POST /_search/scroll``, ``DELETE /_search/scroll``.
 
 Wrong requests get the status codes and error bodies OpenSearch returns (400 with
 ``action_request_validation_exception``/``illegal_argument_exception``/``parsing_exception``,
-404 ``index_not_found_exception``/``search_context_missing_exception``, 401 from the security
-plugin, 429 ``rejected_execution_exception``). ``pit=False`` emulates a cluster older than 2.4,
-which has no point-in-time routes. ``faults`` inject 429s, 5xx, dropped or cut-short
-connections before a request is handled.
+404 ``index_not_found_exception``/``search_context_missing_exception``, 401 and 403
+``security_exception`` from the security plugin, 429 ``rejected_execution_exception``).
+``pit=False`` emulates a cluster older than 2.4, which has no point-in-time routes.
+
+Cluster trouble is simulated the way OpenSearch reports it: ``unavailable_shards`` (shards with
+no copy when a PIT is created: a partial PIT, or 503 with ``allow_partial_pit_creation=false``),
+``search_timeouts`` (searches whose shard runs past the search timeout: ``timed_out: true`` and
+fewer hits, or 500 "Time exceeded" with ``allow_partial_search_results=false``), ``denied``
+(actions the security plugin refuses) and the ``keep_alive`` limits. ``faults`` inject 429s,
+5xx, dropped or cut-short connections, or a web page, before a request is handled.
 """
 
 from __future__ import annotations
@@ -49,6 +57,16 @@ SEARCH_KEYS = {
 }
 TIME_VALUE = re.compile(r"^(\d+)(d|h|m|s|ms|micros|nanos)$")
 UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "micros": 1e-6, "nanos": 1e-9}
+# Parameters every REST handler consumes (the response channel and the error handler read them).
+RESPONSE_PARAMS = {"pretty", "human", "filter_path", "error_trace", "source", "source_content_type"}
+INDICES_OPTIONS = {"expand_wildcards", "ignore_unavailable", "allow_no_indices", "ignore_throttled"}
+# What RestCreatePitAction reads (OpenSearch 2.4+), plus the indices options it parses.
+CREATE_PIT_PARAMS = {"index", "keep_alive", "allow_partial_pit_creation", "preference", "routing", *INDICES_OPTIONS}
+PIT_ACTIONS = {
+    "create": "indices:data/read/point_in_time/create",
+    "search": "indices:data/read/search",
+    "scroll": "indices:data/read/scroll",
+}
 
 
 @dataclass
@@ -112,6 +130,103 @@ def parse_time(value: str, name: str) -> float:
     return int(match.group(1)) * UNITS[match.group(2)]
 
 
+def format_time(seconds: float) -> str:
+    """A duration as OpenSearch's ``TimeValue.toString()`` writes it: largest unit, one truncated decimal."""
+    for suffix in ("d", "h", "m", "s", "ms"):
+        if seconds >= UNITS[suffix] or suffix == "ms":
+            whole, _, fraction = f"{seconds / UNITS[suffix]:.10f}".partition(".")
+            return whole + ("" if fraction[0] == "0" else "." + fraction[0]) + suffix
+    raise AssertionError("unreachable")
+
+
+def parse_bool(request: Request, name: str, default: bool) -> bool:
+    """``RestRequest.paramAsBoolean``: only ``true``/``false``; a bare ``?name`` means true."""
+    value = request.params.get(name)
+    if value is None:
+        return default
+    if value in ("", "true"):
+        return True
+    if value == "false":
+        return False
+    raise ApiError(
+        400, "illegal_argument_exception", f"Failed to parse value [{value}] as only [true] or [false] are allowed."
+    )
+
+
+def _similarity(a: str, b: str) -> float:
+    """Lucene's ``LevenshteinDistance``: 1 - edits / longest length (OpenSearch's "did you mean")."""
+    previous = list(range(len(a) + 1))
+    for j, char_b in enumerate(b, 1):
+        current = [j]
+        for i, char_a in enumerate(a, 1):
+            current.append(min(current[i - 1] + 1, previous[i] + 1, previous[i - 1] + (char_a != char_b)))
+        previous = current
+    return 1 - previous[-1] / max(len(a), len(b), 1)
+
+
+def check_params(request: Request, consumed: set[str]) -> None:
+    """``BaseRestHandler``: a query parameter the handler did not read is a 400, with suggestions."""
+    candidates = consumed | RESPONSE_PARAMS
+    unknown = sorted(set(request.params) - candidates)
+    if not unknown:
+        return
+    parts = []
+    for name in unknown:
+        scores = {c: _similarity(name, c) for c in candidates}
+        keys = sorted((c for c in candidates if scores[c] > 0.5), key=lambda c: (-scores[c], c))
+        suggestion = ""
+        if keys:
+            suggestion = (
+                f" -> did you mean [{keys[0]}]?" if len(keys) == 1 else f" -> did you mean any of [{', '.join(keys)}]?"
+            )
+        parts.append(f"[{name}]{suggestion}")
+    plural = "s" if len(unknown) > 1 else ""
+    raise ApiError(
+        400,
+        "illegal_argument_exception",
+        f"request [{request.path}] contains unrecognized parameter{plural}: {', '.join(parts)}",
+    )
+
+
+def missing_shards(index: str, shards: Iterable[int], phase: str) -> ApiError:
+    """A search with partial results disallowed, on an index with a shard that has no copy (503)."""
+    names = ", ".join(f"[{index}][{n}]" for n in sorted(shards))
+    error = ApiError(
+        503,
+        "search_phase_execution_exception",
+        f"Search rejected due to missing shards [{names}]. "
+        "Consider using `allow_partial_search_results` setting to bypass this error.",
+        phase=phase,
+        grouped=True,
+        failed_shards=[],
+    )
+    error.reply.body["error"]["root_cause"] = []  # root causes come from shard failures, and there are none
+    return error
+
+
+def shard_timeout(index: str, shards: int) -> Reply:
+    """A shard ran past the search timeout with partial results disallowed: QueryPhase's "Time exceeded"."""
+    cause = {"type": "query_phase_execution_exception", "reason": "Time exceeded"}
+    error = {
+        "root_cause": [cause],
+        "type": "search_phase_execution_exception",
+        "reason": "all shards failed" if shards == 1 else "Partial shards failure",
+        "phase": "query",
+        "grouped": True,
+        "failed_shards": [{"shard": 0, "index": index, "node": "node-1", "reason": cause}],
+    }
+    return Reply(500, {"error": error, "status": 500})
+
+
+def keep_alive_too_large(seconds: float, limit: float, setting: str) -> ApiError:
+    return ApiError(
+        400,
+        "illegal_argument_exception",
+        f"Keep alive for request ({format_time(seconds)}) is too large. It must be less than ({format_time(limit)}). "
+        f"This limit can be set by changing the [{setting}] cluster level setting.",
+    )
+
+
 def get_path(source: dict[str, Any], dotted: str) -> Any:
     value: Any = source
     for part in dotted.split("."):
@@ -141,6 +256,7 @@ class Context:
     source_filter: Any = True
     hits_list: list[Doc] = field(default_factory=list)
     sort_values: list[tuple] = field(default_factory=list)
+    allow_partial: bool = True
 
 
 class FakeOpenSearch:
@@ -151,6 +267,15 @@ class FakeOpenSearch:
         pit: False emulates a cluster older than 2.4 (no point-in-time API: 400 "no handler found").
         users: username → password; when given, every request needs HTTP basic auth.
         sigv4: (region, service); when given, every request needs a SigV4 Authorization header.
+        shards: primary shards of every index (a document's shard comes from a hash of its ``_id``).
+
+    Attributes to set on a started server:
+        unavailable_shards: shard numbers with no copy while a PIT is created (counts and searches
+            outside a PIT still see every shard).
+        search_timeouts: how many of the next searches (PIT pages, scroll pages) time out on a shard.
+        denied: action names the security plugin refuses (``PIT_ACTIONS`` values) with a 403.
+        pit_max_keep_alive, scroll_max_keep_alive: ``point_in_time.max_keep_alive`` and
+            ``search.max_keep_alive`` in seconds (24h by default, as in OpenSearch).
     """
 
     def __init__(
@@ -161,8 +286,15 @@ class FakeOpenSearch:
         users: dict[str, str] | None = None,
         sigv4: tuple[str, str] | None = None,
         record_requests: bool = True,
+        shards: int = 1,
     ) -> None:
         self.version = version
+        self.shards = shards
+        self.unavailable_shards: set[int] = set()
+        self.search_timeouts = 0
+        self.denied: set[str] = set()
+        self.pit_max_keep_alive = 86400.0
+        self.scroll_max_keep_alive = 86400.0
         self.pit_supported = pit
         self.users = users
         self.sigv4 = sigv4
@@ -374,24 +506,84 @@ class FakeOpenSearch:
     # -- point in time -------------------------------------------------------------------------
 
     def _create_pit(self, request: Request, index: str) -> Reply:
+        # RestCreatePitAction parses its parameters, then the REST layer refuses unknown ones, then
+        # the request is validated and run (phase 1 over the shards, phase 2 sets the keep_alive).
+        allow_partial = parse_bool(request, "allow_partial_pit_creation", True)
         keep_alive = request.params.get("keep_alive")
-        if keep_alive is None:
+        seconds = parse_time(keep_alive, "keep_alive") if keep_alive is not None else None
+        check_params(request, CREATE_PIT_PARAMS)
+        if seconds is None:
             raise validation_error("keep alive not specified")
-        seconds = parse_time(keep_alive, "keep_alive")
+        self._authorize(request, PIT_ACTIONS["create"])
         docs = self._docs(index)
+        missing = sorted(n for n in self.unavailable_shards if n < self.shards)
+        if missing and not allow_partial:
+            raise missing_shards(index, missing, "create_pit")
+        if seconds > self.pit_max_keep_alive:
+            raise keep_alive_too_large(seconds, self.pit_max_keep_alive, "point_in_time.max_keep_alive")
+        docs = [d for d in docs if self.shard_of(d) not in missing]
         pit_id = base64.urlsafe_b64encode(secrets.token_bytes(48)).decode()
         now = time.monotonic()
         with self.lock:
-            self.pits[pit_id] = Context(docs=list(docs), index=index, expires=now + seconds)
+            self.pits[pit_id] = Context(docs=docs, index=index, expires=now + seconds)
             self.pits_created += 1
         return Reply(
             200,
             {
                 "pit_id": pit_id,
-                "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+                "_shards": self._shards_header(index, missing),
                 "creation_time": int(time.time() * 1000),
             },
         )
+
+    def shard_of(self, doc: Doc) -> int:
+        return zlib.adler32(doc.id.encode()) % self.shards
+
+    def _shards_header(self, index: str, missing: list[int]) -> dict[str, Any]:
+        header: dict[str, Any] = {
+            "total": self.shards,
+            "successful": self.shards - len(missing),
+            "skipped": 0,
+            "failed": len(missing),
+        }
+        if missing:
+            header["failures"] = [
+                {
+                    "shard": n,
+                    "index": index,
+                    "node": None,
+                    "reason": {
+                        "type": "no_shard_available_action_exception",
+                        "reason": None,
+                        "index_uuid": "_na_",
+                        "shard": str(n),
+                        "index": index,
+                    },
+                }
+                for n in missing
+            ]
+        return header
+
+    def _authorize(self, request: Request, action: str) -> None:
+        """The security plugin's 403 for an action the user's roles do not grant."""
+        if action not in self.denied:
+            return
+        header = request.headers.get("authorization", "")
+        user = "reader"
+        if header.startswith("Basic "):
+            user = base64.b64decode(header[6:]).decode(errors="replace").partition(":")[0]
+        raise ApiError(
+            403,
+            "security_exception",
+            f"no permissions for [{action}] and User [name={user}, backend_roles=[], requestedTenant=null]",
+        )
+
+    def _take_timeout(self) -> bool:
+        with self.lock:
+            if self.search_timeouts <= 0:
+                return False
+            self.search_timeouts -= 1
+            return True
 
     def _delete_pits(self, request: Request) -> Reply:
         body = request.body
@@ -425,6 +617,7 @@ class FakeOpenSearch:
             if key not in SEARCH_KEYS:
                 raise ApiError(400, "parsing_exception", f"Unknown key for a VALUE_STRING in [{key}].", line=1, col=1)
         scroll = request.params.get("scroll")
+        allow_partial = parse_bool(request, "allow_partial_search_results", True)
         pit = body.get("pit")
         if pit is not None:
             if index is not None:
@@ -467,6 +660,7 @@ class FakeOpenSearch:
         query = body.get("query", {"match_all": {}})
         check_query(query)
 
+        self._authorize(request, PIT_ACTIONS["search"])
         now = time.monotonic()
         if pit is not None:
             pit_id = pit.get("id") if isinstance(pit, dict) else None
@@ -479,9 +673,9 @@ class FakeOpenSearch:
                     )
                 if "keep_alive" in pit:
                     context.expires = now + parse_time(pit["keep_alive"], "keep_alive")
-            docs, cache = context.docs, context.cache
+            docs, cache, index_name = context.docs, context.cache, context.index
         else:
-            docs, cache = self._docs(index), {}
+            docs, cache, index_name = self._docs(index), {}, index
         for key in sort:
             check_sort_field(key[0], docs)
 
@@ -496,9 +690,16 @@ class FakeOpenSearch:
             window = ordered[begin : begin + size]
         else:
             window = ordered[start : start + size]
+        timed_out = self._take_timeout()
+        if timed_out and not allow_partial:
+            return shard_timeout(index_name, self.shards)
+        if timed_out:
+            window = window[: len(window) // 2]  # the shard returned what it had collected in time
 
         if scroll is not None:
             seconds = parse_time(scroll, "scroll")
+            if seconds > self.scroll_max_keep_alive:
+                raise keep_alive_too_large(seconds, self.scroll_max_keep_alive, "search.max_keep_alive")
             scroll_id = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
             with self.lock:
                 self.scrolls[scroll_id] = Context(
@@ -508,13 +709,16 @@ class FakeOpenSearch:
                     position=len(window),
                     page_size=size,
                     source_filter=body.get("_source", True),
+                    allow_partial=allow_partial,
                 )
                 self.scrolls_created += 1
-            response = search_response(window, sort, body.get("_source", True), total=len(ordered))
+            response = search_response(window, sort, body.get("_source", True), total=len(ordered), shards=self.shards)
             response["_scroll_id"] = scroll_id
+            response["timed_out"] = timed_out
             return Reply(200, response)
         total = None if body.get("track_total_hits") is False else len(ordered)
-        response = search_response(window, sort, body.get("_source", True), total=total)
+        response = search_response(window, sort, body.get("_source", True), total=total, shards=self.shards)
+        response["timed_out"] = timed_out
         if pit is not None:
             response["pit_id"] = pit["id"]
         return Reply(200, response)
@@ -542,18 +746,29 @@ class FakeOpenSearch:
         keep_alive = body.get("scroll") or request.params.get("scroll")
         if not scroll_id:
             raise validation_error("scrollId is missing")
+        self._authorize(request, PIT_ACTIONS["scroll"])
+        seconds = parse_time(keep_alive, "scroll") if keep_alive else None
+        if seconds is not None and seconds > self.scroll_max_keep_alive:
+            raise keep_alive_too_large(seconds, self.scroll_max_keep_alive, "search.max_keep_alive")
         now = time.monotonic()
         with self.lock:
             context = self.scrolls.get(scroll_id)
             if context is None or context.expires < now:
                 self.scrolls.pop(scroll_id, None)
                 raise ApiError(404, "search_context_missing_exception", f"No search context found for id [{scroll_id}]")
-            if keep_alive:
-                context.expires = now + parse_time(keep_alive, "scroll")
+            if seconds is not None:
+                context.expires = now + seconds
+        timed_out = self._take_timeout()
+        if timed_out and not context.allow_partial:
+            return shard_timeout(context.index, self.shards)
+        with self.lock:
             window = context.docs[context.position : context.position + context.page_size]
+            if timed_out:
+                window = window[: len(window) // 2]
             context.position += len(window)
-        response = search_response(window, [], context.source_filter, total=len(context.docs))
+        response = search_response(window, [], context.source_filter, total=len(context.docs), shards=self.shards)
         response["_scroll_id"] = scroll_id
+        response["timed_out"] = timed_out
         return Reply(200, response)
 
     def _clear_scroll(self, request: Request) -> Reply:
@@ -775,7 +990,9 @@ def filter_source(source: dict[str, Any], spec: Any) -> dict[str, Any] | None:
     return result
 
 
-def search_response(docs: list[Doc], sort: list, source_filter: Any, *, total: int | None) -> dict[str, Any]:
+def search_response(
+    docs: list[Doc], sort: list, source_filter: Any, *, total: int | None, shards: int = 1
+) -> dict[str, Any]:
     hits = []
     for doc in docs:
         hit: dict[str, Any] = {"_index": "index", "_id": doc.id, "_score": None if sort else 1.0}
@@ -791,7 +1008,7 @@ def search_response(docs: list[Doc], sort: list, source_filter: Any, *, total: i
     return {
         "took": 1,
         "timed_out": False,
-        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+        "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
         "hits": result,
     }
 
@@ -942,6 +1159,12 @@ def always(status: int, predicate: Callable[[Request], bool] = is_page_request) 
         return ApiError(status, "status_exception", f"injected {status}").reply
 
     return fault
+
+
+def web_page(request: Request, number: int) -> Reply:
+    """Answer every request with 200 and an HTML page, as OpenSearch Dashboards or a login proxy does."""
+    page = "<!DOCTYPE html><html><head><title>OpenSearch Dashboards</title></head><body>Loading</body></html>"
+    return Reply(200, page, {"Content-Type": "text/html; charset=utf-8"})
 
 
 if __name__ == "__main__":  # serve until interrupted: python tests/extractor/opensearch_server.py

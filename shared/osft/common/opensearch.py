@@ -78,18 +78,50 @@ def password(auth: BasicAuth, field: str = "connection") -> str:
     return secret_password(auth, field)
 
 
+SIGV4_HINT = "set AWS_PROFILE or AWS keys, or run with an IAM role allowed on the domain/collection"
+
+
+def _aws_credentials_error(exc: Exception) -> CredentialsError:
+    from botocore.exceptions import ProfileNotFound
+
+    if isinstance(exc, ProfileNotFound):
+        return CredentialsError(
+            f"SigV4 signing cannot load AWS credentials: {exc}",
+            hint="set AWS_PROFILE to a profile in ~/.aws/config (aws configure list-profiles lists them), or unset it",
+        )
+    return CredentialsError(f"SigV4 signing cannot load AWS credentials: {exc}", hint=SIGV4_HINT)
+
+
+class _Signer:
+    """Signs each request; botocore failures while refreshing credentials (an expired SSO session, a
+    refused role) become a ``CredentialsError`` instead of escaping from opensearch-py, which signs
+    outside its own error handling."""
+
+    def __init__(self, signer: Any) -> None:
+        self.signer = signer
+
+    def __call__(self, request: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.signer(request)
+        except (BotoCoreError, ClientError) as exc:
+            raise _aws_credentials_error(exc) from None
+
+
 def sigv4_auth(auth: SigV4Auth) -> Any:
     """An opensearch-py SigV4 signer with the default AWS credential chain."""
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
     from opensearchpy import AWSV4SignerAuth
 
-    credentials = boto3.Session().get_credentials()
+    try:
+        credentials = boto3.Session().get_credentials()
+    except (BotoCoreError, ClientError) as exc:
+        raise _aws_credentials_error(exc) from None
     if credentials is None:
-        raise CredentialsError(
-            "SigV4 signing needs AWS credentials and none were found",
-            hint="set AWS_PROFILE or AWS keys, or run with an IAM role allowed on the domain/collection",
-        )
-    return AWSV4SignerAuth(credentials, auth.region, auth.service)
+        raise CredentialsError("SigV4 signing needs AWS credentials and none were found", hint=SIGV4_HINT)
+    return _Signer(AWSV4SignerAuth(credentials, auth.region, auth.service))
 
 
 def opensearch_client(

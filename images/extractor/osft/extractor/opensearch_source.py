@@ -8,6 +8,11 @@ Scroll requests advance server-side state, so they are retried only when the ser
 did not run them (429/503, connection refused). PIT and scroll contexts are deleted in
 ``finally``, also when the export fails.
 
+No response may silently hold fewer documents than the index: the PIT is created with
+``allow_partial_pit_creation=false`` and searches run with ``allow_partial_search_results=false``
+(both default to true), and a response whose ``_shards`` or ``timed_out`` says otherwise stops
+the export. Amazon OpenSearch Serverless has no scroll API, so it never falls back to scroll.
+
 References: OpenSearch "Point in Time" and "Paginate results" (scroll, search_after, slice).
 """
 
@@ -20,17 +25,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import AuthenticationException, TransportError
+from opensearchpy.exceptions import AuthenticationException, OpenSearchException, TransportError
 
 from osft.common.errors import OsftError, ServiceError
 from osft.common.logging import get_logger
 from osft.common.opensearch import opensearch_client
-from osft.common.spec.source import OpenSearchSource
-from osft.extractor.opensearch_errors import error_type, user_error
+from osft.common.spec.source import OpenSearchSource, SigV4Auth
+from osft.extractor.opensearch_errors import (
+    HEALTH_HINT,
+    context_expired,
+    error_type,
+    not_opensearch,
+    pit_route_missing,
+    shard_trouble,
+    user_error,
+)
 from osft.extractor.retries import RetryPolicy
 
 Hit = dict[str, Any]
-PIT_UNAVAILABLE_STATUSES = (400, 403, 404, 405)
+CREATING_PIT = "creating a point in time"
+PIT_PERMISSIONS = "indices:data/read/point_in_time/create (and .../point_in_time/delete)"
+CONTEXT_MISSING = "search_context_missing_exception"
 _DONE = object()
 
 
@@ -76,18 +91,49 @@ class OpenSearchExporter:
     def query(self) -> dict[str, Any]:
         return self.source.query or {"match_all": {}}
 
-    def _request(self, action: str, request: Callable[[], Any], *, idempotent: bool = True, stop=None) -> Any:
+    @property
+    def serverless(self) -> bool:
+        """Amazon OpenSearch Serverless: point in time only, no scroll API."""
+        auth = self.connection.auth
+        return isinstance(auth, SigV4Auth) and auth.service == "aoss"
+
+    def _request(
+        self,
+        action: str,
+        request: Callable[[], Any],
+        *,
+        idempotent: bool = True,
+        stop: threading.Event | None = None,
+        context: str | None = None,
+    ) -> Any:
+        """Run ``request`` with retries; ``context`` names the PIT or scroll it reads, for an expiry message."""
         try:
             return self.retry.call(request, idempotent=idempotent, stop=stop)
-        except TransportError as exc:
-            raise user_error(exc, self.connection, self.source.index, action, self._attempts(exc)) from None
+        except OpenSearchException as exc:
+            if context and error_type(exc) == CONTEXT_MISSING:
+                raise context_expired(self.connection, self.source.index, self.source.keep_alive, context) from None
+            raise self._error(exc, action) from None
 
-    def _attempts(self, exc: TransportError) -> int:
+    def _error(self, exc: OpenSearchException, action: str, needs: str | None = None) -> OsftError:
+        return user_error(exc, self.connection, self.source.index, action, self._attempts(exc), needs=needs)
+
+    def _attempts(self, exc: OpenSearchException) -> int:
         return 1 + (self.connection.max_retries if self._retryable_kind(exc) else 0)
 
     @staticmethod
-    def _retryable_kind(exc: TransportError) -> bool:
+    def _retryable_kind(exc: OpenSearchException) -> bool:
+        if not isinstance(exc, TransportError):
+            return False
         return not isinstance(exc.status_code, int) or exc.status_code in (429, 500, 502, 503, 504)
+
+    def _field(self, response: Any, action: str, *path: str) -> Any:
+        """``response[path[0]][path[1]]...``, or a clear error when the answer is not shaped like OpenSearch's."""
+        value = response
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                raise not_opensearch(self.connection, action, f"the response has no '{'.'.join(path)}'")
+            value = value[key]
+        return value
 
     def _source_filter(self) -> list[str] | bool:
         fields = self.source.fields
@@ -102,9 +148,10 @@ class OpenSearchExporter:
             exists = self.retry.call(lambda: self.client.indices.exists(index=index))
         except AuthenticationException as exc:
             raise user_error(exc, self.connection, index, "checking the index", 1) from None
-        except TransportError as exc:
-            if exc.status_code != 403:  # a reader without indices:admin/get may still search
-                raise user_error(exc, self.connection, index, "checking the index", self._attempts(exc)) from None
+        except OpenSearchException as exc:
+            # A reader without indices:admin/get may still search.
+            if not isinstance(exc, TransportError) or exc.status_code != 403:
+                raise self._error(exc, "checking the index") from None
             exists = True
         if not exists:
             raise ServiceError(
@@ -114,15 +161,18 @@ class OpenSearchExporter:
         response = self._request(
             "counting documents", lambda: self.client.count(index=index, body={"query": self.query})
         )
-        self.state.expected = int(response.get("count", 0))
-        return self.state.expected
+        count = self._field(response, "counting documents", "count")
+        if not isinstance(count, int):
+            raise not_opensearch(self.connection, "counting documents", f"'count' is {count!r}, not a number")
+        self.state.expected = count
+        return count
 
     def hits(self) -> Iterator[Hit]:
         """Every matching hit exactly once (``_id``, ``_source``), in no particular order."""
         if self.state.expected is None:
             self.check_index()
-        pit_id = self._open_pit() if self.source.iteration in ("auto", "pit") else None
         try:
+            pit_id = self._open_pit() if self.source.iteration in ("auto", "pit") else None
             if pit_id is not None:
                 self.state.iteration = "pit"
                 yield from self._parallel(lambda i, stop: self._pit_slice(pit_id, i, stop))
@@ -135,26 +185,46 @@ class OpenSearchExporter:
     # -- point in time ------------------------------------------------------------------------
 
     def _open_pit(self) -> str | None:
+        """A PIT over every shard of the index; None to read with scroll where the cluster has no PIT API."""
         index = self.source.index
         try:
             response = self.retry.call(
-                lambda: self.client.create_pit(index=index, params={"keep_alive": self.source.keep_alive})
+                lambda: self.client.create_pit(
+                    index=index, keep_alive=self.source.keep_alive, allow_partial_pit_creation=False
+                )
             )
-        except TransportError as exc:
-            unavailable = exc.status_code in PIT_UNAVAILABLE_STATUSES and error_type(exc) != "index_not_found_exception"
-            if unavailable and self.source.iteration == "auto":
-                self.log.warning("pit_unavailable_using_scroll", status=exc.status_code, reason=str(exc.error))
-                return None
-            if unavailable:
-                raise ServiceError(
-                    f"OpenSearch at {self.connection.url} cannot create a point in time on '{index}' "
-                    f"({exc.status_code} {exc.error})",
-                    hint="point in time needs OpenSearch 2.4+; set source.iteration to 'scroll' or 'auto'",
-                ) from None
-            raise user_error(exc, self.connection, index, "creating a point in time", self._attempts(exc)) from None
-        pit_id = response["pit_id"]
+        except OpenSearchException as exc:
+            if isinstance(exc, TransportError) and pit_route_missing(exc):
+                return self._pit_unavailable(exc)
+            raise self._error(exc, CREATING_PIT, needs=PIT_PERMISSIONS) from None
+        pit_id = self._field(response, CREATING_PIT, "pit_id")
+        if not isinstance(pit_id, str) or not pit_id:
+            raise not_opensearch(self.connection, CREATING_PIT, f"'pit_id' is {pit_id!r}")
         self.state.pit_ids.add(pit_id)
+        trouble = shard_trouble(response)
+        if trouble:
+            raise ServiceError(
+                f"the point in time on '{index}' at {self.connection.url} does not cover every shard: {trouble}; "
+                "documents on the others would be missing",
+                hint=HEALTH_HINT,
+            )
         return pit_id
+
+    def _pit_unavailable(self, exc: TransportError) -> None:
+        if self.source.iteration == "auto" and not self.serverless:
+            self.log.warning("pit_unavailable_using_scroll", status=exc.status_code, reason=str(exc.error))
+            return None
+        hint = (
+            "Amazon OpenSearch Serverless reads large results only with point in time (it has no scroll API); "
+            "check that source.connection.url is the collection endpoint"
+            if self.serverless
+            else "point in time needs OpenSearch 2.4+; set source.iteration to 'scroll' or 'auto'"
+        )
+        raise ServiceError(
+            f"OpenSearch at {self.connection.url} cannot create a point in time on '{self.source.index}' "
+            f"({exc.status_code} {exc.error})",
+            hint=hint,
+        ) from None
 
     def _sort(self) -> list[dict[str, str]]:
         tiebreak = self.source.tiebreak_field
@@ -174,16 +244,20 @@ class OpenSearchExporter:
         if self.source.slices > 1:
             body["slice"] = {"id": number, "max": self.source.slices}
         while not stop.is_set():
-            response = self._request("reading a page", lambda: self.client.search(body=body), stop=stop)
-            self._check_shards(response)
+            response = self._request(
+                "reading a page",
+                lambda: self.client.search(body=body, allow_partial_search_results=False),
+                stop=stop,
+                context="point in time",
+            )
+            page = self._page(response, "reading a page")
             if response.get("pit_id"):
                 body["pit"]["id"] = response["pit_id"]
                 self.state.pit_ids.add(response["pit_id"])
-            page = response["hits"]["hits"]
             if not page:
                 return
             yield page
-            body["search_after"] = page[-1]["sort"]
+            body["search_after"] = self._field(page[-1], "reading a page", "sort")
 
     # -- scroll ---------------------------------------------------------------------------------
 
@@ -200,42 +274,62 @@ class OpenSearchExporter:
         index = self.source.index
         response = self._request(
             "starting a scroll",
-            lambda: self.client.search(index=index, body=body, params={"scroll": keep_alive}),
+            lambda: self.client.search(
+                index=index, body=body, params={"scroll": keep_alive}, allow_partial_search_results=False
+            ),
             stop=stop,
         )
         while True:
-            scroll_id = response.get("_scroll_id")
+            scroll_id = response.get("_scroll_id") if isinstance(response, dict) else None
             if scroll_id:
                 self.state.scroll_ids.add(scroll_id)
-            self._check_shards(response)
-            page = response["hits"]["hits"]
+            page = self._page(response, "reading a scroll page")
             if not page or stop.is_set():
                 return
             yield page
-            try:
-                response = self.retry.call(
-                    lambda sid=scroll_id: self.client.scroll(body={"scroll": keep_alive, "scroll_id": sid}),
-                    idempotent=False,
-                    stop=stop,
-                )
-            except TransportError as exc:
-                error = user_error(exc, self.connection, index, "continuing a scroll", 1)
-                raise type(error)(
-                    f"{error.message}; a scroll cannot be resumed after a failed page, so the export stopped",
-                    hint="run the stage again; clusters with point in time (OpenSearch 2.4+) resume pages safely",
-                ) from None
+            response = self._next_scroll_page(scroll_id, stop)
+
+    def _next_scroll_page(self, scroll_id: str | None, stop: threading.Event) -> Any:
+        keep_alive = self.source.keep_alive
+        try:
+            return self.retry.call(
+                lambda: self.client.scroll(body={"scroll": keep_alive, "scroll_id": scroll_id}),
+                idempotent=False,
+                stop=stop,
+            )
+        except OpenSearchException as exc:
+            if error_type(exc) == CONTEXT_MISSING:
+                raise context_expired(self.connection, self.source.index, keep_alive, "scroll") from None
+            error = user_error(exc, self.connection, self.source.index, "continuing a scroll", 1)
+            raise type(error)(
+                f"{error.message}; a scroll cannot be resumed after a failed page, so the export stopped",
+                hint="run the stage again; clusters with point in time (OpenSearch 2.4+) resume pages safely",
+            ) from None
 
     # -- shared ---------------------------------------------------------------------------------
 
-    def _check_shards(self, response: dict[str, Any]) -> None:
-        shards = response.get("_shards") or {}
-        if shards.get("failed"):
-            failures = shards.get("failures") or [{}]
-            reason = (failures[0].get("reason") or {}).get("reason", "unknown reason")
+    def _page(self, response: Any, action: str) -> list[Hit]:
+        """The hits of a search response, once it is known to be complete."""
+        hits = self._field(response, action, "hits", "hits")
+        if not isinstance(hits, list):
+            raise not_opensearch(self.connection, action, "'hits.hits' is not a list")
+        self._check_complete(response, action)
+        return hits
+
+    def _check_complete(self, response: dict[str, Any], action: str) -> None:
+        """Stop when a shard failed or timed out: the page would silently lack its documents."""
+        index, url = self.source.index, self.connection.url
+        trouble = shard_trouble(response)
+        if trouble:
             raise ServiceError(
-                f"{shards['failed']} of {shards.get('total', '?')} shard(s) of '{self.source.index}' failed "
-                f"({reason}); their documents would be missing",
-                hint="check the cluster's health (GET _cluster/health) and run the stage again",
+                f"a search on '{index}' at {url} did not reach every shard while {action}: {trouble}; "
+                "their documents would be missing",
+                hint=HEALTH_HINT,
+            )
+        if response.get("timed_out") is True:
+            raise ServiceError(
+                f"a search on '{index}' at {url} timed out while {action}, so the page may lack documents",
+                hint="lower source.page_size, or raise the cluster's search.default_search_timeout",
             )
 
     def _parallel(self, slice_pages: Callable[[int, threading.Event], Iterator[list[Hit]]]) -> Iterator[Hit]:
@@ -292,7 +386,7 @@ class OpenSearchExporter:
             try:
                 self.retry.call(lambda: self.client.delete_pit(body={"pit_id": ids}))
                 self.log.info("pit_deleted", count=len(ids))
-            except (TransportError, OsftError) as exc:
+            except (OpenSearchException, OsftError) as exc:
                 deleted = False
                 self.log.warning("pit_delete_failed", error=str(exc), note="it expires after keep_alive")
         if self.state.scroll_ids:
@@ -300,8 +394,8 @@ class OpenSearchExporter:
             try:
                 self.retry.call(lambda: self.client.clear_scroll(body={"scroll_id": ids}))
                 self.log.info("scroll_cleared", count=len(ids))
-            except TransportError as exc:
-                if exc.status_code != 404:  # 404: every context had expired already
+            except (OpenSearchException, OsftError) as exc:
+                if getattr(exc, "status_code", None) != 404:  # 404: every context had expired already
                     deleted = False
                     self.log.warning("scroll_clear_failed", error=str(exc), note="it expires after keep_alive")
         self.state.contexts_deleted = deleted

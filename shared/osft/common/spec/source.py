@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from osft.common.spec.base import SpecModel
 
@@ -151,6 +151,17 @@ class OpenSearchSource(SpecModel):
         description="Unique sort field that breaks ties after _doc in PIT pages; '_shard_doc' on OpenSearch 3.3+.",
     )
     bad_records: BadRecords = Field(default_factory=BadRecords)
+
+    @field_validator("iteration")
+    @classmethod
+    def _serverless_has_no_scroll(cls, value: str, info: ValidationInfo) -> str:
+        auth = getattr(info.data.get("connection"), "auth", None)
+        if value == "scroll" and isinstance(auth, SigV4Auth) and auth.service == "aoss":
+            raise ValueError(
+                "Amazon OpenSearch Serverless (connection.auth.service 'aoss') has no scroll API; "
+                "use 'pit' or 'auto' (point in time)"
+            )
+        return value
 
 
 class PairsSource(SpecModel):
