@@ -228,7 +228,7 @@ def test_the_estimate_follows_the_trainers_rules_for_offline_pairs(tiny_corpus, 
     assert pairs_and_epochs(Training(), 50_000, "offline", 0) == (OFFLINE_PAIRS_CAP, OFFLINE_EPOCHS)
     assert pairs_and_epochs(Training(), 800, "user-pairs", 0) == (800, 3.0)
     assert pairs_and_epochs(Training(max_train_pairs=20_000, epochs=2), 50_000, "offline", 0) == (20_000, 2)
-    assert pairs_and_epochs(Training(), 50_000, "offline", 300) == (OFFLINE_PAIRS_CAP + 300, OFFLINE_EPOCHS)
+    assert pairs_and_epochs(Training(), 50_000, "offline", 300) == (300 // 8 + 300, 3.0)  # a log: the table
     spec = make_tiny_spec(tiny_corpus, training={"batch_size": 8})
     estimate = estimate_run(str(write_spec(spec)), str(tmp_path / "run"))
     assert estimate.expected.train_examples_seen == estimate.expected.train_pairs  # one pass over offline pairs
@@ -241,7 +241,9 @@ def test_query_log_pairs_are_counted_before_querygen_runs(tiny_corpus, write_spe
     lines = [json.dumps({"query": f"question {i}"}) for i in range(40)]
     (spec_path.parent / "log.jsonl").write_text("\n".join([*lines[:20], "", *lines[20:]]) + "\n")
     with_log = estimate_run(str(spec_path), str(tmp_path / "with"))
-    assert with_log.expected.train_pairs == without.expected.train_pairs + 20  # half of 40, the blank line skipped
+    # Half of the 40 logged queries (the blank line skipped), beside an eighth as many offline pairs.
+    assert without.expected.train_pairs > 2 and with_log.expected.train_pairs == 20 + 20 // 8
+    assert with_log.expected.train_examples_seen == 3 * with_log.expected.train_pairs  # the table's epochs
 
 
 def test_querygen_counts_are_trusted_only_while_they_match_the_spec(tiny_corpus, write_spec, tmp_path):

@@ -22,6 +22,11 @@ DEFAULTS_BY_PAIRS: tuple[tuple[int, float, float], ...] = (
 # -0.35 and -0.6. Past a small sample they teach the generator's habits rather than the domain.
 OFFLINE_PAIRS_CAP = 1_000
 OFFLINE_EPOCHS = 1.0
+# With a query log (real queries paired by the hybrid teacher), the log carries the gain and offline pairs
+# dilute it: SciFact, 303 log pairs for 3 epochs beside 40 offline pairs (about 1:8): +1.94 and +2.64
+# nDCG@10 (two seeds); beside 1,000 offline pairs for one epoch: +0.20 to +1.80 (docs/benchmarks.md).
+# So offline pairs are kept at an eighth of the log pairs, and the epochs follow the table.
+LOG_PAIRS_PER_OFFLINE_PAIR = 8
 
 
 def table_row(train_pairs: int) -> tuple[int, float, float]:
@@ -29,24 +34,35 @@ def table_row(train_pairs: int) -> tuple[int, float, float]:
     return next(row for row in DEFAULTS_BY_PAIRS if train_pairs <= row[0])
 
 
-def offline_pairs_cap(training: Training, provider: str) -> tuple[int | None, str | None]:
-    """How many training pairs to sample, and why when it is this module's choice rather than the spec's."""
+def offline_pairs_cap(training: Training, provider: str, log_pairs: int = 0) -> tuple[int | None, str | None]:
+    """How many generated training pairs to sample, and why when it is this module's choice rather than the spec's."""
     if training.max_train_pairs is not None or provider != "offline":
         return training.max_train_pairs, None
+    if log_pairs > 0:
+        cap = min(OFFLINE_PAIRS_CAP, log_pairs // LOG_PAIRS_PER_OFFLINE_PAIR)
+        return cap, (
+            f"{cap:,} offline pairs at most beside {log_pairs:,} query-log pairs (1 per "
+            f"{LOG_PAIRS_PER_OFFLINE_PAIR}): more diluted the log's gain on the benchmark (docs/benchmarks.md)"
+        )
     return OFFLINE_PAIRS_CAP, (
         f"{OFFLINE_PAIRS_CAP:,} offline pairs at most: more did not help on the benchmark (docs/benchmarks.md)"
     )
 
 
-def default_epochs(training: Training, train_pairs: int, provider: str) -> float:
+def offline_epochs_rule(provider: str, log_pairs: int) -> bool:
+    """True when the offline rule (one epoch) sets the epochs: offline pseudo-queries without a query log."""
+    return provider == "offline" and log_pairs == 0
+
+
+def default_epochs(training: Training, train_pairs: int, provider: str, log_pairs: int = 0) -> float:
     """The spec's epochs, else the offline rule or the table's row for ``train_pairs``."""
     if training.epochs is not None:
         return training.epochs
-    return OFFLINE_EPOCHS if provider == "offline" else table_row(train_pairs)[1]
+    return OFFLINE_EPOCHS if offline_epochs_rule(provider, log_pairs) else table_row(train_pairs)[1]
 
 
 def pairs_and_epochs(training: Training, pairs: int, provider: str, log_pairs: int) -> tuple[int, float]:
     """The pairs the train stage will use (generated pairs capped, plus query-log pairs) and its epochs."""
-    cap, _ = offline_pairs_cap(training, provider)
-    pairs = (min(pairs, cap) if cap else pairs) + log_pairs  # the cap is on generated pairs only
-    return pairs, default_epochs(training, pairs, provider)
+    cap, _ = offline_pairs_cap(training, provider, log_pairs)
+    pairs = (min(pairs, cap) if cap is not None else pairs) + log_pairs  # the cap is on generated pairs only
+    return pairs, default_epochs(training, pairs, provider, log_pairs)

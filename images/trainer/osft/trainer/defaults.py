@@ -16,6 +16,7 @@ from osft.common.training_defaults import (  # noqa: F401 - re-exported: the tra
     DEFAULTS_BY_PAIRS,
     OFFLINE_EPOCHS,
     OFFLINE_PAIRS_CAP,
+    offline_epochs_rule,
     offline_pairs_cap,
     table_row,
 )
@@ -114,12 +115,15 @@ def _gib(size: float) -> str:
 
 
 def choose_hyperparameters(
-    training: Training, train_pairs: int, model_size: str = "base", provider: str = ""
+    training: Training, train_pairs: int, model_size: str = "base", provider: str = "", log_pairs: int = 0
 ) -> Hyperparameters:
-    """Fill the unset hyperparameters from the tables; ``reasons`` says why for each filled value."""
+    """Fill the unset hyperparameters from the tables; ``reasons`` says why for each filled value.
+
+    ``train_pairs`` counts every pair, ``log_pairs`` those from a query log among them.
+    """
     reasons: dict[str, str] = {}
     bound, epochs, rate = table_row(train_pairs)
-    if provider == "offline":
+    if offline_epochs_rule(provider, log_pairs):
         epochs = OFFLINE_EPOCHS
         if training.epochs is None:
             reasons["epochs"] = f"{epochs:g} for offline pseudo-queries: more passes learn the generator's habits"

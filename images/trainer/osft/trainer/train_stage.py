@@ -261,15 +261,20 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         datasets.disable_progress_bars()
     pairs = read_pairs(ctx.input_path("querygen/train.jsonl"))
     provider = ctx.upstream("querygen").stats.provider
+    log_queries = read_log_queries(ctx)
+    keep_fraction = spec.querygen.query_log.keep_fraction if spec.querygen.query_log else 1.0
+    expected_log_pairs = kept_count(len(log_queries), keep_fraction)  # a few may lead to held-out documents
     reasons: dict[str, str] = {}
-    cap, why = offline_pairs_cap(training, provider)
-    if cap and len(pairs) > cap:
+    cap, why = offline_pairs_cap(training, provider, expected_log_pairs)
+    if cap is not None and len(pairs) > cap:
         pairs = random.Random(training.seed).sample(pairs, cap)
         if why:
             reasons["max_train_pairs"] = why
     validation: list[Pair] = []
     if training.merge.enabled:
         pairs, validation = _split_validation(pairs, training.merge.max_queries, training.seed)
+        if not validation:
+            reasons["merge"] = "skipped: no generated pairs left to choose the merge ratio on"
     corpus_texts = {doc_id: document_text(doc) for doc_id, doc in load_corpus(ctx).items()}
     missing = [p["doc_id"] for p in pairs if p["doc_id"] not in corpus_texts]
     if missing:
@@ -278,10 +283,6 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
             path=str(ctx.input_path("querygen/train.jsonl")),
             hint="re-run querygen against this extract (osft run --force querygen)",
         )
-
-    log_queries = read_log_queries(ctx)
-    keep_fraction = spec.querygen.query_log.keep_fraction if spec.querygen.query_log else 1.0
-    expected_log_pairs = kept_count(len(log_queries), keep_fraction)  # a few may lead to held-out documents
 
     usage = model_usage(spec.model)
     model = load_sentence_transformer(spec.model.base, Path(ctx.resolve(".")))
@@ -293,7 +294,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         lengths = _token_lengths(model, [usage.document_prefix + corpus_texts[d] for d in sample_ids])
         max_len, reasons["max_seq_length"] = choose_max_seq_length(lengths, usage.max_seq_length_limit)
     model.max_seq_length = max_len
-    hp = choose_hyperparameters(training, len(pairs) + expected_log_pairs, usage.size, provider)
+    hp = choose_hyperparameters(training, len(pairs) + expected_log_pairs, usage.size, provider, expected_log_pairs)
     reasons.update(hp.reasons)
     ctx.log.info("hyperparameters_chosen", **{k: v for k, v in reasons.items()})
 
@@ -304,7 +305,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     notes += row_notes
     prepare_seconds = time.perf_counter() - clock
 
-    base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if training.merge.enabled else None
+    base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if validation else None
     trainable = None
     if training.lora.enabled:
         from osft.trainer.lora import add_lora_adapter
