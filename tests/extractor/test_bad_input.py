@@ -157,3 +157,14 @@ def test_a_password_in_the_spec_is_refused(write_spec, tmp_path):
     }
     with pytest.raises(SpecError, match="passwords are never read from the spec"):
         run_stage(STAGE, write_spec(source), str(tmp_path / "run"))
+
+
+def test_an_opensearch_source_refuses_position_ids() -> None:
+    from pydantic import ValidationError
+
+    from osft.common.spec.source import OpenSearchSource
+
+    with pytest.raises(ValidationError, match="id: null numbers documents by position"):
+        OpenSearchSource(
+            type="opensearch", connection={"url": "http://localhost:9200"}, index="docs", fields={"id": None}
+        )

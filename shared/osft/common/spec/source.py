@@ -152,6 +152,17 @@ class OpenSearchSource(SpecModel):
     )
     bad_records: BadRecords = Field(default_factory=BadRecords)
 
+    @field_validator("fields")
+    @classmethod
+    def _ids_from_the_index(cls, value: FieldMapping) -> FieldMapping:
+        # Parallel slices arrive in a different order on every run, so position ids would change between runs.
+        if value.id is None:
+            raise ValueError(
+                "id: null numbers documents by position, which changes between runs of a sliced export; "
+                "leave it as '_id' (every OpenSearch document has one) or name a unique field"
+            )
+        return value
+
     @field_validator("iteration")
     @classmethod
     def _serverless_has_no_scroll(cls, value: str, info: ValidationInfo) -> str:
