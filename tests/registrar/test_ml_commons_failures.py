@@ -27,11 +27,17 @@ def _ml(url: str, timeout: float = 10) -> MLCommons:
     return MLCommons(client, url=url, task_timeout_s=timeout, poll_interval_s=0.01)
 
 
-def test_a_failed_deploy_task_reports_the_clusters_error(run_folder, ml_server):
+def test_a_failed_deploy_task_reports_the_clusters_error_and_cleanup_removes_the_model(run_folder, ml_server):
     server = ml_server(fail_tasks={"DEPLOY_MODEL"})
     spec, run_dir = run_folder({"opensearch": opensearch_section(server.url, mode="local", local_upload="chunks")})
     with pytest.raises(ServiceError, match=r"ended FAILED: DEPLOY_MODEL failed"):
         run_stage(STAGE, str(spec), str(run_dir))
+
+    (model_id,) = server.models
+    recorded = json.loads((run_dir / "register" / "registration.json").read_text())
+    assert recorded["opensearch"]["model_id"] == model_id and recorded["deployed"] is False
+    assert cleanup_run(str(spec), str(run_dir)).deleted == [f"ML Commons model {model_id}"]
+    assert server.models == {}
 
 
 def test_wrong_password_is_a_credentials_error_and_the_right_one_registers(run_folder, ml_server, monkeypatch):
@@ -156,6 +162,7 @@ def test_an_upload_cut_off_between_chunks_is_removed_and_a_rerun_registers_it_ag
     upload(model_id=meta["model_id"], chunk_number="0", body=path.read_bytes()[: 1024 * 1024])
 
     model_id, created = register_zip(ml, spec, export, path, None, name="m", model_group_id=group, description="d")
+    ml.deploy(model_id)
 
     assert created and model_id != meta["model_id"]
     assert list(server.models) == [model_id] and server.models[model_id]["model_state"] == "DEPLOYED"

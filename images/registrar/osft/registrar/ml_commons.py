@@ -281,7 +281,7 @@ class MLCommons:
                     f"model {found.id} on {self.url} is still REGISTERING after {self.task_timeout_s:g}s",
                     hint="check GET _plugins/_ml/tasks for its register task, then run the stage again",
                 )
-            time.sleep(self.poll_interval_s)
+            self.sleep(self.poll_interval_s)
 
     def deploy(self, model_id: str) -> None:
         """Deploy a model and wait until its task completes (a model already deployed is left alone)."""

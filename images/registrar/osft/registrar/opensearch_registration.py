@@ -108,7 +108,10 @@ def register_zip(
     model_group_id: str,
     description: str,
 ) -> tuple[str, bool]:
-    """Register (unless a model of that name and hash exists) and deploy one zip; returns (model_id, created)."""
+    """Register one zip unless a model of that name and hash exists; returns (model_id, created).
+
+    Deploying is the caller's next step, once it has recorded the id.
+    """
     found = ml.find_model(name, model_group_id, model_content_hash_value=export.sha256)
     if found is not None and found.source.get("model_state") == "REGISTERING":
         found = ml.settle_registration(found)
@@ -134,7 +137,6 @@ def register_zip(
             model_id = ml.register({**body, "url": url})
         else:
             model_id = ml.register_in_chunks(body, local_path, spec.chunk_size_mb * 1024 * 1024)
-    ml.deploy(model_id)
     return model_id, created
 
 

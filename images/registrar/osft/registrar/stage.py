@@ -178,6 +178,7 @@ def register_in_opensearch(
             result.tokenizer_model_id = model_id
         else:
             result.model_id, result.function_name = model_id, export.function_name
+        ml.deploy(model_id)  # after the id is in ``result``: a failed deploy still names the model for cleanup
     if spec.cross_encoder is not None:
         result.cross_encoder_model_id, created = register_cross_encoder(ml, spec.cross_encoder, group_id, name)
         result.note(f"cross-encoder {result.cross_encoder_model_id}", created)
@@ -344,7 +345,12 @@ def _record_incomplete(
     a failed stage publishes no outputs)."""
     deploy = ctx.spec.deploy
     record = {**registration, "incomplete": getattr(error, "message", None) or repr(error)}
-    if deploy is not None and deploy.opensearch is not None and (result.model_id or result.connector_id):
+    record["deployed"] = False
+    if (
+        deploy is not None
+        and deploy.opensearch is not None
+        and (result.model_id or result.tokenizer_model_id or result.connector_id)
+    ):
         record["opensearch"] = _opensearch_record(deploy.opensearch.connection.url, deploy.opensearch.mode, result)
     if "sagemaker" not in record and "opensearch" not in record:
         return
