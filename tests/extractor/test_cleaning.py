@@ -1,4 +1,4 @@
-"""Cleaning: markup, passages by tokens, exact and near duplicates, reservoir sampling."""
+"""Cleaning: markup, passages by tokens, exact and near duplicates, seeded sampling."""
 
 from __future__ import annotations
 

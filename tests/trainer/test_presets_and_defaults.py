@@ -125,7 +125,8 @@ def test_base_models_count_their_wider_layers_too() -> None:
 def test_with_a_query_log_offline_pairs_are_an_eighth_of_the_log_and_epochs_follow_the_table() -> None:
     cap, why = offline_pairs_cap(Training(), "offline", log_pairs=303)
     assert cap == 37 and "303 query-log pairs" in why
-    assert offline_pairs_cap(Training(), "offline", log_pairs=5) == (0, offline_pairs_cap(Training(), "offline", 5)[1])
+    assert offline_pairs_cap(Training(), "offline", log_pairs=5) == offline_pairs_cap(Training(), "offline")
+    assert choose_hyperparameters(Training(), train_pairs=900, provider="offline", log_pairs=5).epochs == 1.0
     assert offline_pairs_cap(Training(), "offline", log_pairs=100_000)[0] == OFFLINE_PAIRS_CAP
     assert offline_pairs_cap(Training(max_train_pairs=500), "offline", log_pairs=303) == (500, None)
     mixed = choose_hyperparameters(Training(), train_pairs=340, provider="offline", log_pairs=303)

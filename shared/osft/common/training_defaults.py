@@ -25,8 +25,14 @@ OFFLINE_EPOCHS = 1.0
 # With a query log (real queries paired by the hybrid teacher), the log carries the gain and offline pairs
 # dilute it: SciFact, 303 log pairs for 3 epochs beside 40 offline pairs (about 1:8): +1.94 and +2.64
 # nDCG@10 (two seeds); beside 1,000 offline pairs for one epoch: +0.20 to +1.80 (docs/benchmarks.md).
-# So offline pairs are kept at an eighth of the log pairs, and the epochs follow the table.
+# So offline pairs are kept at an eighth of the log pairs, and the epochs follow the table. A log of fewer
+# pairs than that cannot carry the training: the offline rule stays.
 LOG_PAIRS_PER_OFFLINE_PAIR = 8
+
+
+def log_leads(log_pairs: int) -> bool:
+    """True when a query log has enough pairs to lead the training (see ``LOG_PAIRS_PER_OFFLINE_PAIR``)."""
+    return log_pairs >= LOG_PAIRS_PER_OFFLINE_PAIR
 
 
 def table_row(train_pairs: int) -> tuple[int, float, float]:
@@ -38,7 +44,7 @@ def offline_pairs_cap(training: Training, provider: str, log_pairs: int = 0) -> 
     """How many generated training pairs to sample, and why when it is this module's choice rather than the spec's."""
     if training.max_train_pairs is not None or provider != "offline":
         return training.max_train_pairs, None
-    if log_pairs > 0:
+    if log_leads(log_pairs):
         cap = min(OFFLINE_PAIRS_CAP, log_pairs // LOG_PAIRS_PER_OFFLINE_PAIR)
         return cap, (
             f"{cap:,} offline pairs at most beside {log_pairs:,} query-log pairs (1 per "
@@ -51,7 +57,7 @@ def offline_pairs_cap(training: Training, provider: str, log_pairs: int = 0) -> 
 
 def offline_epochs_rule(provider: str, log_pairs: int) -> bool:
     """True when the offline rule (one epoch) sets the epochs: offline pseudo-queries without a query log."""
-    return provider == "offline" and log_pairs == 0
+    return provider == "offline" and not log_leads(log_pairs)
 
 
 def default_epochs(training: Training, train_pairs: int, provider: str, log_pairs: int = 0) -> float:

@@ -3,7 +3,8 @@
 Each item gets a pseudo-random rank from a hash of the seed and its key (a document id), and the N
 smallest ranks are kept ("bottom-k" sampling). Unlike a reservoir driven by a random generator, the
 sample depends only on which items arrive, not on their order: an OpenSearch index read in parallel
-slices arrives in a different order on every run and still gives the same sample.
+slices arrives in a different order on every run and still gives the same sample. (De-duplication
+runs before sampling and keeps the first of two duplicates to arrive, which order can change.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The extract stage: read the source, map fields, clean, de-duplicate, sample, write shards.
 
 Documents stream from the source to the shards one at a time; with sampling, only the
-reservoir of ``sampling.max_docs`` entries is held in memory.
+sample of ``sampling.max_docs`` entries is held in memory (``sampling.BottomKSample``).
 """
 
 from __future__ import annotations
@@ -273,6 +273,6 @@ STAGE = StageDefinition(
     upstream=(),
     spec_sections=("source", "cleaning", "sampling"),
     run=run,
-    version="2",
+    version="3",
     input_fingerprint=input_fingerprint,
 )

@@ -64,6 +64,10 @@ def run(ctx: StageContext) -> StageResult:
     return train_dense(ctx)
 
 
+# Fewer held-out pairs than this cannot tell merge ratios apart (ties go to the smaller ratio: the base).
+MIN_MERGE_VALIDATION = 5
+
+
 def _split_validation(pairs: list[Pair], wanted: int, seed: int) -> tuple[list[Pair], list[Pair]]:
     """Hold out up to ``wanted`` pairs (at most 10%) for picking the merge ratio; never train on them."""
     count = min(wanted, max(1, len(pairs) // 10))
@@ -160,6 +164,13 @@ def _build_rows(
         )
         anchors, positives, log_pairs = anchors + log_anchors, positives + log_positives, len(log_anchors)
         notes.append(note)
+    if not anchors:
+        raise InputDataError(
+            "no training pairs: querygen wrote none, and no query-log pair was kept (their first hits were "
+            "held-out documents)",
+            path=str(ctx.input_path("querygen/train.jsonl")),
+            hint="lower querygen.heldout_fraction, or give more queries (querygen.queries_per_doc, a larger log)",
+        )
     dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
     needs_negatives = training.hard_negatives.active(provider, bool(log_queries)) or training.distillation.enabled
     if needs_negatives:
@@ -273,8 +284,12 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     validation: list[Pair] = []
     if training.merge.enabled:
         pairs, validation = _split_validation(pairs, training.merge.max_queries, training.seed)
-        if not validation:
-            reasons["merge"] = "skipped: no generated pairs left to choose the merge ratio on"
+        if len(validation) < MIN_MERGE_VALIDATION:
+            reasons["merge"] = (
+                f"skipped: {len(validation)} validation pairs (10% of the generated ones) are too few to choose a "
+                f"ratio on; at least {MIN_MERGE_VALIDATION} are needed"
+            )
+            pairs, validation = pairs + validation, []
     corpus_texts = {doc_id: document_text(doc) for doc_id, doc in load_corpus(ctx).items()}
     missing = [p["doc_id"] for p in pairs if p["doc_id"] not in corpus_texts]
     if missing:
@@ -445,6 +460,6 @@ STAGE = StageDefinition(
     upstream=("extract", "querygen"),
     spec_sections=("model", "training"),
     run=run,
-    version="2",
+    version="3",
     input_fingerprint=input_fingerprint,
 )
