@@ -31,6 +31,7 @@ ROLLBACK_FAILED_HINT = (
     "restore it (AWS guide 'Rolling deployments') or delete it ('register cleanup') and re-run; "
     "see /aws/sagemaker/Endpoints/{endpoint} in CloudWatch Logs"
 )
+ACCESS_DENIED_CODES = ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException")
 TUNED_VARIANT = "tuned"
 BASE_VARIANT = "base"
 
@@ -186,9 +187,8 @@ class SageMakerDeployer:
                 f"SageMaker: no AWS credentials while {action}", hint="set AWS_PROFILE or AWS keys"
             ) from None
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code, message = error.get("Code", ""), error.get("Message", "")
-            if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
+            code, message = client_error(exc)
+            if code in ACCESS_DENIED_CODES:
                 raise CredentialsError(
                     f"SageMaker refused {action} ({code}: {message})",
                     hint="allow the registrar's role the SageMaker endpoint APIs and iam:PassRole on the execution role",
@@ -462,6 +462,12 @@ def sagemaker_client(region: str | None) -> Any:
     return boto3.client(
         "sagemaker", region_name=region, config=Config(retries={"max_attempts": 10, "mode": "adaptive"})
     )
+
+
+def client_error(exc: Any) -> tuple[str, str]:
+    """(code, message) of a botocore ``ClientError``."""
+    error = exc.response.get("Error", {})
+    return error.get("Code", ""), error.get("Message", "")
 
 
 def runtime_client(region: str | None) -> Any:

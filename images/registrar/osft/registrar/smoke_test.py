@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from osft.common.errors import CredentialsError, ServiceError
-from osft.registrar.sagemaker_deploy import TUNED_VARIANT
+from osft.registrar.sagemaker_deploy import ACCESS_DENIED_CODES, TUNED_VARIANT, client_error
 
 Embedding = list[float] | dict[str, float]
 # A reference gives one embedding per text, or, for several endpoint variants, one list per variant name.
@@ -104,9 +104,8 @@ def invoke_endpoint(runtime_client: Any, endpoint_name: str, texts: list[str], v
     except NoCredentialsError:
         raise CredentialsError(f"no AWS credentials while {action}", hint="set AWS_PROFILE or AWS keys") from None
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code, message = error.get("Code", ""), error.get("Message", "")
-        if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
+        code, message = client_error(exc)
+        if code in ACCESS_DENIED_CODES:
             raise CredentialsError(
                 f"SageMaker refused {action} ({code}: {message})",
                 hint=f"allow the registrar's role sagemaker:InvokeEndpoint on endpoint {endpoint_name}",
