@@ -15,7 +15,7 @@ from tokenizers import Tokenizer
 from osft.common.cli import main
 from osft.common.corpus import document_text
 from osft.common.errors import QuotaError
-from osft.common.estimate import ESTIMATE_FILE, Estimate, check_budget, estimate_run, load_price_table, trainer_defaults
+from osft.common.estimate import ESTIMATE_FILE, Estimate, check_budget, estimate_run, load_price_table
 from osft.common.estimate.prices import load_querygen_bedrock_prices
 from osft.common.jsonl import read_jsonl
 from osft.common.manifests import QuerygenManifest, QuerygenStats, Timings, TrainManifest, TrainStats
@@ -23,6 +23,7 @@ from osft.common.report import render_status
 from osft.common.runner import run_pipeline, run_status
 from osft.common.spec.training import Training
 from osft.common.stage import read_manifest
+from osft.common.training_defaults import pairs_and_epochs
 from tests.conftest import make_tiny_spec
 
 BEDROCK = {
@@ -224,7 +225,6 @@ def test_bedrock_fallback_prices_match_the_querygen_table():
 def test_the_estimate_follows_the_trainers_rules_for_offline_pairs(tiny_corpus, write_spec, tmp_path):
     from osft.trainer.defaults import OFFLINE_EPOCHS, OFFLINE_PAIRS_CAP
 
-    pairs_and_epochs = trainer_defaults()
     assert pairs_and_epochs(Training(), 50_000, "offline", 0) == (OFFLINE_PAIRS_CAP, OFFLINE_EPOCHS)
     assert pairs_and_epochs(Training(), 800, "user-pairs", 0) == (800, 3.0)
     assert pairs_and_epochs(Training(max_train_pairs=20_000, epochs=2), 50_000, "offline", 0) == (20_000, 2)
@@ -266,5 +266,5 @@ def test_the_estimate_applies_the_trainers_epochs_where_the_trainer_is_not_insta
     """The cost guard runs on the extractor image, which has no trainer: 800 pairs still mean 3 epochs."""
     monkeypatch.setitem(sys.modules, "osft.trainer.defaults", None)
     monkeypatch.setitem(sys.modules, "osft.trainer", None)
-    assert trainer_defaults()(Training(), 800, "openai", 0) == (800, 3.0)
-    assert trainer_defaults()(Training(), 5_000, "offline", 0) == (1_000, 1.0)
+    assert pairs_and_epochs(Training(), 800, "openai", 0) == (800, 3.0)
+    assert pairs_and_epochs(Training(), 5_000, "offline", 0) == (1_000, 1.0)

@@ -13,7 +13,6 @@ from pathlib import Path
 from osft.common.errors import OsftError, QuotaError, StorageError
 from osft.common.estimate.build import build_estimate
 from osft.common.estimate.corpus_sample import sample_corpus
-from osft.common.estimate.cost_model import TrainerDefaults
 from osft.common.estimate.model import ESTIMATE_FILE, Estimate, LineItem
 from osft.common.estimate.prices import PriceTable, load_price_table
 from osft.common.estimate.render import render_comparison, render_estimate
@@ -22,12 +21,6 @@ from osft.common.registry import load_stage
 from osft.common.spec import RunSpec
 from osft.common.stage import is_up_to_date, load_spec, read_manifest, run_stage
 from osft.common.storage import Location, is_s3, join
-from osft.common.training_defaults import pairs_and_epochs
-
-
-def trainer_defaults() -> TrainerDefaults:
-    """The train stage's rules for unset pair counts and epochs (``osft.common.training_defaults``)."""
-    return pairs_and_epochs
 
 
 def count_log_queries(spec: RunSpec, spec_uri: str, querygen: StageManifest | None) -> int:
@@ -91,7 +84,6 @@ def estimate_from_run_dir(
         prices,
         on_aws=on_aws,
         train_pairs_known=known,
-        trainer_defaults=trainer_defaults(),
         log_queries=count_log_queries(spec, spec_uri, querygen) if spec_uri else 0,
     )
     Location(join(run_dir, ESTIMATE_FILE)).write_text(estimate.model_dump_json(indent=2))

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from osft.common.estimate.corpus_sample import CorpusSample
 from osft.common.estimate.cost_model import (
     Context,
-    TrainerDefaults,
     aws_items,
     endpoint_items,
     querygen_items,
@@ -27,11 +26,10 @@ def build_estimate(
     *,
     on_aws: bool,
     train_pairs_known: int | None = None,
-    trainer_defaults: TrainerDefaults | None = None,
     log_queries: int = 0,
 ) -> Estimate:
     """Price every stage; ``run_usd`` totals the one-off items the run would choose."""
-    ctx = Context(spec, sample, prices, on_aws, train_pairs_known, trainer_defaults, log_queries)
+    ctx = Context(spec, sample, prices, on_aws, train_pairs_known, log_queries)
     expected = Expected()
     items = querygen_items(ctx, expected) + training_items(ctx, expected) + endpoint_items(ctx) + aws_items(ctx)
     items.sort(key=lambda i: STAGE_ORDER.index(i.stage))

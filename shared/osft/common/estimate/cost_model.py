@@ -15,7 +15,6 @@ item text, so a user can check them against the bill and ``docs/estimate.md``:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from osft.common.estimate.corpus_sample import CorpusSample
@@ -23,7 +22,7 @@ from osft.common.estimate.model import Expected, LineItem
 from osft.common.estimate.prices import PriceTable
 from osft.common.spec import RunSpec
 from osft.common.spec.querygen import kept_count
-from osft.common.spec.training import Training
+from osft.common.training_defaults import pairs_and_epochs
 
 DAYS_PER_MONTH = 30.4
 REFERENCE_SEQ_LENGTH = 256
@@ -42,10 +41,6 @@ def model_size(name: str) -> str:
     return "base"
 
 
-TrainerDefaults = Callable[[Training, int, str, int], tuple[int, float]]
-"""(training section, pairs written, provider, query-log pairs) -> (pairs the trainer keeps, epochs it runs)."""
-
-
 @dataclass(frozen=True)
 class Context:
     spec: RunSpec
@@ -54,8 +49,6 @@ class Context:
     on_aws: bool
     train_pairs_known: int | None = None
     """Training pairs already written by querygen (or given as pairs), when the run folder has them."""
-    trainer_defaults: TrainerDefaults | None = None
-    """The trainer's smart defaults (pairs kept, epochs), when the trainer package is installed."""
     log_queries: int = 0
     """Queries in the spec's query log (``querygen.query_log``), 0 without one."""
 
@@ -134,15 +127,10 @@ def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
         kept = 1 - spec.querygen.heldout_fraction
         pairs = round(queried_documents(ctx) * spec.querygen.queries_per_doc * kept)
     provider = "user-pairs" if spec.source.type == "pairs" else spec.querygen.provider
-    if training.max_train_pairs:
-        pairs = min(pairs, training.max_train_pairs)
     log = spec.querygen.query_log
     log_pairs = kept_count(ctx.log_queries, log.keep_fraction) if log else 0
-    epochs = training.epochs or 1.0
-    if ctx.trainer_defaults:
-        pairs, epochs = ctx.trainer_defaults(training, pairs, provider, log_pairs)
-    else:
-        pairs += log_pairs
+    # The train stage's own rules (max_train_pairs or the offline cap, then the epochs table).
+    pairs, epochs = pairs_and_epochs(training, pairs, provider, log_pairs)
     batch = training.batch_size or 32
     seen = training.max_steps * batch if training.max_steps else round(pairs * epochs)
     expected.train_pairs, expected.train_examples_seen = pairs, seen
