@@ -455,29 +455,18 @@ class SageMakerDeployer:
         return deleted
 
 
-def sagemaker_client(region: str | None) -> Any:
+def sagemaker_client(region: str | None, service: str = "sagemaker") -> Any:
+    """A SageMaker (or ``sagemaker-runtime``) client with adaptive retries: throttling and a cold endpoint pass."""
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
-        "sagemaker", region_name=region, config=Config(retries={"max_attempts": 10, "mode": "adaptive"})
-    )
+    return boto3.client(service, region_name=region, config=Config(retries={"max_attempts": 10, "mode": "adaptive"}))
 
 
 def client_error(exc: Any) -> tuple[str, str]:
     """(code, message) of a botocore ``ClientError``."""
     error = exc.response.get("Error", {})
     return error.get("Code", ""), error.get("Message", "")
-
-
-def runtime_client(region: str | None) -> Any:
-    """The ``sagemaker-runtime`` client, retrying like ``sagemaker_client`` (a cold endpoint throttles at first)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "sagemaker-runtime", region_name=region, config=Config(retries={"max_attempts": 10, "mode": "adaptive"})
-    )
 
 
 def runtime_url(region: str, endpoint_name: str) -> str:

@@ -34,7 +34,6 @@ from osft.registrar.sagemaker_deploy import (
     EndpointResult,
     SageMakerDeployer,
     plan_variants,
-    runtime_client,
     sagemaker_client,
     variant_names,
 )
@@ -227,7 +226,7 @@ def run_smoke_test(
     reference_name = "trained model folder"
     if reference is None and endpoint is not None:
         reference = endpoint_reference(
-            runtime_client(endpoint.region),
+            sagemaker_client(endpoint.region, "sagemaker-runtime"),
             endpoint.endpoint_name,
             variants=variant_names(sagemaker) if sagemaker is not None else (TUNED_VARIANT,),
         )
