@@ -28,7 +28,6 @@ locals {
     { name = "OSFT_LOG_JSON", value = "1" },
     { name = "OSFT_PROGRESS", value = "0" },
     { name = "HOME", value = "/tmp" },
-    { name = "OSFT_RUN_BUCKET", value = local.bucket_name },
     { name = "OSFT_SAGEMAKER_ROLE_ARN", value = aws_iam_role.sagemaker.arn },
     { name = "OSFT_BEDROCK_BATCH_ROLE_ARN", value = aws_iam_role.bedrock_batch.arn },
     { name = "OSFT_OPENSEARCH_CONNECTOR_ROLE_ARN", value = aws_iam_role.opensearch_connector.arn },
