@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+import urllib.request
+from collections.abc import Callable
 
 import pytest
+from botocore.awsrequest import AWSResponse
 from click.testing import CliRunner
 from opensearchpy.exceptions import TransportError
 
+from osft.common.errors import ServiceError
 from osft.common.opensearch import opensearch_client
 from osft.common.spec.source import OpenSearchConnection
 from osft.common.stage import run_stage
@@ -130,3 +135,77 @@ def test_the_model_predict_path_of_a_remote_model_reads_only_parameters(remote_r
         client.plugins.ml.predict_model(model_id=model_id, body={"text_docs": ["a text"]})
     answer = client.plugins.ml.predict_model(model_id=model_id, body={"parameters": {"input": ["a text"]}})
     assert len(answer["inference_results"][0]["output"][0]["data"]) == 384
+
+
+def _runtime_routed_to(served_endpoint: str, answers_by_variant: dict[str, Callable[[bytes], bytes]], asked: list):
+    """``sagemaker_client`` whose runtime client sends InvokeEndpoint to ``answers_by_variant[TargetVariant]``.
+
+    moto answers InvokeEndpoint with canned bodies, so the hook goes first and plays each variant's container.
+    """
+    import urllib3
+
+    from osft.registrar.sagemaker_deploy import sagemaker_client
+
+    def route(request, **_kwargs):
+        variant = request.headers.get("X-Amzn-SageMaker-Target-Variant")
+        variant = variant.decode() if isinstance(variant, bytes) else variant
+        asked.append(variant)
+        body = answers_by_variant[variant](request.body)
+        raw = urllib3.HTTPResponse(body=io.BytesIO(body), preload_content=False, status=200)
+        return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, raw)
+
+    def build(region, service="sagemaker"):
+        client = sagemaker_client(region, service)
+        if service == "sagemaker-runtime":
+            client.meta.events.register_first("before-send.sagemaker-runtime.InvokeEndpoint", route)
+        return client
+
+    return build
+
+
+@pytest.mark.parametrize("served_variant", ["tuned", "base"])
+def test_behind_an_ab_endpoint_the_smoke_test_asks_each_variant_and_names_the_one_that_answered(
+    aws, run_folder, ml_server, served_endpoint, monkeypatch, served_variant
+):
+    """The connector's request may reach either variant; the reference must come from the one that answered."""
+
+    def container(texts: bytes) -> bytes:
+        return urllib.request.urlopen(
+            urllib.request.Request(
+                f"{served_endpoint}/invocations", data=texts, headers={"Content-Type": "application/json"}
+            )
+        ).read()
+
+    def other_model(texts: bytes) -> bytes:  # embeddings no connector answer matches
+        return json.dumps([[(-1.0) ** i for i in range(384)] for _ in json.loads(texts)]).encode()
+
+    answers = {"tuned": other_model, "base": other_model, served_variant: container}
+    asked: list = []
+    monkeypatch.setattr("osft.registrar.stage.sagemaker_client", _runtime_routed_to(served_endpoint, answers, asked))
+    server = ml_server(connector_urls={runtime_url(REGION, "osft-tiny"): f"{served_endpoint}/invocations"})
+    sagemaker = sagemaker_section(mode="real-time", instance_type="ml.m5.large", ab_base_weight=0.2)
+    spec, run_dir = run_folder({"sagemaker": sagemaker, "opensearch": opensearch_section(server.url, mode="remote")})
+
+    stats = run_stage(STAGE, str(spec), str(run_dir))[0].stats
+
+    assert sorted(asked) == ["base", "tuned"]
+    assert stats.smoke_test.startswith("passed: 3 texts, dimension 384, min cosine 1.0")
+    assert f"SageMaker endpoint osft-tiny (variant {served_variant})" in stats.smoke_test
+
+
+def test_behind_an_ab_endpoint_an_answer_matching_neither_variant_fails_the_stage(
+    aws, run_folder, ml_server, served_endpoint, monkeypatch
+):
+    def other_model(texts: bytes) -> bytes:
+        return json.dumps([[(-1.0) ** i for i in range(384)] for _ in json.loads(texts)]).encode()
+
+    asked: list = []
+    answers = {"tuned": other_model, "base": other_model}
+    monkeypatch.setattr("osft.registrar.stage.sagemaker_client", _runtime_routed_to(served_endpoint, answers, asked))
+    server = ml_server(connector_urls={runtime_url(REGION, "osft-tiny"): f"{served_endpoint}/invocations"})
+    sagemaker = sagemaker_section(mode="real-time", instance_type="ml.m5.large", ab_base_weight=0.2)
+    spec, run_dir = run_folder({"sagemaker": sagemaker, "opensearch": opensearch_section(server.url, mode="remote")})
+
+    with pytest.raises(ServiceError, match="embeddings differ from the SageMaker endpoint osft-tiny"):
+        run_stage(STAGE, str(spec), str(run_dir))
+    assert sorted(asked) == ["base", "tuned"]
