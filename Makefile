@@ -107,11 +107,13 @@ else
 	$(TF_RUN) plan -input=false -var-file=$(TF_VARS)
 endif
 
+# The trainer also builds its serve-cpu target as <tag>-cpu: the image CPU endpoints (serverless) serve.
 build-images:
 	@for image in $(IMAGES); do \
 	  echo "building osft-$$image:$(IMAGE_TAG)"; \
 	  docker build --platform linux/amd64 -f images/$$image/Dockerfile -t osft-$$image:$(IMAGE_TAG) -t osft-$$image:latest . || exit 1; \
 	done
+	docker build --platform linux/amd64 --target serve-cpu -f images/trainer/Dockerfile -t osft-trainer:$(IMAGE_TAG)-cpu .
 
 push-images: build-images
 	@test -n "$(ECR_REGISTRY)" || { echo "error: no ECR registry: run 'terraform apply' in terraform/ first, or pass ECR_REGISTRY=<account>.dkr.ecr.<region>.amazonaws.com AWS_REGION=<region>"; exit 2; }
@@ -122,5 +124,7 @@ push-images: build-images
 	  if [ "$(PUSH_LATEST)" = 1 ]; then docker tag osft-$$image:$(IMAGE_TAG) $$remote:latest && docker push $$remote:latest || exit 1; \
 	  else echo "$$remote: tags are immutable, 'latest' not moved"; fi; \
 	done
+	docker tag osft-trainer:$(IMAGE_TAG)-cpu $(ECR_REGISTRY)/$(ECR_PREFIX)/trainer:$(IMAGE_TAG)-cpu
+	docker push $(ECR_REGISTRY)/$(ECR_PREFIX)/trainer:$(IMAGE_TAG)-cpu
 	@echo "pushed tag $(IMAGE_TAG); run: terraform -chdir=$(TF_DIR) apply -var-file=<your tfvars> -var image_tag=$(IMAGE_TAG)"
 # --- end infrastructure ---

@@ -32,6 +32,7 @@ locals {
     { name = "OSFT_BEDROCK_BATCH_ROLE_ARN", value = aws_iam_role.bedrock_batch.arn },
     { name = "OSFT_OPENSEARCH_CONNECTOR_ROLE_ARN", value = aws_iam_role.opensearch_connector.arn },
     { name = "OSFT_TRAINER_IMAGE_URI", value = local.image_uris["trainer"] },
+    { name = "OSFT_SERVE_CPU_IMAGE_URI", value = local.serve_cpu_image_uri },
   ]
 
   # Each task runs as a stage (`runs_as`): that stage's role, log group and task size.

@@ -28,6 +28,9 @@ locals {
   use_kms     = var.kms_key_arn != null
   kms_key_ids = local.use_kms ? [var.kms_key_arn] : []
 
+  # The trainer's serve-cpu target: what CPU endpoints (serverless, ml.m5, ml.c5) serve.
+  serve_cpu_image_uri = "${local.image_uris["trainer"]}-cpu"
+
   sagemaker_arn_base = "arn:${local.partition}:sagemaker:${local.region}:${local.account_id}"
   state_machine_name = "${var.name_prefix}-pipeline"
 }

@@ -58,12 +58,13 @@ variable "assign_public_ip" {
 # --- images ---------------------------------------------------------------------------------
 
 variable "image_tag" {
-  description = "Tag of the four stage images the tasks and training jobs run (`make push-images` pushes the git SHA). Immutable tags make a run reproducible."
+  description = "Tag of the four stage images the tasks and training jobs run (`make push-images` pushes the git SHA, and <tag>-cpu of the trainer for CPU endpoints). Immutable tags make a run reproducible."
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag))
-    error_message = "image_tag must be a Docker tag: up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'."
+    # 124, not Docker's 128: the trainer's CPU serving image is tagged <image_tag>-cpu.
+    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,123}$", var.image_tag))
+    error_message = "image_tag must be a Docker tag of up to 124 letters, digits, '_', '.' or '-' (the trainer's CPU image adds '-cpu'), not starting with '.' or '-'."
   }
 }
 
@@ -79,7 +80,7 @@ variable "image_tag_mutability" {
 }
 
 variable "ecr_keep_images" {
-  description = "Number of tagged images each ECR repository keeps; older ones are expired by the lifecycle policy."
+  description = "Number of tagged images each ECR repository keeps; older ones are expired by the lifecycle policy. The trainer repository holds two per push (<tag> and <tag>-cpu)."
   type        = number
   default     = 30
 

@@ -123,10 +123,37 @@ def test_stage_images_other_than_the_trainer_install_no_torch(image: str) -> Non
         assert chain is None, f"{image}: installing {requirement} pulls torch: {' -> '.join(chain)}"
 
 
+def stages(image: str) -> dict[str, str]:
+    """Each build stage's instructions by stage name (``FROM base AS name``)."""
+    found = re.findall(r"^FROM (\S+) AS (\S+)\n(.*?)(?=^FROM |\Z)", dockerfile(image), flags=re.MULTILINE | re.DOTALL)
+    return {name: f"FROM {base}\n{body}" for base, name, body in found}
+
+
 def test_trainer_image_has_cuda_torch_from_its_base() -> None:
-    bases = re.findall(r"^FROM (\S+)", dockerfile("trainer"), flags=re.MULTILINE)
-    assert all(re.match(r"pytorch/pytorch:[\d.]+-cuda[\d.]+-cudnn\d+-runtime", b) for b in bases), bases
-    assert "--constraint" in dockerfile("trainer"), "pin torch to the base image's build so pip cannot swap it"
+    trainer = stages("trainer")
+    for name in ("build", "runtime"):
+        assert re.match(r"FROM pytorch/pytorch:[\d.]+-cuda[\d.]+-cudnn\d+-runtime", trainer[name]), name
+    assert "--constraint" in trainer["build"], "pin torch to the base image's build so pip cannot swap it"
+    assert list(trainer)[-1] == "runtime", "the CUDA image is the default target (training jobs, GPU endpoints)"
+
+
+def test_trainer_cpu_serving_target_has_cpu_torch_of_the_cuda_bases_version() -> None:
+    trainer = stages("trainer")
+    cuda_torch = re.search(r"FROM pytorch/pytorch:([\d.]+)-", trainer["runtime"]).group(1)
+    cpu_build = trainer["cpu-build"]
+    assert "pytorch/" not in cpu_build and "pytorch/" not in trainer["serve-cpu"]
+    assert "--index-url https://download.pytorch.org/whl/cpu" in cpu_build, "a CPU-only wheel, without CUDA"
+    assert f"torch=={cuda_torch}" in cpu_build, "the CPU image serves with the torch the model was trained with"
+    assert "--constraint" in cpu_build, "pin torch so installing the packages cannot swap it for a CUDA build"
+    assert "COPY --from=cpu-build /opt/venv /opt/venv" in trainer["serve-cpu"]
+
+
+@pytest.mark.parametrize("target", ["runtime", "serve-cpu"])
+def test_both_serving_targets_follow_the_sagemaker_inference_contract(target: str) -> None:
+    stage = stages("trainer")[target]
+    assert "ENTRYPOINT" not in stage and re.search(r'^CMD \["serve"\]', stage, flags=re.MULTILINE)
+    assert "EXPOSE 8080" in stage and "8080/ping" in stage
+    assert not re.search(r"apt-get install|pip install|build-essential|gcc", stage)
 
 
 @pytest.mark.parametrize("image", IMAGES)

@@ -119,3 +119,7 @@ def test_example_tfvars_plan_and_apply_against_moto(terraform: Terraform, tmp_pa
     assert containers["estimate"]["entryPoint"] == ["osft"], "the cost guard runs `osft estimate` on the extractor"
     assert containers["estimate"]["image"] == containers["extract"]["image"]
     assert not any(containers[name].get("entryPoint") for name in ("extract", "querygen", "register"))
+    register_env = {item["name"]: item["value"] for item in containers["register"]["environment"]}
+    trainer_image = f"{outputs['ecr_repository_urls']['trainer']}:{outputs['image_tag']}"
+    assert register_env["OSFT_TRAINER_IMAGE_URI"] == trainer_image
+    assert register_env["OSFT_SERVE_CPU_IMAGE_URI"] == f"{trainer_image}-cpu", "CPU endpoints serve the CPU build"

@@ -50,6 +50,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (
         "OSFT_SAGEMAKER_ROLE_ARN",
         "OSFT_TRAINER_IMAGE_URI",
+        "OSFT_SERVE_CPU_IMAGE_URI",
         "OSFT_OPENSEARCH_CONNECTOR_ROLE_ARN",
         "AWS_PROFILE",
     ):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,24 @@ def _required(value: str | None, env: str, field: str, what: str) -> str:
     if not resolved:
         raise OsftError(f"{field} is not set (nor ${env})", hint=f"give {what}")
     return resolved
+
+
+GPU_INSTANCE = re.compile(r"^ml\.[gp]\d")
+
+
+def serving_image(spec: SageMakerEndpoint) -> str:
+    """The spec's image, else the trainer image on a GPU instance and its CPU build everywhere else.
+
+    The trainer image carries CUDA (several GB); a serverless endpoint has no GPU and refuses
+    images over 10 GB, so CPU endpoints serve the ``serve-cpu`` build (``$OSFT_SERVE_CPU_IMAGE_URI``)
+    when there is one.
+    """
+    if spec.image_uri:
+        return spec.image_uri
+    on_gpu = spec.mode == "real-time" and GPU_INSTANCE.match(spec.instance_type)
+    if not on_gpu and os.environ.get("OSFT_SERVE_CPU_IMAGE_URI"):
+        return os.environ["OSFT_SERVE_CPU_IMAGE_URI"]
+    return _required(None, "OSFT_TRAINER_IMAGE_URI", "deploy.sagemaker.image_uri", "the trainer image URI in ECR")
 
 
 def model_artifact(
@@ -101,9 +120,7 @@ def deploy_to_sagemaker(
         "deploy.sagemaker.execution_role_arn",
         "the endpoint's IAM role ARN",
     )
-    image = _required(
-        spec.image_uri, "OSFT_TRAINER_IMAGE_URI", "deploy.sagemaker.image_uri", "the trainer image URI in ECR"
-    )
+    image = serving_image(spec)
     endpoint_name = endpoint_name_for(ctx, spec)
     model_data_url, sha256, environment = model_artifact(ctx, spec, model, train)
     variants = plan_variants(

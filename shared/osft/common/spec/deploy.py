@@ -41,7 +41,11 @@ class SageMakerEndpoint(SpecModel):
         default=None, description="Role the endpoint runs as; defaults to $OSFT_SAGEMAKER_ROLE_ARN."
     )
     image_uri: str | None = Field(
-        default=None, description="Trainer image that serves; defaults to $OSFT_TRAINER_IMAGE_URI (the run's image)."
+        default=None,
+        description=(
+            "Image that serves; defaults to $OSFT_SERVE_CPU_IMAGE_URI (the trainer's CPU build) on serverless "
+            "and CPU instances, and to $OSFT_TRAINER_IMAGE_URI (CUDA) on GPU instances (ml.g*, ml.p*)."
+        ),
     )
     region: str | None = None
     precision: Literal["fp32", "int8"] = "fp32"
