@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
 
 DOC_ID = re.compile(r"DOCID (\w+)")
 
@@ -62,12 +63,19 @@ class FakeConverse:
         throttle_rate: share of calls answered with ThrottlingException (seeded, so repeatable).
         malformed: doc id -> reply text to return instead of the well-formed JSON.
         kill_after: raise SimulatedKill on this call number (1-based), after serving the earlier ones.
+        lost_connections: the first calls that end in a read timeout (what botocore raises once its
+            own retries of a hung connection are spent).
     """
 
     def __init__(
-        self, throttle_rate: float = 0.0, malformed: dict[str, str] | None = None, kill_after: int | None = None
+        self,
+        throttle_rate: float = 0.0,
+        malformed: dict[str, str] | None = None,
+        kill_after: int | None = None,
+        lost_connections: int = 0,
     ) -> None:
         self.throttle_rate = throttle_rate
+        self.lost_connections = lost_connections
         self.malformed = malformed or {}
         self.kill_after = kill_after
         self.rng = random.Random(7)
@@ -91,6 +99,8 @@ class FakeConverse:
             self.calls += 1
             if self.kill_after is not None and self.calls >= self.kill_after:
                 raise SimulatedKill(f"killed at call {self.calls}")
+            if self.calls <= self.lost_connections:
+                raise ReadTimeoutError(endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com")
             if self.rng.random() < self.throttle_rate:
                 self.throttled += 1
                 error = {
@@ -153,7 +163,7 @@ class FakeBatchService:
                 text = "I cannot help with that." if rid in self.garbled else reply_for(doc_id)
                 line["modelOutput"] = converse_body(text, 400, 50)
                 tokens_in, tokens_out = tokens_in + 400, tokens_out + 50
-            out_lines.append(json.dumps(line))
+            out_lines.append(json.dumps(line, ensure_ascii=False))  # as Bedrock writes it: non-ASCII unescaped
         out_bucket, out_key = params["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"][5:].split("/", 1)
         job_id = self.job_arn(self.jobs).rsplit("/", 1)[1]
         prefix = f"{out_key.rstrip('/')}/{job_id}"

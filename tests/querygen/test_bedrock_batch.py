@@ -256,3 +256,112 @@ def test_batch_staging_and_role_default_to_the_s3_run_folder_and_the_task_role(m
     monkeypatch.delenv("OSFT_BEDROCK_BATCH_ROLE_ARN")
     with pytest.raises(OsftError, match="service_role_arn"):
         batch_options(SimpleNamespace(run_dir="s3://runs-bucket/runs/r1"), BedrockOptions())
+
+
+def test_sharing_the_last_job_keeps_both_parts_within_the_byte_quota():
+    # Job 1 is full by bytes (10 x 10 = 100); job 2 has 2 records of 40 bytes, below the minimum of 3.
+    # Cutting the 12 at the middle would give the second part 4 x 10 + 80 = 120 bytes, over the quota.
+    records = _records(12)
+    sizes = {r.record_id: 10 if i < 10 else 40 for i, r in enumerate(records)}
+    options = BedrockOptions(min_records_per_job=3, max_records_per_job=100, max_job_file_bytes=100)
+    jobs, leftover = plan_jobs(records, sizes, options)
+    assert [len(job) for job in jobs] == [8, 4] and not leftover
+    assert all(sum(sizes[r.record_id] for r in job) <= 100 for job in jobs)
+    # No cut can give both parts the minimum within the quota: the small last job runs on demand.
+    sizes = {r.record_id: 10 if i < 10 else 50 for i, r in enumerate(records)}
+    jobs, leftover = plan_jobs(records, sizes, options)
+    assert [len(job) for job in jobs] == [10] and len(leftover) == 2
+
+
+def test_output_lines_are_split_at_newlines_only(run_folder, s3, fake_converse, monkeypatch):
+    # Bedrock leaves U+2028 and U+0085 unescaped in JSON strings, and echoes each document in
+    # modelInput: splitting there would make the record look missing and pay for it again on demand.
+    docs = make_docs(6)
+    docs[2]["text"] += " Measured\u2028at dawn\x85and dusk."
+    service = FakeBatchService(s3, missing=set(), errored=set(), garbled=set())
+    control = bedrock_clients.control_client("us-east-1")
+    stubber = Stubber(control)
+    job = service.job_arn(1)
+    stubber.add_response("create_model_invocation_job", {"jobArn": job}, create_params())
+    stubber.add_response("get_model_invocation_job", job_description(job, "Completed", 6, 6), {"jobIdentifier": job})
+    stubber.activate()
+    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: service.attach(control))
+    converse = fake_converse()
+    spec, run_dir = run_folder({"provider": "bedrock-batch", "bedrock": BATCH}, docs)
+    manifest = run_querygen(spec, run_dir)
+    assert not converse.served and manifest.stats.retried_on_demand == 0
+    assert {p["doc_id"] for p in read_pairs(run_dir)} == {f"d{i}" for i in range(6)}
+
+
+def test_throttled_job_creation_waits_and_tries_again(run_folder, s3, fake_converse, monkeypatch):
+    service = FakeBatchService(s3, missing=set(), errored=set(), garbled=set())
+    control = bedrock_clients.control_client("us-east-1")
+    stubber = Stubber(control)
+    job = service.job_arn(1)
+    stubber.add_client_error("create_model_invocation_job", "ThrottlingException", "Rate exceeded", 429)
+    stubber.add_response("create_model_invocation_job", {"jobArn": job}, create_params())
+    stubber.add_response("get_model_invocation_job", job_description(job, "Completed", 6, 6), {"jobIdentifier": job})
+    stubber.activate()
+    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: service.attach(control))
+    converse = fake_converse()
+    spec, run_dir = run_folder({"provider": "bedrock-batch", "bedrock": BATCH}, make_docs(6))
+    manifest = run_querygen(spec, run_dir)
+    stubber.assert_no_pending_responses()
+    assert manifest.stats.batch_jobs == [job] and not converse.served
+
+
+def test_fixing_the_role_or_the_job_quota_keeps_the_job_in_flight(run_folder, s3, fake_converse, monkeypatch):
+    # The failure message says to fix the role, the quota error to lower max_concurrent_jobs: neither
+    # changes what the model is asked, so the job already submitted is polled, not submitted again.
+    service = FakeBatchService(s3, missing=set(), errored=set(), garbled=set())
+    converse = fake_converse()
+    spec, run_dir = run_folder({"provider": "bedrock-batch", "bedrock": BATCH}, make_docs(6))
+    job = service.job_arn(1)
+    _killed_while_polling(service, spec, run_dir, job, monkeypatch)
+
+    data = json.loads(Path(spec).read_text())
+    data["querygen"]["bedrock"].update(
+        service_role_arn="arn:aws:iam::123456789012:role/FixedBatchRole", max_concurrent_jobs=2, max_retries=3
+    )
+    Path(spec).write_text(json.dumps(data))
+    second = bedrock_clients.control_client("us-east-1")
+    stubber = Stubber(second)  # only a status check: creating a job again would fail here
+    stubber.add_response("get_model_invocation_job", job_description(job, "Completed", 6, 6), {"jobIdentifier": job})
+    stubber.activate()
+    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: second)
+    manifest = run_querygen(spec, run_dir)
+    stubber.assert_no_pending_responses()
+    assert service.jobs == 1 and manifest.stats.batch_jobs == [job] and not converse.served
+
+
+def test_a_lost_connection_while_submitting_or_polling_waits_for_the_next_round(
+    run_folder, s3, fake_converse, monkeypatch
+):
+    from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+    service = FakeBatchService(s3, missing=set(), errored=set(), garbled=set())
+    control = bedrock_clients.control_client("us-east-1")
+    stubber = Stubber(control)
+    job = service.job_arn(1)
+    stubber.add_response("create_model_invocation_job", {"jobArn": job}, create_params())
+    stubber.add_response("get_model_invocation_job", job_description(job, "Completed", 6, 6), {"jobIdentifier": job})
+    stubber.activate()
+    failures = {
+        "CreateModelInvocationJob": ReadTimeoutError(endpoint_url="https://bedrock"),
+        "GetModelInvocationJob": EndpointConnectionError(endpoint_url="https://bedrock"),
+    }
+
+    def first_call_fails(model, **_):
+        if (error := failures.pop(model.name, None)) is not None:
+            raise error
+
+    control.meta.events.register("provide-client-params.bedrock", first_call_fails)
+    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: service.attach(control))
+    converse = fake_converse()
+    spec, run_dir = run_folder({"provider": "bedrock-batch", "bedrock": BATCH}, make_docs(6))
+    try:
+        manifest = run_querygen(spec, run_dir)
+    finally:
+        control.meta.events.unregister("provide-client-params.bedrock", first_call_fails)
+    stubber.assert_no_pending_responses()
+    assert not failures and service.jobs == 1 and manifest.stats.batch_jobs == [job] and not converse.served

@@ -115,3 +115,40 @@ def test_killed_querygen_on_an_s3_run_folder_resumes_from_saved_work(tmp_path, f
         manifest = run_querygen(spec, "s3://runs/qg")
         assert sorted([*first.served, *second.served]) == sorted(f"d{i}" for i in range(8))
         assert manifest.stats.records == 8 and Location("s3://runs/qg/querygen/train.jsonl").exists()
+
+
+def test_a_run_stopped_by_an_outage_asks_the_failed_documents_again(run_folder, fake_converse):
+    from osft.common.errors import ServiceError
+
+    spec, run_dir = run_folder(
+        {"provider": "bedrock", "bedrock": {**FAST, "max_retries": 0, "max_concurrency": 1}}, make_docs(4)
+    )
+    fake_converse(throttle_rate=1.0)
+    with pytest.raises(ServiceError, match="every one of 4 model calls failed"):
+        run_querygen(spec, run_dir)
+    second = fake_converse()  # the failed calls cost nothing: the rerun asks them again, as the hint says
+    manifest = run_querygen(spec, run_dir)
+    assert sorted(second.served) == [f"d{i}" for i in range(4)]
+    assert manifest.stats.failures == 0 and len(read_pairs(run_dir)) == 8
+
+
+def test_read_timeouts_are_retried_like_throttling(run_folder, fake_converse):
+    fake = fake_converse(lost_connections=3)
+    spec, run_dir = run_folder({"provider": "bedrock", "bedrock": {**FAST, "max_concurrency": 1}}, make_docs(3))
+    manifest = run_querygen(spec, run_dir)
+    assert sorted(fake.served) == ["d0", "d1", "d2"]
+    assert manifest.stats.failures == 0 and manifest.stats.requests == 3 + 3
+
+
+def test_a_line_cut_short_by_a_kill_does_not_swallow_the_next_record(tmp_path):
+    from osft.querygen.record_log import RecordLog, RecordResult
+
+    path = tmp_path / "records.jsonl"
+    path.write_text(
+        json.dumps({"record_id": "R1", "doc_id": "d1", "status": "ok", "mode": "on-demand"})
+        + '\n{"record_id": "R2", "doc_'
+    )
+    log = RecordLog(path)
+    assert set(log.done) == {"R1"}
+    log.append(RecordResult("R3", "d3", "ok", "on-demand", [("a query", "factoid")]))
+    assert set(RecordLog(path).done) == {"R1", "R3"}

@@ -142,3 +142,27 @@ def test_queries_that_repeat_a_few_shot_example_are_dropped(run_folder, chat_ser
     assert example in server.bodies[0]["messages"][-1]["content"]
     assert manifest.stats.removed["repeats_example"] == 3
     assert not [p for p in read_pairs(run_dir) if "hip fractures" in p["query"]]
+
+
+def test_a_server_that_wants_a_key_when_the_spec_names_none_says_which_field_to_set(run_folder, chat_server):
+    querygen = openai_spec(chat_server())
+    querygen["openai"]["api_key_env"] = None
+    spec, run_dir = run_folder(querygen, make_docs(2))
+    with pytest.raises(CredentialsError, match=r"set querygen\.openai\.api_key_env"):
+        run_querygen(spec, run_dir)
+
+
+def test_content_parts_and_null_token_counts_are_read_not_a_crash():
+    import httpx
+
+    from osft.common.spec.querygen import OpenAIOptions
+    from osft.querygen.openai_chat import OpenAIChat
+
+    chat = OpenAIChat("m", OpenAIOptions(api_key_env=None))
+    try:
+        parts = [{"type": "thinking", "thinking": "..."}, {"type": "text", "text": '["a b c"]'}]
+        body = {"choices": [{"message": {"content": parts}}], "usage": {"prompt_tokens": None, "completion_tokens": 7}}
+        completion = chat._completion(httpx.Response(200, json=body), 1)
+        assert (completion.text, completion.input_tokens, completion.output_tokens) == ('["a b c"]', 0, 7)
+    finally:
+        chat.close()

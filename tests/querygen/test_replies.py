@@ -38,3 +38,8 @@ def test_unknown_kind_falls_back_to_the_requested_one():
     assert parse_reply('{"queries": [{"type": "weird", "query": "x y z"}]}', ("conceptual",)) == [
         ("x y z", "conceptual")
     ]
+
+
+def test_a_bracket_in_the_prose_does_not_hide_the_json_after_it():
+    reply = 'As the abstract says [1], here they are: {"queries": ["a b c", "d e f"]}'
+    assert parse_reply(reply, KINDS) == [("a b c", "factoid"), ("d e f", "conceptual")]

@@ -22,7 +22,7 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,13 +86,50 @@ def plan_jobs(
     leftover: list[PromptRecord] = []
     if chunks and len(chunks[-1]) < options.min_records_per_job:
         last = chunks.pop()
-        if chunks and len(chunks[-1]) + len(last) >= 2 * options.min_records_per_job:
-            merged = chunks.pop() + last
-            half = len(merged) // 2
-            chunks += [merged[:half], merged[half:]]  # each half is within quotas: smaller than the full job
-        else:
+        shared = _share(chunks[-1], last, line_bytes, options) if chunks else None
+        if shared is None:
             leftover = last
+        else:
+            chunks[-1:] = shared
     return chunks, leftover
+
+
+def _share(
+    full: list[PromptRecord], last: list[PromptRecord], line_bytes: dict[str, int], options: BedrockOptions
+) -> list[list[PromptRecord]] | None:
+    """``full + last`` cut in two jobs of at least the minimum each and within the quotas, or None.
+
+    The cut starts at the middle and moves later while the second part is over the byte quota
+    (the first part, a prefix of a job within quotas, always fits).
+    """
+    merged = full + last
+    minimum = options.min_records_per_job
+    if len(merged) < 2 * minimum:
+        return None
+    cut = len(merged) // 2
+    size = sum(line_bytes[r.record_id] for r in merged[cut:])
+    while size > options.max_job_file_bytes and cut < len(merged) - minimum:
+        size -= line_bytes[merged[cut].record_id]
+        cut += 1
+    if size > options.max_job_file_bytes:
+        return None
+    return [merged[:cut], merged[cut:]]
+
+
+def _lines(location: Location, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of a file, streamed and split at b"\\n" only.
+
+    ``str.splitlines`` would also split at U+2028 or U+0085, which JSON leaves unescaped inside
+    strings and which a document echoed in ``modelInput`` can hold; such a record would look
+    missing and be paid for again on demand.
+    """
+    with location.open_read() as stream:
+        rest = b""
+        while chunk := stream.read(chunk_bytes):
+            *lines, rest = (rest + chunk).split(b"\n")
+            yield from lines
+        if rest:
+            yield rest
 
 
 class BatchRunner:
@@ -212,8 +249,9 @@ class BatchRunner:
         delay = self.options.poll_seconds
         while True:
             for job in self.jobs:
-                if job.job_arn is None and self._in_flight() < self.options.max_concurrent_jobs:
-                    self._submit(job)
+                waiting = job.job_arn is None and self._in_flight() < self.options.max_concurrent_jobs
+                if waiting and not self._submit(job):
+                    break  # refused for now: the next ones would be too
             for job in self.jobs:
                 if job.job_arn and not job.collected and job.status not in TERMINAL:
                     self._poll(job)
@@ -227,7 +265,8 @@ class BatchRunner:
     def _in_flight(self) -> int:
         return sum(1 for job in self.jobs if job.job_arn and job.status not in TERMINAL)
 
-    def _submit(self, job: BatchJob) -> None:
+    def _submit(self, job: BatchJob) -> bool:
+        """Create the job; False when Bedrock asks to wait (throttled, or our running jobs fill the quota)."""
         from botocore.exceptions import ClientError, NoCredentialsError
 
         try:
@@ -245,17 +284,22 @@ class BatchRunner:
             raise CredentialsError(
                 "Bedrock: no AWS credentials found", hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID"
             ) from None
+        except _network_errors() as exc:
+            # The job may exist already: asking again with its clientRequestToken cannot create a second one.
+            self.log.info("batch_job_deferred", job=job.name, reason=type(exc).__name__)
+            return False
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             message = exc.response.get("Error", {}).get("Message", "")
-            if code in ("ServiceQuotaExceededException", "ThrottlingException"):
-                if self._in_flight() == 0:
-                    raise QuotaError(
-                        f"Bedrock refused a batch job and none of ours is running ({code}: {message})",
-                        hint="other batch jobs use the account quota; wait, or lower querygen.bedrock.max_concurrent_jobs",
-                    ) from None
+            # Throttling is a passing rate limit; a quota refusal passes only when one of our jobs ends.
+            if code == "ThrottlingException" or (code == "ServiceQuotaExceededException" and self._in_flight()):
                 self.log.info("batch_job_deferred", job=job.name, reason=code)
-                return
+                return False
+            if code == "ServiceQuotaExceededException":
+                raise QuotaError(
+                    f"Bedrock refused a batch job and none of ours is running ({code}: {message})",
+                    hint="other batch jobs use the account quota; wait, or lower querygen.bedrock.max_concurrent_jobs",
+                ) from None
             if code in ("AccessDeniedException", "UnrecognizedClientException"):
                 raise CredentialsError(
                     f"Bedrock refused CreateModelInvocationJob ({code}: {message})",
@@ -269,12 +313,16 @@ class BatchRunner:
         job.status = "Submitted"
         self.log.info("batch_job_submitted", job=job.name, arn=job.job_arn, records=len(job.record_ids))
         self._save_state()
+        return True
 
     def _poll(self, job: BatchJob) -> None:
         from botocore.exceptions import ClientError
 
         try:
             response = self.control.get_model_invocation_job(jobIdentifier=job.job_arn)
+        except _network_errors() as exc:  # a job runs for hours: a network blip must not end the run
+            self.log.info("batch_poll_deferred", job=job.name, reason=type(exc).__name__)
+            return
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("ThrottlingException", "ServiceUnavailableException", "InternalServerException"):
@@ -294,16 +342,21 @@ class BatchRunner:
     ) -> None:
         """Map the job's output lines back to records by recordId; queue errors and missing ones for retry."""
         seen: set[str] = set()
+        summary: dict[str, Any] | None = None
         for file in Location(job.output_uri).list_files():
             if file.uri.endswith("manifest.json.out"):
-                outcome.output_manifests.append(json.loads(file.read_bytes()))
+                summary = _summary(file)
+                if summary is not None:
+                    outcome.output_manifests.append(summary)
                 continue
             if not file.uri.endswith(".jsonl.out"):
                 continue
-            for line in file.read_bytes().decode("utf-8").splitlines():
+            for line in _lines(file):
                 try:
                     item = json.loads(line)
                 except ValueError:
+                    continue
+                if not isinstance(item, dict):
                     continue
                 record = by_id(str(item.get("recordId")))
                 if record is None or record.record_id in seen:
@@ -331,6 +384,24 @@ class BatchRunner:
             records=len(job.record_ids),
             answered=len(seen),
             to_retry=len(retry),
+            output_manifest=summary,
         )
         job.collected = True
         self._save_state()
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    """Lost connections and timeouts once botocore's own retries are spent: wait for the next round."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return (BotoConnectionError, HTTPClientError)
+
+
+def _summary(file: Location) -> dict[str, Any] | None:
+    """A job's ``manifest.json.out`` (record and token counts), or None when it is not a JSON object."""
+    try:
+        summary = json.loads(file.read_bytes())
+    except ValueError:
+        return None
+    return summary if isinstance(summary, dict) else None

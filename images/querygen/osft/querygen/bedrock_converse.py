@@ -1,7 +1,7 @@
 """Amazon Bedrock Converse on demand: one call per prompt record, with backoff on throttling.
 
 botocore's adaptive retries absorb short bursts of ``ThrottlingException``; when they run
-out, ``BedrockConverse`` waits (exponential backoff with jitter) and tries again, up to
+out (or a connection is lost or times out), ``BedrockConverse`` waits (exponential backoff with jitter) and tries again, up to
 ``querygen.bedrock.max_retries`` times, before reporting the record as failed.
 """
 
@@ -66,7 +66,8 @@ class BedrockConverse:
         self.sleep = sleep
 
     def complete(self, record: PromptRecord) -> Completion:
-        from botocore.exceptions import ClientError, NoCredentialsError
+        from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
         request = converse_request(record, self.options)
         delays = backoff_delays(self.options.retry_base_seconds, self.options.max_retries)
@@ -78,6 +79,15 @@ class BedrockConverse:
                 raise CredentialsError(
                     "Bedrock: no AWS credentials found", hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID"
                 ) from None
+            except (BotoConnectionError, HTTPClientError) as exc:
+                # A read timeout or lost connection once botocore's own retries are spent: like throttling,
+                # wait and try again, then report this record instead of ending the run with a traceback.
+                requests += 1
+                delay = next(delays, None)
+                if delay is None:
+                    raise CompletionFailed(f"{type(exc).__name__}: {exc}", requests) from None
+                self.sleep(delay)
+                continue
             except ClientError as exc:
                 requests += 1 + exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
                 code = exc.response.get("Error", {}).get("Code", "")

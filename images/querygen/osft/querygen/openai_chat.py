@@ -88,9 +88,12 @@ class OpenAIChat:
                 reason = f"HTTP {response.status_code}: {response.text[:200]}"
                 retry_after = response.headers.get("Retry-After")
                 if response.status_code in (401, 403):
+                    env = self.options.api_key_env
                     raise CredentialsError(
-                        f"{url} refused the API key ({reason})",
-                        hint=f"check the key in {self.options.api_key_env}",
+                        f"{url} refused the request ({reason})",
+                        hint=f"check the key in {env}"
+                        if env
+                        else "the server wants a key: set querygen.openai.api_key_env to the variable holding it",
                     )
                 if response.status_code == 404:
                     raise ServiceError(
@@ -109,8 +112,29 @@ class OpenAIChat:
     def _completion(self, response: httpx.Response, requests: int) -> Completion:
         try:
             data = response.json()
-            text = data["choices"][0]["message"]["content"] or ""
+            text = _content_text(data["choices"][0]["message"]["content"])
         except (ValueError, KeyError, IndexError, TypeError):
             raise CompletionFailed(f"not a chat-completions response: {response.text[:200]}", requests) from None
-        usage = data.get("usage") or {}
-        return Completion(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), requests)
+        usage = data.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        return Completion(text, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), requests)
+
+
+def _content_text(content: object) -> str:
+    """The message text: a string, null, or a list of content parts (some servers send parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str)
+        )
+    raise TypeError(f"message content is a {type(content).__name__}")
+
+
+def _count(value: object) -> int:
+    """A token count as servers send it; null or a missing count is 0."""
+    return int(value) if isinstance(value, int | float) else 0

@@ -1,9 +1,10 @@
 """The append-only log of finished records that makes LLM generation resumable.
 
-Each finished record (parsed, unparseable or failed for good) is appended as one JSON line
-and flushed before the next is started. A resumed run reads the log and skips every record in
-it, so no document is sent twice and none is lost; a line cut short by a kill is ignored and
-its record is simply done again.
+Each finished record (parsed, unparseable or failed after its retries) is appended as one JSON
+line and flushed before the next is started. A resumed run reads the log and skips every record
+answered in it, so no reply is paid for twice and none is lost; a record that failed (no reply,
+nothing billed) is asked again, so a run stopped by an outage resumes. A line cut short by a
+kill is cut off, and its record is simply done again.
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ class RecordLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.done: dict[str, RecordResult] = {}
+        _cut_unfinished_line(path)
         for data in read_jsonl_tolerant(path):
             try:
                 result = RecordResult.from_json(data)
             except TypeError:
                 continue
-            self.done[result.record_id] = result
+            if result.status != "failed":
+                self.done[result.record_id] = result
         self._lock = threading.Lock()
 
     def append(self, result: RecordResult) -> None:
@@ -60,3 +63,15 @@ class RecordLog:
                 return
             append_jsonl(self.path, asdict(result))
             self.done[result.record_id] = result
+
+
+def _cut_unfinished_line(path: Path) -> None:
+    """Drop a last line a kill left without its newline; the next append would otherwise join it,
+    and the record appended there would be unreadable at the following resume."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(end)

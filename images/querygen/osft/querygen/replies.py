@@ -15,6 +15,7 @@ from typing import Any
 from osft.querygen.prompts import KINDS
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_OPENING = re.compile(r"[{\[]")
 
 
 class UnparseableReply(ValueError):
@@ -22,7 +23,8 @@ class UnparseableReply(ValueError):
 
 
 def _json_candidates(text: str) -> list[Any]:
-    """JSON values found in the reply: the whole text, fenced blocks, then the first object or list."""
+    """JSON values found in the reply: the whole text, fenced blocks, then each object or list in the
+    prose, in order (a bracket in the prose, such as "[1]", must not hide the JSON after it)."""
     found: list[Any] = []
     sources = [text.strip(), *(m.strip() for m in _FENCE.findall(text))]
     decoder = json.JSONDecoder()
@@ -32,14 +34,14 @@ def _json_candidates(text: str) -> list[Any]:
             continue
         except ValueError:
             pass
-        for start, char in enumerate(source):
-            if char in "{[":
-                try:
-                    value, _ = decoder.raw_decode(source, start)
-                except ValueError:
-                    continue
-                found.append(value)
-                break
+        start = 0
+        while (match := _OPENING.search(source, start)) is not None:
+            try:
+                value, start = decoder.raw_decode(source, match.start())
+            except ValueError:
+                start = match.start() + 1
+                continue
+            found.append(value)
     return found
 
 

@@ -247,11 +247,33 @@ def input_fingerprint(ctx: StageContext) -> dict[str, Any]:
 
 # max_docs only chooses which documents get records: nested samples keep every record valid.
 SPLIT_AND_FILTER_FIELDS = {"filters", "heldout_fraction", "max_heldout_docs", "query_log", "max_docs"}
+# How records are sent, not what is asked: changing these (a fixed service role, fewer concurrent jobs as
+# the quota error advises) must keep the replies paid for and the batch jobs in flight. The region stays
+# in the key: a job is polled in the region that runs it.
+SENDING_FIELDS = {
+    "bedrock": {
+        "service_role_arn",
+        "staging_uri",
+        "min_records_per_job",
+        "max_records_per_job",
+        "max_job_file_bytes",
+        "max_concurrent_jobs",
+        "max_concurrency",
+        "poll_seconds",
+        "max_poll_seconds",
+        "job_timeout_hours",
+        "max_retries",
+        "retry_base_seconds",
+    },
+    "openai": {"api_key_env", "max_concurrency", "timeout_s", "max_retries", "retry_base_seconds"},
+}
 
 
 def generation_key(ctx: StageContext) -> dict[str, Any]:
-    """What generated records depend on: changing only filters or the split reuses them (no new LLM calls)."""
-    settings = ctx.spec.querygen.model_dump(mode="json", exclude=SPLIT_AND_FILTER_FIELDS)
+    """What generated records depend on: changing only filters, the split or how calls are sent reuses
+    them (no new LLM calls, no batch job submitted again)."""
+    exclude = {**dict.fromkeys(SPLIT_AND_FILTER_FIELDS, True), **SENDING_FIELDS}
+    settings = ctx.spec.querygen.model_dump(mode="json", exclude=exclude)
     inputs = input_fingerprint(ctx)
     inputs.pop("model", None)  # the round-trip model filters; it does not generate
     inputs.pop("query_log", None)  # read as it is, not generated
