@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -14,9 +15,19 @@ from osft.common.storage import atomic_path
 
 
 def open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
+    """Open a UTF-8 text file for reading, gunzipped when it ends in .gz; a byte-order mark is skipped."""
+    try:
+        if path.suffix == ".gz":
+            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig")
+        return open(path, encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputDataError(
+            "file not found", path=str(path), hint="check the path, relative to the spec file"
+        ) from None
+    except IsADirectoryError:
+        raise InputDataError("is a folder, not a JSON Lines file", path=str(path)) from None
+    except OSError as exc:
+        raise InputDataError(f"cannot read ({exc.strerror or exc})", path=str(path)) from None
 
 
 def read_jsonl(path: Path, *, skip_bad: bool = False, bad: list[int] | None = None) -> Iterator[dict[str, Any]]:
@@ -44,6 +55,12 @@ def read_jsonl_numbered(
                     line=line_no + 1,
                     hint="re-encode the file as UTF-8",
                 ) from None
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                raise InputDataError(
+                    f"not a complete gzip file after line {line_no} ({exc})",
+                    path=str(path),
+                    hint="the file is cut short or not gzip: write it again, or remove the .gz suffix if it is plain",
+                ) from None
             if not line:
                 return
             line_no += 1
@@ -62,7 +79,7 @@ def read_jsonl_numbered(
                     f"malformed JSON line ({exc})",
                     path=str(path),
                     line=line_no,
-                    hint="fix the line, or set bad_records.on_error to 'skip' to skip bad lines",
+                    hint="each line must be one JSON object: fix or remove this line",
                 ) from None
             yield line_no, record
 

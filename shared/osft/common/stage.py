@@ -30,7 +30,7 @@ from osft.common.logging import get_logger
 from osft.common.manifests import FileRecord, StageManifest, StageStats, Timings, manifest_type
 from osft.common.progress import progress
 from osft.common.spec import RunSpec, parse_spec_text
-from osft.common.storage import Location, is_s3, join, sha256_file
+from osft.common.storage import Location, is_s3, join, sha256_file, split_s3
 
 STAGE_ORDER: tuple[str, ...] = ("extract", "querygen", "train", "evaluate", "register")
 WORK_DIR = "_work"
@@ -71,7 +71,27 @@ class StageDefinition:
 
 
 def load_spec(spec_uri: str) -> RunSpec:
+    if not spec_uri.strip():
+        raise StorageError("no run spec given", hint="pass the path (or s3:// URI) of a run spec JSON file")
     return parse_spec_text(Location(spec_uri).read_text(), source=spec_uri)
+
+
+def ensure_run_dir(run_dir: str) -> None:
+    """Create a local run folder (S3 needs none); a clear error when the path cannot be a folder."""
+    if is_s3(run_dir):
+        split_s3(run_dir)
+        return
+    try:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StorageError(
+            f"{run_dir}: is a file, not a run folder", hint="give --run-dir a folder path (it is created when missing)"
+        ) from None
+    except OSError as exc:
+        raise StorageError(
+            f"{run_dir}: cannot create the run folder ({exc.strerror or exc})",
+            hint="give --run-dir a folder path you can write to (part of this path may be a file)",
+        ) from None
 
 
 def read_manifest(run_dir: str, stage: str) -> StageManifest | None:
@@ -82,9 +102,12 @@ def read_manifest(run_dir: str, stage: str) -> StageManifest | None:
     try:
         return manifest_type(stage).model_validate_json(location.read_bytes())
     except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise StorageError(
-            f"{location.uri}: manifest does not match the expected format ({exc.error_count()} problem(s))",
-            hint="it was written by another osft version; delete it to re-run the stage",
+            f"{location.uri}: manifest does not match the expected format ({exc.error_count()} problem(s);"
+            f" first: {where}: {first['msg']})",
+            hint="it was written by another osft version, or damaged; delete it to re-run the stage",
         ) from None
 
 
@@ -183,19 +206,23 @@ def _dump(value: Any) -> Any:
     return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
 
 
-def _prepare_workdir(run_dir: str, stage: str, work_key: str) -> Path:
-    """The local folder the stage writes into; wiped when its work key changed since the last attempt."""
+def _prepare_workdir(run_dir: str, stage: str, work_key: str, *, fresh: bool = False) -> Path:
+    """The local folder the stage writes into; wiped when its work key changed since the last attempt
+    or when ``fresh`` (a forced re-run of a completed stage starts over instead of resuming)."""
+    remote_work = Location(join(run_dir, stage, WORK_DIR))
     if is_s3(run_dir):
         workdir = Path(tempfile.mkdtemp(prefix=f"osft-{stage}-"))
-        remote_work = Location(join(run_dir, stage, WORK_DIR))
-        if remote_work.list_files():
+        if not fresh and remote_work.list_files():
             shutil.copytree(remote_work.fetch(workdir / ".download"), workdir / WORK_DIR, dirs_exist_ok=True)
             shutil.rmtree(workdir / ".download", ignore_errors=True)
     else:
         workdir = Path(run_dir) / stage
     marker = workdir / WORK_DIR / ".fingerprint"
-    if workdir.exists() and (not marker.exists() or marker.read_text() != work_key):
+    if workdir.exists() and (fresh or not marker.exists() or marker.read_text() != work_key):
         shutil.rmtree(workdir)
+        if is_s3(run_dir):
+            # save_work uploads but never deletes: files kept from another attempt would come back on resume.
+            remote_work.delete_tree()
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(work_key)
     return workdir
@@ -230,6 +257,7 @@ def run_stage(
     """Run one stage unless its manifest already matches its inputs. Returns (manifest, skipped)."""
     spec = load_spec(spec_uri)
     run_dir = _normalized_run_dir(run_dir)
+    ensure_run_dir(run_dir)
     probe, upstream, fingerprint = _probe(definition, spec, spec_uri, run_dir)
 
     existing = read_manifest(run_dir, definition.name)
@@ -241,7 +269,10 @@ def run_stage(
     if existing is not None:
         Location(join(run_dir, definition.name, MANIFEST_FILE)).delete_tree()
 
-    workdir = _prepare_workdir(run_dir, definition.name, compute_work_key(probe, upstream, fingerprint))
+    # Forcing a completed stage redoes its work (cached LLM records, checkpoints); an interrupted
+    # one, even forced again (the same command re-run), resumes from what it kept.
+    fresh = force and existing is not None
+    workdir = _prepare_workdir(run_dir, definition.name, compute_work_key(probe, upstream, fingerprint), fresh=fresh)
     ctx = StageContext(definition, spec, spec_uri, run_dir, workdir)
     ctx.log.info("stage_started", run_dir=run_dir)
     started, clock = datetime.now(UTC), time.perf_counter()

@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from osft.common.errors import CredentialsError, StorageError
+from osft.common.errors import CredentialsError, InputDataError, StorageError
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, while only one thread runs: os.umask can only be read by setting it.
+_FILE_MODE = 0o666 & ~_current_umask()
 
 
 def is_s3(uri: str) -> bool:
@@ -54,6 +64,10 @@ def atomic_path(target: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates the file readable by its owner only; a finished file gets the usual mode
+    # (umask applied), like every other file a stage writes, so a container running as another
+    # user can read the run folder.
+    os.chmod(tmp_path, _FILE_MODE)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -149,12 +163,29 @@ class Location:
             raise _s3_error(exc, self.uri) from None
 
     def read_text(self) -> str:
-        return self.read_bytes().decode("utf-8")
+        data = self.read_bytes()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise InputDataError(
+                f"not valid UTF-8: byte 0x{data[exc.start]:02x} at column {column}",
+                path=self.uri,
+                line=line,
+                hint="save the file as UTF-8",
+            ) from None
 
     def write_bytes(self, data: bytes) -> None:
         if not is_s3(self.uri):
-            with atomic_path(Path(self.uri)) as tmp:
-                tmp.write_bytes(data)
+            try:
+                with atomic_path(Path(self.uri)) as tmp:
+                    tmp.write_bytes(data)
+            except OSError as exc:
+                raise StorageError(
+                    f"{self.uri}: cannot write ({exc.strerror or exc})",
+                    hint="check that its folder is a folder you can write to, and that the disk has space",
+                ) from None
             return
         bucket, key = split_s3(self.uri)
         try:
@@ -164,6 +195,20 @@ class Location:
 
     def write_text(self, text: str) -> None:
         self.write_bytes(text.encode("utf-8"))
+
+    def has_content(self) -> bool:
+        """Whether anything is here: a file or folder locally; on S3 an object at, or any object below, this URI.
+
+        ``exists`` asks S3 for one object, and an S3 "folder" is only a prefix, so it is never found that way.
+        """
+        if not is_s3(self.uri):
+            return Path(self.uri).exists()
+        bucket, key = split_s3(self.uri)
+        try:
+            listed = s3_client().list_objects_v2(Bucket=bucket, Prefix=_folder_prefix(key), MaxKeys=1)
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, self.uri) from None
+        return bool(listed.get("Contents")) or (bool(key.strip("/")) and self.exists())
 
     def list_files(self) -> list[Location]:
         """Every file below this folder or prefix (recursively), sorted by URI."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import json.decoder
+import json.scanner
 from typing import Any
 
 from pydantic import Field, ValidationError
@@ -76,6 +78,8 @@ def _describe(error: dict[str, Any], known: dict[tuple, list[str]], described: d
     if kind == "string_pattern_mismatch" and loc in described:
         message = f"does not have the expected form ({described[loc]})"
     shown = error.get("input")
+    if shown is None and kind != "missing":
+        return f"{path}: {message} (got null)"
     if isinstance(shown, (str, int, float, bool)):
         return f"{path}: {message} (got {shown!r})"
     return f"{path}: {message}"
@@ -125,11 +129,90 @@ def parse_spec(data: Any, source: str = "spec") -> RunSpec:
 
 
 def parse_spec_text(text: str, source: str = "spec") -> RunSpec:
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark, as some Windows editors write
+    if not text.strip():
+        raise SpecError(source, ["the file is empty; a run spec is a JSON object (see 'osft schema' or examples/)"])
     try:
-        data = json.loads(text)
+        data = _decoder(text).decode(text)
     except json.JSONDecodeError as exc:
-        raise SpecError(source, [f"line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})"]) from None
-    return parse_spec(data, source)
+        raise SpecError(source, [_json_problem(text, exc)]) from None
+    repeated = _repeated_keys(data)
+    if repeated:
+        raise SpecError(source, repeated)
+    return parse_spec(json.loads(text), source)  # plain dicts for the models
+
+
+def _line_column(text: str, pos: int) -> str:
+    line = text.count("\n", 0, pos) + 1
+    column = pos - text.rfind("\n", 0, pos)
+    return f"line {line} column {column}"
+
+
+def _json_problem(text: str, exc: json.JSONDecodeError) -> str:
+    """Where the JSON breaks, pointing at the usual hand-editing slips rather than where the parser gave up."""
+    before = text[: exc.pos].rstrip()
+    found = text[exc.pos : exc.pos + 1]
+    if before.endswith(",") and found in ("}", "]"):
+        comma = len(before) - 1
+        return f"{_line_column(text, comma)}: trailing comma before '{found}' (JSON allows none; remove it)"
+    if text.startswith(("//", "/*", "#"), exc.pos):
+        return f"{_line_column(text, exc.pos)}: JSON allows no comments (remove it)"
+    if exc.msg.startswith("Extra data"):
+        return f"{_line_column(text, exc.pos)}: unexpected text after the end of the JSON document"
+    return f"{_line_column(text, exc.pos)}: not valid JSON ({exc.msg})"
+
+
+class _Object(dict):
+    """A decoded JSON object that remembers where it starts and which keys it was given twice."""
+
+    where = ""
+    repeated: tuple[str, ...] = ()
+
+
+def _decoder(text: str) -> json.JSONDecoder:
+    """A JSON decoder that notes every key given twice in one object, and the object's line.
+
+    ``json`` keeps the last value silently, so a section pasted twice would drop the first
+    without a word; the pure-Python scanner is used because only it tells where an object starts.
+    """
+    decoder = json.JSONDecoder()
+    starts: list[int] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = _Object(pairs)
+        if len(obj) < len(pairs):
+            keys = [key for key, _ in pairs]
+            obj.repeated = tuple(dict.fromkeys(k for k in keys if keys.count(k) > 1))
+            obj.where = _line_column(text, starts[-1])
+        return obj
+
+    def parse_object(state: tuple[str, int], *args: Any) -> tuple[dict[str, Any], int]:
+        starts.append(state[1] - 1)
+        try:
+            return json.decoder.JSONObject(state, *args)
+        finally:
+            starts.pop()
+
+    decoder.object_pairs_hook = pairs_hook
+    decoder.parse_object = parse_object  # type: ignore[assignment]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    return decoder
+
+
+def _repeated_keys(value: Any, path: tuple = ()) -> list[str]:
+    """Every key given twice, by field path, in document order."""
+    found: list[str] = []
+    if isinstance(value, _Object):
+        for key in value.repeated:
+            field = ".".join(str(p) for p in (*path, key))
+            found.append(f"{field}: given more than once in the object at {value.where}; keep one")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _repeated_keys(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _repeated_keys(item, (*path, index))
+    return found
 
 
 def json_schema() -> dict[str, Any]:
