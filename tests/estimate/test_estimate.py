@@ -13,14 +13,21 @@ from click.testing import CliRunner
 from tokenizers import Tokenizer
 
 from osft.common.cli import main
-from osft.common.corpus import document_text
 from osft.common.errors import QuotaError
-from osft.common.estimate import ESTIMATE_FILE, Estimate, check_budget, estimate_run, load_price_table
+from osft.common.estimate import (
+    ESTIMATE_FILE,
+    Estimate,
+    check_budget,
+    estimate_run,
+    load_price_table,
+    render_comparison,
+)
 from osft.common.estimate.prices import load_querygen_bedrock_prices
 from osft.common.jsonl import read_jsonl
 from osft.common.manifests import QuerygenManifest, QuerygenStats, Timings, TrainManifest, TrainStats
 from osft.common.report import render_status
 from osft.common.runner import run_pipeline, run_status
+from osft.common.spec import parse_spec
 from osft.common.spec.training import Training
 from osft.common.stage import read_manifest
 from osft.common.training_defaults import pairs_and_epochs
@@ -45,17 +52,34 @@ def minilm_token_counts(texts: list[str]) -> list[int]:
     return [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
 
 
+def querygen_prompt_tokens(spec: dict, run_dir: Path, base: Path) -> float:
+    """Mean tokens of the prompts the querygen stage itself builds for the extracted corpus (system + user)."""
+    from osft.querygen.prompts import PromptBuilder, load_examples, load_templates
+
+    options = parse_spec(spec).querygen
+    templates = load_templates(base / options.prompt_dir if options.prompt_dir else None)
+    examples = load_examples(base / options.examples_path) if options.examples_path else []
+    builder = PromptBuilder(options, templates, examples)
+    shards = read_manifest(str(run_dir), "extract").stats.shards
+    docs = [doc for shard in shards for doc in read_jsonl(run_dir / "extract" / shard)]
+    records = [builder.build(i, doc) for i, doc in enumerate(docs)]
+    counts = minilm_token_counts([r.system for r in records]), minilm_token_counts([r.user for r in records])
+    overhead = load_price_table().data["querygen_assumptions"]["message_overhead_tokens"]
+    return overhead + (sum(counts[0]) + sum(counts[1])) / len(records)
+
+
 def test_bedrock_tokens_are_measured_on_the_extracted_corpus(tiny_corpus, write_spec, tmp_path):
     run_dir = tmp_path / "run"
-    estimate = estimate_run(str(write_spec(bedrock_spec(tiny_corpus))), str(run_dir))
+    spec = bedrock_spec(tiny_corpus)
+    estimate = estimate_run(str(write_spec(spec)), str(run_dir))
 
     shards = read_manifest(str(run_dir), "extract").stats.shards
     docs = [doc for shard in shards for doc in read_jsonl(run_dir / "extract" / shard)]
-    texts = [document_text(doc)[:2000] for doc in docs]
     assumptions = load_price_table().data["querygen_assumptions"]
-    per_prompt = assumptions["prompt_overhead_tokens"] + sum(minilm_token_counts(texts)) / len(texts)
     assert estimate.documents == len(docs) == estimate.sampled_documents
-    assert estimate.expected.input_tokens == round(len(docs) * per_prompt)
+    # The prompts querygen really sends: built-in templates filled with each document cut at 2,000 characters.
+    per_prompt = querygen_prompt_tokens(spec, run_dir, tmp_path)
+    assert estimate.expected.input_tokens == pytest.approx(len(docs) * per_prompt, rel=0.005)
     per_reply = assumptions["output_overhead_tokens"] + 3 * assumptions["output_tokens_per_query"]
     assert estimate.expected.output_tokens == len(docs) * per_reply
     assert "proxy" in estimate.tokenizer
@@ -225,10 +249,10 @@ def test_bedrock_fallback_prices_match_the_querygen_table():
 def test_the_estimate_follows_the_trainers_rules_for_offline_pairs(tiny_corpus, write_spec, tmp_path):
     from osft.trainer.defaults import OFFLINE_EPOCHS, OFFLINE_PAIRS_CAP
 
-    assert pairs_and_epochs(Training(), 50_000, "offline", 0) == (OFFLINE_PAIRS_CAP, OFFLINE_EPOCHS)
-    assert pairs_and_epochs(Training(), 800, "user-pairs", 0) == (800, 3.0)
-    assert pairs_and_epochs(Training(max_train_pairs=20_000, epochs=2), 50_000, "offline", 0) == (20_000, 2)
-    assert pairs_and_epochs(Training(), 50_000, "offline", 300) == (300 // 8 + 300, 3.0)  # a log: the table
+    assert pairs_and_epochs(Training(), 50_000, "offline", 0)[:2] == (OFFLINE_PAIRS_CAP, OFFLINE_EPOCHS)
+    assert pairs_and_epochs(Training(), 800, "user-pairs", 0)[:2] == (800, 3.0)
+    assert pairs_and_epochs(Training(max_train_pairs=20_000, epochs=2), 50_000, "offline", 0)[:2] == (20_000, 2)
+    assert pairs_and_epochs(Training(), 50_000, "offline", 300)[:2] == (300 // 8 + 300, 3.0)  # a log: the table
     spec = make_tiny_spec(tiny_corpus, training={"batch_size": 8})
     estimate = estimate_run(str(write_spec(spec)), str(tmp_path / "run"))
     assert estimate.expected.train_examples_seen == estimate.expected.train_pairs  # one pass over offline pairs
@@ -266,5 +290,193 @@ def test_the_estimate_applies_the_trainers_epochs_where_the_trainer_is_not_insta
     """The cost guard runs on the extractor image, which has no trainer: 800 pairs still mean 3 epochs."""
     monkeypatch.setitem(sys.modules, "osft.trainer.defaults", None)
     monkeypatch.setitem(sys.modules, "osft.trainer", None)
-    assert pairs_and_epochs(Training(), 800, "openai", 0) == (800, 3.0)
-    assert pairs_and_epochs(Training(), 5_000, "offline", 0) == (1_000, 1.0)
+    assert pairs_and_epochs(Training(), 800, "openai", 0)[:2] == (800, 3.0)
+    assert pairs_and_epochs(Training(), 5_000, "offline", 0)[:2] == (1_000, 1.0)
+
+
+def test_prompt_dir_templates_and_example_queries_are_measured(tiny_corpus, write_spec, tmp_path):
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    rules = "\n".join(
+        f"- Rule {i}: write queries the way a careful domain expert would phrase them." for i in range(40)
+    )
+    (prompts / "user.txt").write_text(f"<document>\n$document\n</document>\nWrite $count queries.\n{rules}\n$examples")
+    examples = [{"query": f"how does topic number {i} relate to the wider field of study"} for i in range(12)]
+    (tmp_path / "examples.jsonl").write_text("\n".join(json.dumps(e) for e in examples) + "\n")
+    spec = bedrock_spec(tiny_corpus)
+    spec["querygen"].update(prompt_dir="prompts", examples_path="examples.jsonl", few_shot=5)
+    run_dir = tmp_path / "run"
+
+    estimate = estimate_run(str(write_spec(spec)), str(run_dir))
+
+    per_prompt = querygen_prompt_tokens(spec, run_dir, tmp_path)
+    assert estimate.expected.input_tokens == pytest.approx(estimate.documents * per_prompt, rel=0.01)
+    assert any("prompt_dir (user.txt)" in note and "5 examples of 12" in note for note in estimate.notes)
+
+
+def test_builtin_prompt_sizes_match_the_querygen_templates():
+    from importlib import resources
+
+    from osft.common.estimate.prompt_size import TEMPLATE_NAMES, template_part_tokens
+
+    folder = resources.files("osft.querygen") / "prompts"
+    measured = {n: template_part_tokens(n, (folder / n).read_text(), 3, minilm_token_counts) for n in TEMPLATE_NAMES}
+    assert load_price_table().data["querygen_assumptions"]["builtin_prompt_tokens"] == measured
+
+
+def test_output_tokens_stop_at_the_reply_limit(tiny_corpus, write_spec, tmp_path):
+    spec = bedrock_spec(tiny_corpus)
+    spec["querygen"].update(queries_per_doc=20, bedrock={"max_tokens": 200})
+    estimate = estimate_run(str(write_spec(spec)), str(tmp_path / "run"))
+    assert estimate.expected.output_tokens == estimate.documents * 200
+
+
+def test_merge_validation_pairs_are_left_out_before_the_epochs_are_chosen():
+    from osft.trainer.train_stage import _split_validation
+
+    merge = Training(merge={"enabled": True})
+    # 1,050 generated pairs: the trainer holds out 105 and trains 945 for the table's 3 epochs, not 1,050 for 1.
+    assert pairs_and_epochs(merge, 1_050, "openai", 0) == (945, 3.0, 105)
+    assert pairs_and_epochs(merge, 40, "openai", 0) == (40, 3.0, 0), "4 validation pairs: merging skipped"
+    assert pairs_and_epochs(merge, 5_000, "offline", 0) == (900, 1.0, 100), "held out after the offline cap"
+    assert pairs_and_epochs(Training(merge={"enabled": True, "max_queries": 50}), 2_000, "openai", 0)[2] == 50
+    for count in (49, 50, 1_050, 20_000):
+        pairs = [{"query": str(i), "doc_id": str(i)} for i in range(count)]
+        trained, held = _split_validation(pairs, 300, 13)
+        if len(held) < 5:
+            trained, held = pairs, []
+        assert pairs_and_epochs(merge, count, "openai", 0)[::2] == (len(trained), len(held))
+
+
+def test_the_trainer_constants_the_estimate_copies_are_the_trainers():
+    from osft.common.estimate import cost_model
+    from osft.trainer import defaults, train_stage
+    from osft.trainer.sparse import models
+
+    assert cost_model.MERGE_CORPUS_SAMPLE == train_stage.MERGE_CORPUS_SAMPLE
+    assert cost_model.DENSE_BATCH_BY_MODEL_SIZE == defaults.BATCH_BY_MODEL_SIZE
+    assert cost_model.CACHED_MNRL_BATCH == defaults.CACHED_MNRL_BATCH
+    assert cost_model.SPARSE_BATCH_SIZE == models.SPARSE_BATCH_SIZE
+
+
+def test_sparse_training_takes_every_pair_and_the_tables_epochs():
+    """osft.trainer.sparse.train applies max_train_pairs only: no offline cap, no query log, no merging."""
+    assert pairs_and_epochs(Training(), 5_000, "offline", 0, "sparse") == (5_000, 1.0, 0)
+    assert pairs_and_epochs(Training(), 800, "offline", 0, "sparse") == (800, 3.0, 0)
+    assert pairs_and_epochs(Training(max_train_pairs=300, merge={"enabled": True}), 5_000, "bedrock", 0, "sparse") == (
+        300,
+        3.0,
+        0,
+    )
+
+
+def test_heldout_documents_follow_the_querygen_split():
+    from osft.common.estimate.cost_model import heldout_documents
+    from osft.common.spec.querygen import QueryGen
+    from osft.querygen.splitting import split_documents
+
+    for documents, fraction, cap in [(40, 0.25, 500), (50_000, 0.1, 500), (3, 0.01, 500), (1, 0.5, 500), (9, 0.0, 5)]:
+        options = QueryGen(heldout_fraction=fraction, max_heldout_docs=cap)
+        expected = len(split_documents([str(i) for i in range(documents)], fraction, cap, 13))
+        assert heldout_documents(documents, options) == expected
+
+
+def test_train_pairs_before_querygen_leave_out_at_most_max_heldout_docs(tiny_corpus, write_spec, tmp_path):
+    spec = make_tiny_spec(tiny_corpus, querygen={**BEDROCK, "heldout_fraction": 0.5, "max_heldout_docs": 3})
+    estimate = estimate_run(str(write_spec(spec)), str(tmp_path / "run"))
+    assert estimate.expected.train_pairs == (estimate.documents - 3) * 3
+
+
+def test_labelled_pairs_are_held_out_like_querygen_does_and_call_no_model(write_spec, tmp_path):
+    from osft.common.stage import run_stage
+    from osft.querygen.stage import STAGE as QUERYGEN
+
+    lines = [
+        {"query": f"question {i} on the topic", "passage": f"Passage {i} explains the topic at length, in words {i}."}
+        for i in range(30)
+    ]
+    (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    spec = {
+        "name": "pairs",
+        "source": {"type": "pairs", "path": "pairs.jsonl"},
+        "querygen": {**BEDROCK, "heldout_fraction": 0.25},
+        "model": {"base": "sentence-transformers/all-MiniLM-L6-v2"},
+        "max_cost_usd": 0.0,
+    }
+    spec_path, run_dir = str(write_spec(spec)), str(tmp_path / "run")
+
+    estimate = estimate_run(spec_path, run_dir)
+    check_budget(estimate)  # nothing is sent to Bedrock: $0 is within a $0 budget
+
+    assert estimate.expected.input_tokens == 0 and estimate.run_usd == 0
+    querygen = run_stage(QUERYGEN, spec_path, run_dir)[0]
+    assert estimate.expected.train_pairs == querygen.stats.train_pairs
+    assert not any("tokens" in line for line in render_comparison(estimate, querygen, None)), "no model, no tokens"
+
+
+def test_the_state_machine_trains_on_sagemaker_whatever_training_compute_says(tiny_corpus, write_spec, tmp_path):
+    """The AWS cost guard (``osft estimate --sagemaker``): the state machine runs train and evaluate as SageMaker jobs."""
+    spec_path = write_spec(make_tiny_spec(tiny_corpus, training={"sagemaker": {"use_spot": True}}))
+    local = estimate_run(str(spec_path), str(tmp_path / "local"))
+    guard = estimate_run(str(spec_path), str(tmp_path / "guard"), on_sagemaker=True)
+
+    assert local.expected.compute == "local-cpu" and local.run_usd == 0
+    assert guard.expected.compute == "ml.g5.xlarge" and guard.run_usd > 0
+    hourly = load_price_table().data["sagemaker_training_per_hour"]["ml.g5.xlarge"]
+    spot = 1 - load_price_table().data["spot_discount"]
+    evaluate = next(i for i in guard.items if i.stage == "evaluate")
+    assert evaluate.unit_usd == pytest.approx(hourly * spot), "evaluate runs on spot too when training does"
+    assert any("whatever training.compute says" in note for note in guard.notes)
+
+
+def test_max_steps_count_the_train_stages_default_batch(tiny_corpus, write_spec, tmp_path):
+    from osft.trainer.defaults import BATCH_BY_MODEL_SIZE
+
+    spec = make_tiny_spec(tiny_corpus, training={"max_steps": 2}, querygen={"queries_per_doc": 4})
+    estimate = estimate_run(str(write_spec(spec)), str(tmp_path / "run"))
+    batch = min(BATCH_BY_MODEL_SIZE["small"], estimate.expected.train_pairs)
+    assert estimate.expected.train_examples_seen == 2 * batch == 2 * 64
+
+
+def test_counted_train_seconds_include_mining_and_the_merge_but_not_the_export(tiny_corpus, write_spec, tmp_path):
+    run_dir = tmp_path / "run"
+    estimate_run(str(write_spec(make_tiny_spec(tiny_corpus))), str(run_dir))
+    now = datetime.now(UTC)
+    steps = {"prepare": 30.0, "train": 61.5, "merge": 8.0, "export": 500.0}
+    train = TrainManifest(
+        stage="train",
+        run_id="tiny",
+        fingerprint="g",
+        timings=Timings(started_at=now, finished_at=now, seconds=600.0, steps=steps),
+        stats=TrainStats(base_model="m", model_type="dense", train_pairs=60),
+    )
+    (run_dir / "train").mkdir()
+    (run_dir / "train" / "manifest.json").write_text(train.model_dump_json())
+
+    report = render_status(str(run_dir), run_status(str(run_dir)))
+
+    row = next(line for line in report.splitlines() if "train seconds" in line)
+    assert row.split()[-1] == "100"
+
+
+def test_instruction_lines_are_counted_as_often_as_querygen_writes_them():
+    import random
+
+    from osft.common.estimate.prompt_size import instruction_shares
+    from osft.querygen.prompts import kind_counts
+
+    for queries, fraction in [(1, 0.5), (2, 0.5), (3, 0.5), (2, 1.0), (4, 0.0), (3, 0.3), (1, 0.8)]:
+        draws = [kind_counts(queries, fraction, random.Random(seed)) for seed in range(4_000)]
+        shares = instruction_shares(queries, fraction)
+        for kind in ("factoid", "conceptual"):
+            seen = sum(1 for d in draws if d[kind]) / len(draws)
+            assert shares[f"{kind}.txt"] == pytest.approx(seen, abs=0.03), (queries, fraction, kind)
+
+
+def test_an_endpoint_without_a_price_does_not_block_the_budget_it_is_not_counted_in(tiny_corpus, write_spec, tmp_path):
+    deploy = {"sagemaker": {"mode": "real-time", "instance_type": "ml.inf2.xlarge"}}
+    spec = make_tiny_spec(tiny_corpus, deploy=deploy, max_cost_usd=1)
+    estimate = estimate_run(str(write_spec(spec)), str(tmp_path / "run"))
+
+    assert estimate.endpoint_monthly_usd is None and any("ml.inf2.xlarge" in item for item in estimate.unpriced)
+    check_budget(estimate)  # the run itself is priced and within $1

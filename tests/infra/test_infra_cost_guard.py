@@ -64,7 +64,7 @@ def test_real_over_limit_exit_code_is_the_one_the_state_machine_recognises(
 ) -> None:
     bedrock = {"provider": "bedrock", "model_id": "us.anthropic.claude-haiku-4-5-20251001-v1:0", "queries_per_doc": 3}
     spec = write_spec(make_tiny_spec(tiny_corpus, querygen=bedrock, max_cost_usd=0.0001))
-    args = ["estimate", "--spec", str(spec), "--run-dir", str(tmp_path / "run"), "--enforce"]
+    args = ["estimate", "--spec", str(spec), "--run-dir", str(tmp_path / "run"), "--enforce", "--sagemaker"]
     exit_code = CliRunner().invoke(main, args).exit_code
     assert exit_code != 0
 
@@ -108,6 +108,7 @@ def test_estimate_under_the_limit_continues_to_querygen(tools: Tools) -> None:
                 "--run-dir",
                 f"s3://{BUCKET}/runs/docs-1",
                 "--enforce",
+                "--sagemaker",
             ],
         }
     ]

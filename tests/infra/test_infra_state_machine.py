@@ -254,7 +254,15 @@ def test_sagemaker_jobs_run_commands_the_trainer_image_really_has(asl: dict) -> 
 def test_stages_get_the_same_spec_and_run_folder(asl: dict) -> None:
     ecs = tasks(asl, ECS_RESOURCE)
     guard = ecs.pop("EstimateCost")["Arguments"]["Overrides"]["ContainerOverrides"][0]["Command"]
-    assert guard == ["estimate", "--spec", "{% $specUri %}", "--run-dir", "{% $runDir %}", "--enforce"], guard
+    assert guard == [
+        "estimate",
+        "--spec",
+        "{% $specUri %}",
+        "--run-dir",
+        "{% $runDir %}",
+        "--enforce",
+        "--sagemaker",
+    ], guard
     arguments = [s["Arguments"]["Overrides"]["ContainerOverrides"][0]["Command"] for s in ecs.values()]
     assert all(a == ["run", "--spec", "{% $specUri %}", "--run-dir", "{% $runDir %}"] for a in arguments), arguments
     for job in tasks(asl, TRAINING_RESOURCE).values():

@@ -24,10 +24,17 @@ def main() -> None:
 @click.argument("spec")
 @click.option("--run-dir", default=None, help="Run folder; defaults to RUNS_ROOT/<spec name>.")
 @click.option("--runs-root", default="runs", show_default=True, help="Folder (or s3:// prefix) holding run folders.")
-@click.option("--force", multiple=True, type=click.Choice(STAGE_ORDER), help="Re-run this stage even if done.")
+@click.option(
+    "--force",
+    multiple=True,
+    type=click.Choice(STAGE_ORDER),
+    help="Re-run this stage even if done (a completed stage starts over); repeat for several.",
+)
 @click.option("--until", type=click.Choice(STAGE_ORDER), default=None, help="Stop after this stage.")
 def run(spec: str, run_dir: str | None, runs_root: str, force: tuple[str, ...], until: str | None) -> None:
-    result = report_errors(lambda: run_pipeline(spec, run_dir=run_dir, runs_root=runs_root, force=force, until=until))
+    result = report_errors(
+        lambda: run_pipeline(spec, run_dir=run_dir, runs_root=runs_root, force=force, until=until), resumable=True
+    )
     click.echo(render_report(result))  # type: ignore[arg-type]
 
 
@@ -49,13 +56,19 @@ def validate(spec: str) -> None:
 @click.option("--spec", "spec_option", default=None, help="Run spec (local path or s3:// URI), instead of SPEC.")
 @click.option("--run-dir", default=None, help="Run folder to measure the corpus in and write estimate.json to.")
 @click.option("--enforce", is_flag=True, help="Exit non-zero when the estimate exceeds the spec's max_cost_usd.")
-def estimate(spec: str | None, spec_option: str | None, run_dir: str | None, enforce: bool) -> None:
+@click.option(
+    "--sagemaker",
+    is_flag=True,
+    help="Price train and evaluate as SageMaker jobs whatever training.compute says (the AWS state machine's "
+    "cost guard passes it: the state machine always trains there).",
+)
+def estimate(spec: str | None, spec_option: str | None, run_dir: str | None, enforce: bool, sagemaker: bool) -> None:
     from osft.common.estimate import check_budget, estimate_run, render_estimate
 
     spec_uri = spec_option or spec
     if not spec_uri:
         raise click.UsageError("give the spec as SPEC or --spec URI")
-    result = report_errors(lambda: estimate_run(spec_uri, run_dir))
+    result = report_errors(lambda: estimate_run(spec_uri, run_dir, on_sagemaker=sagemaker))
     click.echo(render_estimate(result))  # type: ignore[arg-type]
     if enforce:
         report_errors(lambda: check_budget(result))  # type: ignore[arg-type]

@@ -7,6 +7,8 @@ guard runs on the extractor image, which has no trainer); ``osft.trainer.default
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from osft.common.spec.training import Training
 
 # (upper bound on training pairs, epochs, learning rate). Conservative for synthetic pairs:
@@ -29,6 +31,12 @@ OFFLINE_EPOCHS = 1.0
 # So offline pairs are kept at an eighth of the log pairs, and the epochs follow the table. A log of fewer
 # pairs than that cannot carry the training: the offline rule stays.
 LOG_PAIRS_PER_OFFLINE_PAIR = 8
+# Weight merging (training.merge): the dense train stage holds out a tenth of the generated pairs (at most
+# merge.max_queries) to choose the ratio on, after the cap and before the epochs are chosen. Fewer held-out pairs
+# than MIN_MERGE_VALIDATION cannot tell ratios apart (ties go to the smaller ratio: the base): merging is then
+# skipped and every pair is trained on.
+MERGE_VALIDATION_SHARE = 10
+MIN_MERGE_VALIDATION = 5
 
 
 def log_leads(log_pairs: int) -> bool:
@@ -68,8 +76,43 @@ def default_epochs(training: Training, train_pairs: int, provider: str, log_pair
     return OFFLINE_EPOCHS if offline_epochs_rule(provider, log_pairs) else table_row(train_pairs)[1]
 
 
-def pairs_and_epochs(training: Training, pairs: int, provider: str, log_pairs: int) -> tuple[int, float]:
-    """The pairs the train stage will use (generated pairs capped, plus query-log pairs) and its epochs."""
+def merge_validation_size(pairs: int, wanted: int) -> int:
+    """How many of ``pairs`` generated pairs to hold out for choosing the merge ratio: up to ``wanted``, a tenth."""
+    return min(wanted, max(1, pairs // MERGE_VALIDATION_SHARE))
+
+
+def merge_validation_count(training: Training, pairs: int) -> int:
+    """The pairs the dense train stage holds out for the merge ratio: 0 without merging or when too few to use."""
+    if not training.merge.enabled:
+        return 0
+    count = merge_validation_size(pairs, training.merge.max_queries)
+    return count if count >= MIN_MERGE_VALIDATION else 0
+
+
+class TrainPlan(NamedTuple):
+    """What the train stage will do with its pairs, by the rules above."""
+
+    pairs: int
+    """Pairs trained on: generated pairs (capped, less merge validation) plus query-log pairs."""
+    epochs: float
+    merge_validation: int = 0
+    """Generated pairs held out to choose the merge ratio on (never trained on)."""
+
+
+def pairs_and_epochs(
+    training: Training, pairs: int, provider: str, log_pairs: int, model_type: str = "dense"
+) -> TrainPlan:
+    """The pairs the train stage will use and its epochs, for ``pairs`` generated pairs.
+
+    Dense (``osft.trainer.train_stage``): the cap (``max_train_pairs`` or the offline cap), then the merge
+    validation split, then the query-log pairs added; the epochs follow the pairs left. Sparse
+    (``osft.trainer.sparse.train``): ``max_train_pairs`` only, no query log, no merging, the table's epochs.
+    """
+    if model_type == "sparse":
+        pairs = min(pairs, training.max_train_pairs or pairs)
+        return TrainPlan(pairs, training.epochs or table_row(pairs)[1])
     cap, _ = offline_pairs_cap(training, provider, log_pairs)
-    pairs = (min(pairs, cap) if cap is not None else pairs) + log_pairs  # the cap is on generated pairs only
-    return pairs, default_epochs(training, pairs, provider, log_pairs)
+    generated = min(pairs, cap) if cap is not None else pairs  # the cap is on generated pairs only
+    validation = merge_validation_count(training, generated)
+    pairs = generated - validation + log_pairs
+    return TrainPlan(pairs, default_epochs(training, pairs, provider, log_pairs), validation)

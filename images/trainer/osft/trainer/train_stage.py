@@ -22,6 +22,7 @@ from osft.common.manifests import TrainStats
 from osft.common.progress import progress_enabled
 from osft.common.spec.querygen import kept_count
 from osft.common.stage import StageContext, StageDefinition, StageResult
+from osft.common.training_defaults import MIN_MERGE_VALIDATION, merge_validation_size
 from osft.trainer import base_embeddings
 from osft.trainer.defaults import (
     EncoderShape,
@@ -64,13 +65,12 @@ def run(ctx: StageContext) -> StageResult:
     return train_dense(ctx)
 
 
-# Fewer held-out pairs than this cannot tell merge ratios apart (ties go to the smaller ratio: the base).
-MIN_MERGE_VALIDATION = 5
-
-
 def _split_validation(pairs: list[Pair], wanted: int, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """Hold out up to ``wanted`` pairs (at most 10%) for picking the merge ratio; never train on them."""
-    count = min(wanted, max(1, len(pairs) // 10))
+    """Hold out up to ``wanted`` pairs (at most 10%) for picking the merge ratio; never train on them.
+
+    The count is ``osft.common.training_defaults``' rule, which ``osft estimate`` applies too.
+    """
+    count = merge_validation_size(len(pairs), wanted)
     shuffled = random.Random(seed + 1).sample(pairs, len(pairs))
     return shuffled[count:], shuffled[:count]
 

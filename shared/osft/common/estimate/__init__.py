@@ -12,9 +12,10 @@ from pathlib import Path
 
 from osft.common.errors import OsftError, QuotaError, StorageError
 from osft.common.estimate.build import build_estimate
-from osft.common.estimate.corpus_sample import sample_corpus
+from osft.common.estimate.corpus_sample import count_tokens_function, sample_corpus
 from osft.common.estimate.model import ESTIMATE_FILE, Estimate, LineItem
 from osft.common.estimate.prices import PriceTable, load_price_table
+from osft.common.estimate.prompt_size import measure_prompt, spec_relative
 from osft.common.estimate.render import render_comparison, render_estimate
 from osft.common.manifests import ExtractManifest, QuerygenManifest, StageManifest
 from osft.common.registry import load_stage
@@ -23,16 +24,15 @@ from osft.common.stage import is_up_to_date, load_spec, read_manifest, run_stage
 from osft.common.storage import Location, is_s3, join
 
 
-def count_log_queries(spec: RunSpec, spec_uri: str, querygen: StageManifest | None) -> int:
+def count_log_queries(spec: RunSpec, spec_uri: str | None, querygen: StageManifest | None) -> int:
     """Queries in the spec's query log: as querygen counted them, else the log file's non-blank lines."""
     if spec.querygen.query_log is None:
         return 0
     if isinstance(querygen, QuerygenManifest) and "log_queries" in querygen.counts:
         return querygen.counts["log_queries"]
-    path = spec.querygen.query_log.path
-    if not (is_s3(path) or Path(path).is_absolute()):
-        base = spec_uri.rsplit("/", 1)[0] if is_s3(spec_uri) else str(Path(spec_uri).resolve().parent)
-        path = join(base, path)
+    path = spec_relative(spec_uri, spec.querygen.query_log.path)
+    if path is None:
+        return 0
     try:
         return sum(1 for line in Location(path).read_text().splitlines() if line.strip())
     except StorageError:
@@ -51,11 +51,21 @@ def _querygen_up_to_date(manifest: StageManifest, spec_uri: str | None, run_dir:
 
 
 def estimate_from_run_dir(
-    spec: RunSpec, run_dir: str, prices: PriceTable | None = None, spec_uri: str | None = None
+    spec: RunSpec,
+    run_dir: str,
+    prices: PriceTable | None = None,
+    spec_uri: str | None = None,
+    *,
+    on_sagemaker: bool = False,
 ) -> Estimate:
     """Estimate from a run folder whose extract stage has completed; writes ``estimate.json`` there.
 
-    ``spec_uri`` locates a spec-relative query log, so its pairs are counted before querygen runs.
+    Train and evaluate are priced as SageMaker jobs when ``training.compute`` is ``sagemaker`` or
+    ``on_sagemaker`` says so: the AWS state machine's cost guard passes it (``osft estimate --sagemaker``),
+    since the state machine runs them as SageMaker jobs whatever the spec says.
+
+    ``spec_uri`` locates spec-relative inputs: the query log (its pairs are counted before querygen runs),
+    ``prompt_dir`` and ``examples_path`` (measured for the prompt size).
     """
     prices = prices or load_price_table()
     extract = read_manifest(run_dir, "extract")
@@ -72,32 +82,44 @@ def estimate_from_run_dir(
     querygen = read_manifest(run_dir, "querygen")
     if querygen is not None and not _querygen_up_to_date(querygen, spec_uri, run_dir):
         querygen = None  # written for another spec (say a smaller max_docs): estimate from this one
-    known = None
+    known = user_pairs = None
     if isinstance(querygen, QuerygenManifest):
         known = querygen.stats.train_pairs
     elif extract.stats.pairs_file:
-        known = extract.stats.pairs_written
-    on_aws = is_s3(run_dir) or spec.training.compute == "sagemaker"
+        user_pairs = extract.stats.pairs_written  # querygen will hold some out
+    prompt = None
+    if spec.querygen.uses_llm:
+        count, _ = count_tokens_function(assumptions["chars_per_token_fallback"])
+        prompt = measure_prompt(spec.querygen, spec_uri, count, assumptions)
+    sagemaker = on_sagemaker or spec.training.compute == "sagemaker"
     estimate = build_estimate(
         spec,
         sample,
         prices,
-        on_aws=on_aws,
+        on_aws=is_s3(run_dir) or sagemaker,
         train_pairs_known=known,
-        log_queries=count_log_queries(spec, spec_uri, querygen) if spec_uri else 0,
+        log_queries=count_log_queries(spec, spec_uri, querygen),
+        prompt=prompt,
+        user_pairs=user_pairs,
+        sagemaker=sagemaker,
     )
+    if sagemaker and spec.training.compute != "sagemaker":
+        estimate.notes.append(
+            "train and evaluate priced as SageMaker jobs on training.sagemaker.instance_type: the AWS state "
+            "machine runs them there whatever training.compute says"
+        )
     Location(join(run_dir, ESTIMATE_FILE)).write_text(estimate.model_dump_json(indent=2))
     return estimate
 
 
-def estimate_run(spec_uri: str, run_dir: str | None = None) -> Estimate:
+def estimate_run(spec_uri: str, run_dir: str | None = None, *, on_sagemaker: bool = False) -> Estimate:
     """Run (or reuse) the extract stage, then estimate. Without ``run_dir`` a temporary folder is used."""
     with tempfile.TemporaryDirectory(prefix="osft-estimate-run-") as scratch:
         folder = run_dir or scratch
         run_stage(load_stage("extract"), spec_uri, folder)
         if not is_s3(folder):
             folder = str(Path(folder).resolve())
-        return estimate_from_run_dir(load_spec(spec_uri), folder, spec_uri=spec_uri)
+        return estimate_from_run_dir(load_spec(spec_uri), folder, spec_uri=spec_uri, on_sagemaker=on_sagemaker)
 
 
 def check_budget(estimate: Estimate) -> None:
@@ -105,9 +127,11 @@ def check_budget(estimate: Estimate) -> None:
     limit = estimate.max_cost_usd
     if limit is None:
         return
-    if estimate.unpriced:
+    # The endpoint's monthly cost is not counted against max_cost_usd, so its missing price cannot block the run.
+    unpriced = [f"{i.stage}: {i.item}" for i in estimate.items if i.usd is None and not i.alternative and not i.monthly]
+    if unpriced:
         raise QuotaError(
-            f"max_cost_usd: cannot check the budget of ${limit:,.2f}: no price for {'; '.join(estimate.unpriced)}",
+            f"max_cost_usd: cannot check the budget of ${limit:,.2f}: no price for {'; '.join(unpriced)}",
             hint="add the model or instance type to the price table (osft/common/data/prices.json or the querygen "
             "Bedrock table), or remove max_cost_usd from the spec",
         )

@@ -3,11 +3,12 @@
 Each function prices one part of the run. The rules are deliberately simple and stated in the
 item text, so a user can check them against the bill and ``docs/estimate.md``:
 
-- querygen: one prompt per document; input = prompt overhead + few-shot examples + the document
-  (cut at ``max_document_chars``), output = ``queries_per_doc`` queries;
-- training: examples seen / pairs-per-second of the compute and model size (scaled by
-  ``256 / max_seq_length``, and by the extra texts hard negatives add), plus SageMaker's
-  start-up billing;
+- querygen: one prompt per document; input = the templates in force + few-shot examples + the
+  document (cut at ``max_document_chars``), output = ``queries_per_doc`` queries (at most ``max_tokens``);
+- training: the pairs and epochs the train stage will use (``osft.common.training_defaults``),
+  examples seen / pairs-per-second of the compute and model size (scaled by ``256 / max_seq_length``,
+  and by the extra texts hard negatives add), plus mining, teacher scoring, choosing the merge
+  ratio and SageMaker's start-up billing;
 - evaluation: the corpus encoded twice (base and tuned);
 - endpoint: real-time instance hours vs serverless GB-seconds at the expected request rate;
 - on AWS: Fargate time of extract/querygen, S3 storage, Step Functions transitions.
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 from osft.common.estimate.corpus_sample import CorpusSample
 from osft.common.estimate.model import Expected, LineItem
 from osft.common.estimate.prices import PriceTable
+from osft.common.estimate.prompt_size import PromptSize
 from osft.common.spec import RunSpec
-from osft.common.spec.querygen import kept_count
+from osft.common.spec.querygen import QueryGen, kept_count
 from osft.common.training_defaults import pairs_and_epochs
 
 DAYS_PER_MONTH = 30.4
@@ -29,6 +31,13 @@ REFERENCE_SEQ_LENGTH = 256
 MODEL_GB = {"small": 0.09, "base": 0.44, "large": 1.34}
 FARGATE_VCPU, FARGATE_GB = 1.0, 4.0
 BATCH_JOB_TASK_HOURS = 1.0
+# The dense train stage scores each merge ratio on its validation queries over their positives plus this many
+# other documents (osft.trainer.train_stage.MERGE_CORPUS_SAMPLE; tests/estimate keeps the two equal).
+MERGE_CORPUS_SAMPLE = 2000
+# Default batch sizes of the train stage (osft.trainer.defaults, osft.trainer.sparse.models), for max_steps.
+DENSE_BATCH_BY_MODEL_SIZE = {"small": 64, "base": 32, "large": 16}
+CACHED_MNRL_BATCH = 256
+SPARSE_BATCH_SIZE = 16
 
 
 def model_size(name: str) -> str:
@@ -51,6 +60,12 @@ class Context:
     """Training pairs already written by querygen (or given as pairs), when the run folder has them."""
     log_queries: int = 0
     """Queries in the spec's query log (``querygen.query_log``), 0 without one."""
+    prompt: PromptSize | None = None
+    """Tokens of a prompt beyond its document (templates and examples); None: not measured (LLM-less runs)."""
+    user_pairs: int | None = None
+    """Labelled pairs of a ``pairs`` source, before querygen holds some out (when querygen has not run)."""
+    sagemaker: bool = False
+    """Train and evaluate run as SageMaker jobs (``training.compute``, or the AWS state machine)."""
 
 
 def queried_documents(ctx: Context) -> int:
@@ -58,17 +73,38 @@ def queried_documents(ctx: Context) -> int:
     return min(ctx.sample.documents, ctx.spec.querygen.max_docs or ctx.sample.documents)
 
 
+def heldout_documents(documents: int, qg: QueryGen) -> int:
+    """Documents querygen holds out: ``heldout_fraction`` of them, at most ``max_heldout_docs``, at least one
+    (the rule of ``osft.querygen.splitting.split_documents``; tests/estimate checks the two agree)."""
+    count = min(qg.max_heldout_docs, round(documents * qg.heldout_fraction))
+    return max(1, count) if qg.heldout_fraction > 0 and documents > 1 else count
+
+
+def generated_train_pairs(ctx: Context) -> int:
+    """Training pairs querygen writes: counted when it ran, else from the spec and the corpus."""
+    qg = ctx.spec.querygen
+    if ctx.train_pairs_known is not None:
+        return ctx.train_pairs_known
+    if ctx.user_pairs is not None:  # split by document; each pair taken as its own document
+        return ctx.user_pairs - heldout_documents(ctx.user_pairs, qg)
+    documents = queried_documents(ctx)
+    return (documents - heldout_documents(documents, qg)) * qg.queries_per_doc
+
+
 def querygen_items(ctx: Context, expected: Expected) -> list[LineItem]:
     qg, sample, prices = ctx.spec.querygen, ctx.sample, ctx.prices
-    if not qg.uses_llm:
+    if not qg.uses_llm or ctx.spec.source.type == "pairs":  # querygen sends labelled pairs to no model
+        what = "your labelled pairs (no LLM)" if ctx.spec.source.type == "pairs" else "offline generator (no LLM)"
         seconds = queried_documents(ctx) / prices.data["throughput"]["offline_querygen_docs_per_second"]
-        return [LineItem(stage="querygen", item="offline generator (no LLM)", quantity=0, unit="tokens", usd=0.0)] + (
+        return [LineItem(stage="querygen", item=what, quantity=0, unit="tokens", usd=0.0)] + (
             _fargate("querygen", seconds, prices) if ctx.on_aws else []
         )
     assume = prices.data["querygen_assumptions"]
-    examples = qg.few_shot * assume["tokens_per_example_query"] if qg.examples_path else 0
-    input_per_record = assume["prompt_overhead_tokens"] + examples + sample.mean_prompt_tokens
+    assert ctx.prompt is not None, "build_estimate measures the prompt for LLM providers"
+    input_per_record = ctx.prompt.tokens + sample.mean_prompt_tokens
     output_per_record = assume["output_overhead_tokens"] + qg.queries_per_doc * assume["output_tokens_per_query"]
+    max_tokens = qg.openai.max_tokens if qg.provider == "openai" else qg.bedrock.max_tokens
+    output_per_record = min(output_per_record, max_tokens)  # the reply is cut there, and billed no further
     records = queried_documents(ctx)
     expected.input_tokens = round(records * input_per_record)
     expected.output_tokens = round(records * output_per_record)
@@ -120,19 +156,17 @@ def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
     spec, prices = ctx.spec, ctx.prices
     training = spec.training
     size = model_size(spec.model.base)
-    compute = "local-cpu" if training.compute == "local" else training.sagemaker.instance_type
+    compute = training.sagemaker.instance_type if ctx.sagemaker else "local-cpu"
     expected.compute = compute
-    pairs = ctx.train_pairs_known
-    if pairs is None:
-        kept = 1 - spec.querygen.heldout_fraction
-        pairs = round(queried_documents(ctx) * spec.querygen.queries_per_doc * kept)
+    sparse = spec.model.type == "sparse"
     provider = "user-pairs" if spec.source.type == "pairs" else spec.querygen.provider
     log = spec.querygen.query_log
-    log_pairs = kept_count(ctx.log_queries, log.keep_fraction) if log else 0
-    # The train stage's own rules (max_train_pairs or the offline cap, then the epochs table).
-    pairs, epochs = pairs_and_epochs(training, pairs, provider, log_pairs)
-    batch = training.batch_size or 32
-    seen = training.max_steps * batch if training.max_steps else round(pairs * epochs)
+    log_pairs = kept_count(ctx.log_queries, log.keep_fraction) if log and not sparse else 0
+    # The train stage's own rules: the cap, the merge validation split, the query-log pairs, the epochs table.
+    pairs, epochs, validation = pairs_and_epochs(
+        training, generated_train_pairs(ctx), provider, log_pairs, spec.model.type
+    )
+    seen = training.max_steps * default_batch_size(ctx, pairs, size) if training.max_steps else round(pairs * epochs)
     expected.train_pairs, expected.train_examples_seen = pairs, seen
 
     seq = spec.model.max_seq_length or REFERENCE_SEQ_LENGTH
@@ -148,7 +182,10 @@ def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
             )
         ]
     rate = measured * REFERENCE_SEQ_LENGTH / seq
-    mining = training.hard_negatives.active(provider, ctx.spec.querygen.query_log is not None)
+    if sparse:  # osft.trainer.sparse.train mines for distillation too, and takes no query log
+        mining = training.hard_negatives.active(provider) or training.distillation.enabled
+    else:
+        mining = training.hard_negatives.active(provider, log is not None)
     texts_per_example = 2 + (training.hard_negatives.num_negatives if mining else 0)
     train_seconds = seen / rate * texts_per_example / 2
     encode_rate = rate * prices.data["throughput"]["encode_speedup"]
@@ -156,12 +193,17 @@ def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
         train_seconds += (ctx.sample.documents + pairs) / encode_rate
     if training.distillation.enabled:
         train_seconds += pairs * (texts_per_example - 1) / (encode_rate / 2)
+    if validation:  # each merge ratio encodes the validation queries and a corpus sample
+        scored = min(ctx.sample.documents, validation + MERGE_CORPUS_SAMPLE) + validation
+        train_seconds += len(set(training.merge.ratios)) * scored / encode_rate
     count = training.sagemaker.instance_count if compute != "local-cpu" else 1
     train_seconds /= count
     evaluate_seconds = 2 * ctx.sample.documents / encode_rate
     expected.train_seconds = round(train_seconds, 1)
     expected.evaluate_seconds = round(evaluate_seconds, 1)
     what = f"{seen:,} examples ({pairs:,} pairs × {epochs:g} epochs) at {rate:,.1f} pairs/s ({size} model, seq {seq})"
+    if validation:
+        what += f", {validation:,} pairs held out to choose the merge ratio"
     if compute == "local-cpu":
         return [
             LineItem(
@@ -199,15 +241,29 @@ def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
             usd=_round(hourly and hours * hourly * spot),
             alternative=not use_spot,
         ),
-        LineItem(
+        LineItem(  # a second SageMaker job on one instance of the same type, spot when training is
             stage="evaluate",
-            item=f"{compute}: corpus encoded with base and tuned models",
+            item=f"{compute}{' managed spot' if use_spot else ''}: corpus encoded with base and tuned models",
             quantity=round((evaluate_seconds + overhead) / 3600, 3),
             unit="instance-hours",
-            unit_usd=hourly,
-            usd=_round(hourly and (evaluate_seconds + overhead) / 3600 * hourly),
+            unit_usd=_round(hourly and hourly * (spot if use_spot else 1)),
+            usd=_round(hourly and (evaluate_seconds + overhead) / 3600 * hourly * (spot if use_spot else 1)),
         ),
     ]
+
+
+def default_batch_size(ctx: Context, pairs: int, size: str) -> int:
+    """The batch the train stage uses (``max_steps × batch`` examples are seen): the spec's, else its default."""
+    training = ctx.spec.training
+    if training.batch_size:
+        return training.batch_size
+    if ctx.spec.model.type == "sparse":
+        wanted = SPARSE_BATCH_SIZE
+    elif training.loss == "cached-mnrl":
+        wanted = CACHED_MNRL_BATCH
+    else:
+        wanted = DENSE_BATCH_BY_MODEL_SIZE[size]
+    return min(wanted, max(2, pairs))
 
 
 def endpoint_items(ctx: Context) -> list[LineItem]:

@@ -48,14 +48,17 @@ def render_comparison(
     """ "estimated vs counted" rows for whatever the run has finished; empty when nothing to compare."""
     rows: list[tuple[str, str, str]] = []
     expected = estimate.expected
-    if querygen is not None and querygen.stats.provider not in ("offline", "pairs"):
+    if querygen is not None and querygen.stats.provider not in ("offline", "user-pairs"):
         rows.append(("input tokens", f"{expected.input_tokens:,}", f"{querygen.stats.input_tokens:,}"))
         rows.append(("output tokens", f"{expected.output_tokens:,}", f"{querygen.stats.output_tokens:,}"))
         if querygen.stats.estimated_cost_usd is not None:
             guessed = next((i.usd for i in estimate.items if i.stage == "querygen" and not i.alternative), None)
             rows.append(("querygen USD", _usd(guessed), _usd(querygen.stats.estimated_cost_usd)))
     if train is not None:
-        seconds = train.timings.steps.get("train", train.timings.seconds)
+        # The estimate's seconds cover building the rows (mining, teacher scores), training and choosing the
+        # merge ratio: the train stage's steps but its export.
+        steps = train.timings.steps
+        seconds = sum(v for k, v in steps.items() if k != "export") if steps else train.timings.seconds
         pairs = train.stats.train_pairs + train.counts.get("log_pairs", 0)  # the estimate counts query-log pairs too
         rows.append(("training pairs", f"{expected.train_pairs:,}", f"{pairs:,}"))
         rows.append((f"train seconds ({expected.compute})", f"{expected.train_seconds:,.0f}", f"{seconds:,.0f}"))
