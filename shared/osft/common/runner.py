@@ -5,12 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from osft.common.errors import OsftError, StorageError
 from osft.common.estimate import check_budget, estimate_from_run_dir
 from osft.common.logging import get_logger
 from osft.common.manifests import StageManifest
 from osft.common.registry import load_stage
+from osft.common.sagemaker_jobs import check_can_run_jobs, job_spec_uri, run_stage_as_job, stages_on_sagemaker
 from osft.common.spec import RunSpec
-from osft.common.stage import MANIFEST_FILE, STAGE_ORDER, WORK_DIR, load_spec, read_manifest, run_stage
+from osft.common.stage import (
+    MANIFEST_FILE,
+    STAGE_ORDER,
+    ensure_run_dir,
+    load_spec,
+    read_manifest,
+    run_stage,
+)
 from osft.common.storage import Location, is_s3, join
 
 
@@ -49,15 +58,25 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run every stage the spec needs, skipping those whose outputs already match their inputs."""
     spec = load_spec(spec_uri)
+    stages = pipeline_stages(spec)
+    _check_stage_options(spec, stages, force, until)
     spec_uri = spec_uri if is_s3(spec_uri) else str(Path(spec_uri).resolve())
     run_dir = run_dir or default_run_dir(spec, runs_root)
+    on_sagemaker = stages_on_sagemaker(spec, _stages_reached(stages, until))
+    # Checked before anything starts: a job needs an S3 run folder, the trainer image and a role.
+    job_settings = check_can_run_jobs(spec, spec_uri, run_dir) if on_sagemaker else None
+    ensure_run_dir(run_dir)
     Location(join(run_dir, "spec.json")).write_text(spec.model_dump_json(indent=2, exclude_unset=True))
     log = get_logger(run_id=spec.name)
-    log.info("pipeline_started", run_dir=run_dir, stages=pipeline_stages(spec))
+    log.info("pipeline_started", run_dir=run_dir, stages=stages)
     result = PipelineResult(spec=spec, run_dir=run_dir)
-    for name in pipeline_stages(spec):
+    for name in stages:
         definition = load_stage(name)
-        manifest, skipped = run_stage(definition, spec_uri, run_dir, force=name in force)
+        if job_settings is not None and name in on_sagemaker:
+            job_spec = job_spec_uri(spec_uri, run_dir)  # the spec.json written above when the spec is local
+            manifest, skipped = run_stage_as_job(definition, spec, job_spec, run_dir, job_settings, force=name in force)
+        else:
+            manifest, skipped = run_stage(definition, spec_uri, run_dir, force=name in force)
         result.outcomes.append(StageOutcome(stage=name, manifest=manifest, skipped=skipped))
         # The corpus is known and nothing is spent yet: write estimate.json, stop here if over max_cost_usd.
         if name == "extract":
@@ -66,6 +85,25 @@ def run_pipeline(
             break
     log.info("pipeline_finished", run_dir=run_dir)
     return result
+
+
+def _stages_reached(stages: list[str], until: str | None) -> list[str]:
+    return stages[: stages.index(until) + 1] if until in stages else stages
+
+
+def _check_stage_options(spec: RunSpec, stages: list[str], force: tuple[str, ...], until: str | None) -> None:
+    """A --force that would do nothing is a mistake worth saying, not a silent no-op."""
+    for name in force:
+        if name not in stages:
+            raise OsftError(
+                f"--force {name}: this spec has no {name} stage",
+                hint="add a deploy section to the spec to register a model" if name == "register" else None,
+            )
+        if until in stages and stages.index(name) > stages.index(until):
+            raise OsftError(
+                f"--force {name} with --until {until}: the run stops before {name}",
+                hint=f"drop --until, or give --until {name} or a later stage",
+            )
 
 
 @dataclass
@@ -77,12 +115,19 @@ class StageStatus:
 
 def run_status(run_dir: str) -> list[StageStatus]:
     """What is done in a run folder: completed, interrupted (will resume) or not started."""
+    if not is_s3(run_dir) and Path(run_dir).is_file():
+        raise StorageError(f"{run_dir}: is a file, not a run folder", hint="give the run folder, e.g. runs/<spec name>")
+    if not Location(run_dir).has_content():
+        raise StorageError(
+            f"{run_dir}: no run folder here",
+            hint="runs live in runs/<spec name> unless --run-dir or --runs-root said otherwise",
+        )
     statuses = []
     for stage in STAGE_ORDER:
         manifest = read_manifest(run_dir, stage)
         if manifest is not None:
             statuses.append(StageStatus(stage, "completed", manifest))
-        elif Location(join(run_dir, stage, WORK_DIR)).exists() or Location(join(run_dir, stage)).exists():
+        elif Location(join(run_dir, stage)).has_content():
             statuses.append(StageStatus(stage, "interrupted (resumes on next run)", None))
         else:
             statuses.append(StageStatus(stage, "not started", None))

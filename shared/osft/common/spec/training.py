@@ -125,7 +125,12 @@ class Training(SpecModel):
         default=None, description="Share in-batch negatives across GPUs/hosts; defaults to on when training on several."
     )
     seed: int = 13
-    compute: Literal["local", "sagemaker"] = "local"
+    compute: Literal["local", "sagemaker"] = Field(
+        default="local",
+        description="Where `osft run` runs the train and evaluate stages: on this machine, or as SageMaker training "
+        "jobs on the trainer image (training.sagemaker; needs an s3:// run folder and $OSFT_TRAINER_IMAGE_URI and "
+        "$OSFT_SAGEMAKER_ROLE_ARN). The AWS state machine always uses SageMaker.",
+    )
     sagemaker: SageMakerTraining = Field(default_factory=SageMakerTraining)
     export: Export = Field(default_factory=Export)
     sparse: SparseTraining = Field(default_factory=SparseTraining)

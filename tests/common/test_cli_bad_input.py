@@ -1,0 +1,262 @@
+"""A newcomer's slips at the command line: each ends in one clear message and a non-zero exit, never a
+traceback; stopping a run (Ctrl-C, SIGTERM) and forcing a stage keep or redo exactly what they should."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from click.testing import CliRunner
+from moto import mock_aws
+
+from osft.common.cli import main
+from osft.common.errors import InputDataError, OsftError, SpecError, StorageError
+from osft.common.jsonl import read_jsonl
+from osft.common.manifests import ExtractStats
+from osft.common.runner import run_pipeline, run_status
+from osft.common.spec import parse_spec_text
+from osft.common.stage import StageContext, StageDefinition, StageResult, read_manifest, run_stage
+from osft.common.storage import Location, atomic_path
+
+VALID = {"name": "docs", "source": {"type": "local", "path": "corpus.jsonl"}}
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(main, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def spec_problems(text: str) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        parse_spec_text(text, "spec.json")
+    return caught.value.problems
+
+
+# --- the spec file ---------------------------------------------------------------------------------------------
+
+
+def test_trailing_comma_points_at_the_comma_not_the_brace_after_it() -> None:
+    problems = spec_problems('{\n  "name": "docs",\n  "source": {"type": "local", "path": "c.jsonl"},\n}\n')
+    assert problems == ["line 3 column 49: trailing comma before '}' (JSON allows none; remove it)"]
+
+
+def test_comment_empty_file_and_extra_text_are_named() -> None:
+    assert "line 2 column 3: JSON allows no comments" in spec_problems('{\n  // my run\n  "name": "x"}')[0]
+    assert "the file is empty" in spec_problems("  \n")[0]
+    assert "line 2 column 1: unexpected text after the end" in spec_problems('{"name": "x"}\n}')[0]
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_overwrite() -> None:
+    text = json.dumps(VALID)[:-1] + ',\n "querygen": {"queries_per_doc": 3,\n   "queries_per_doc": 4}}'
+    assert spec_problems(text) == [
+        "querygen.queries_per_doc: given more than once in the object at line 2 column 14; keep one"
+    ]
+
+
+def test_a_byte_order_mark_is_accepted_and_null_is_shown() -> None:
+    assert parse_spec_text("\ufeff" + json.dumps(VALID)).name == "docs"
+    assert spec_problems(json.dumps({**VALID, "name": None})) == ["name: Input should be a valid string (got null)"]
+
+
+def test_spec_that_is_not_utf8_names_the_line_without_traceback(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_bytes(b'{\n  "name": "caf\xe9"}')
+    result = invoke("validate", str(spec))
+    assert result.exit_code == InputDataError.exit_code
+    assert f"{spec}:2: not valid UTF-8: byte 0xe9 at column 15" in result.output
+
+
+def test_empty_spec_argument_is_named() -> None:
+    result = invoke("validate", "")
+    assert result.exit_code == StorageError.exit_code and "no run spec given" in result.output
+
+
+# --- the run folder --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--run-dir", "--runs-root"])
+def test_run_folder_that_is_a_file_is_a_clear_error(tmp_path: Path, option: str) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(VALID))
+    (tmp_path / "afile").write_text("x")
+    result = invoke("run", str(spec), option, str(tmp_path / "afile"), "--until", "extract")
+    assert result.exit_code == StorageError.exit_code, result.output
+    assert "afile" in result.output and ("is a file" in result.output or "cannot create" in result.output)
+
+
+def test_status_of_a_missing_folder_or_a_file_is_an_error(tmp_path: Path) -> None:
+    missing = invoke("status", str(tmp_path / "no-such-run"))
+    assert missing.exit_code == StorageError.exit_code and "no run folder here" in missing.output
+    (tmp_path / "afile").write_text("x")
+    a_file = invoke("status", str(tmp_path / "afile"))
+    assert a_file.exit_code == StorageError.exit_code and "is a file" in a_file.output
+
+
+@pytest.fixture
+def bucket(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="osft-runs")
+        yield "osft-runs"
+
+
+def test_status_on_s3_sees_an_interrupted_stage(bucket: str) -> None:
+    run_dir = f"s3://{bucket}/runs/x"
+    Location(f"{run_dir}/querygen/_work/records.jsonl").write_text("{}\n")
+    states = {s.stage: s.state for s in run_status(run_dir)}
+    assert states["querygen"].startswith("interrupted") and states["extract"] == "not started"
+    with pytest.raises(StorageError, match="no run folder here"):
+        run_status(f"s3://{bucket}/runs/other")
+
+
+def test_files_written_atomically_get_the_usual_mode(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "manifest.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "manifest.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# --- --force and --until ---------------------------------------------------------------------------------------
+
+
+def test_force_that_would_do_nothing_is_refused(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(VALID))
+    with pytest.raises(OsftError, match="no register stage"):
+        run_pipeline(str(spec), run_dir=str(tmp_path / "run"), force=("register",))
+    with pytest.raises(OsftError, match="--force train with --until querygen"):
+        run_pipeline(str(spec), run_dir=str(tmp_path / "run"), force=("train",), until="querygen")
+    assert not (tmp_path / "run").exists()
+
+
+def counting_stage(calls: list[int], *, fail_after: int | None = None) -> StageDefinition:
+    """An extract stage that counts, in _work, how many items it has done, resuming from that count."""
+
+    def run(ctx: StageContext) -> StageResult:
+        done_file = ctx.work / "done.txt"
+        done = int(done_file.read_text()) if done_file.exists() else 0
+        calls.append(done)
+        for item in range(done, 3):
+            if fail_after is not None and item == fail_after:
+                raise KeyboardInterrupt
+            done_file.write_text(str(item + 1))
+            ctx.save_work()
+        ctx.output_path("out.txt").write_text("ok")
+        return StageResult(stats=ExtractStats(source="test"), outputs=["out.txt"])
+
+    return StageDefinition(name="extract", upstream=(), spec_sections=("source",), run=run)
+
+
+def test_forced_completed_stage_starts_over_and_an_interrupted_one_resumes(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(VALID))
+    run_dir = str(tmp_path / "run")
+    calls: list[int] = []
+    run_stage(counting_stage(calls), str(spec), run_dir)
+    run_stage(counting_stage(calls), str(spec), run_dir, force=True)
+    assert calls == [0, 0], "a forced re-run of a completed stage redoes its work"
+
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(counting_stage(calls, fail_after=2), str(spec), run_dir, force=True)
+    assert read_manifest(run_dir, "extract") is None
+    run_stage(counting_stage(calls), str(spec), run_dir, force=True)  # the same command, run again
+    assert calls == [0, 0, 0, 2], "an interrupted stage resumes, even when forced again"
+
+
+def test_s3_work_of_another_attempt_is_removed_not_resumed(bucket: str, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(VALID))
+    run_dir = f"s3://{bucket}/runs/docs"
+    Location(f"{run_dir}/extract/_work/.fingerprint").write_text("an older attempt")
+    Location(f"{run_dir}/extract/_work/checkpoint-900/state.json").write_text("{}")
+    calls: list[int] = []
+    run_stage(counting_stage(calls), str(spec), run_dir)
+    remote = [loc.uri.rsplit("/_work/", 1)[-1] for loc in Location(f"{run_dir}/extract/_work").list_files()]
+    assert "checkpoint-900/state.json" not in remote and "done.txt" in remote
+
+
+# --- stopping and unexpected OS errors -------------------------------------------------------------------------
+
+STOPPABLE = """
+import sys, time
+from osft.common.manifests import ExtractStats
+from osft.common.stage import StageDefinition, StageResult
+from osft.common.stage_cli import stage_cli
+
+def run(ctx):
+    print("ready", flush=True)
+    try:
+        time.sleep(60)
+    finally:
+        (ctx.work / "saved.txt").write_text("progress")
+    return StageResult(stats=ExtractStats(source="test"))
+
+stage_cli(StageDefinition(name="extract", upstream=(), spec_sections=("source",), run=run))(sys.argv[1:])
+"""
+
+
+def test_sigterm_stops_a_stage_like_ctrl_c_and_its_cleanup_runs(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(VALID))
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-c", STOPPABLE, "run", "--spec", str(spec), "--run-dir", str(run_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "run again to resume" in err and "Traceback" not in err
+    assert (run_dir / "extract" / "_work" / "saved.txt").read_text() == "progress"
+
+
+def test_an_unexpected_os_error_is_a_message_not_a_traceback() -> None:
+    code = (
+        "from osft.common.stage_cli import report_errors\n"
+        "report_errors(lambda: open('/no/such/folder/file.txt', 'w'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == StorageError.exit_code
+    assert "error: /no/such/folder/file.txt: No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- JSON Lines files users give (judged queries, examples) ----------------------------------------------------
+
+
+def test_jsonl_missing_truncated_gzip_bom_and_hint(tmp_path: Path) -> None:
+    with pytest.raises(InputDataError, match="file not found"):
+        list(read_jsonl(tmp_path / "queries.jsonl"))
+
+    lines = "".join(json.dumps({"_id": str(i), "text": os.urandom(8).hex()}) + "\n" for i in range(3000)).encode()
+    packed = gzip.compress(lines)
+    (tmp_path / "cut.jsonl.gz").write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(InputDataError, match="not a complete gzip file"):
+        list(read_jsonl(tmp_path / "cut.jsonl.gz"))
+
+    (tmp_path / "bom.jsonl").write_bytes(b'\xef\xbb\xbf{"_id": "q1"}\n')
+    assert list(read_jsonl(tmp_path / "bom.jsonl")) == [{"_id": "q1"}]
+
+    (tmp_path / "bad.jsonl").write_text('{"_id": "q1"}\n{"_id": \n')
+    with pytest.raises(InputDataError) as caught:
+        list(read_jsonl(tmp_path / "bad.jsonl"))
+    assert caught.value.line == 2 and "bad_records" not in caught.value.render()
