@@ -69,3 +69,18 @@ def test_hard_negatives_default_to_on_for_judged_pairs_and_beside_a_query_log() 
     assert not HardNegatives(enabled=False).active("offline", query_log=True), "the spec's choice stands"
     assert not HardNegatives(enabled=False).active("user-pairs") and HardNegatives(enabled=True).active("bedrock")
     assert HardNegatives(candidates="dense").resolved_margin() == 0.1
+
+
+def test_the_document_an_inverse_cloze_positive_was_cut_from_is_never_its_negative(minilm_model) -> None:
+    """The positive lacks the query sentence, so its text is not the corpus text; the document is still its own."""
+    source = CORPUS[1]
+    sentence = source.split("\n", 1)[1].split(".")[0]
+    cut = " ".join(source.replace(sentence, " ").split())
+    pairs = Dataset.from_dict({"anchor": [sentence], "positive": [cut]})
+    # Every other document is a negative: only the query's own document may be left out.
+    corpus = CORPUS[:11]
+    options = HardNegatives(enabled=True, num_negatives=10, range_min=0, range_max=11)
+    result = mine(pairs, minilm_model, corpus, options, batch_size=16, positive_docs=[1])
+    assert result.queries_kept == 1
+    negatives = [result.dataset[0][f"negative_{i + 1}"] for i in range(10)]
+    assert source not in negatives and set(negatives) == set(corpus) - {source}

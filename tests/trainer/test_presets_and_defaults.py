@@ -131,3 +131,13 @@ def test_with_a_query_log_offline_pairs_are_an_eighth_of_the_log_and_epochs_foll
     assert offline_pairs_cap(Training(max_train_pairs=500), "offline", log_pairs=303) == (500, None)
     mixed = choose_hyperparameters(Training(), train_pairs=340, provider="offline", log_pairs=303)
     assert mixed.epochs == 3.0 and "up to 1,000 training pairs" in mixed.reasons["epochs"]
+
+
+def test_a_base_model_folder_transformers_cannot_read_is_a_clear_error_not_a_traceback(tmp_path) -> None:
+    import pytest
+
+    from osft.common.errors import OsftError
+
+    (tmp_path / "config.json").write_text('{"model_type": "nonsense"}')
+    with pytest.raises(OsftError, match=r"model\.base: cannot load"):
+        load_sentence_transformer(str(tmp_path))

@@ -86,13 +86,51 @@ def _checkpoint_ctx(tmp_path: Path, work_key: str):
     return SimpleNamespace(work=work, log=get_logger())
 
 
+def _fake_checkpoint(folder: Path, files=("trainer_state.json", "scheduler.pt", "optimizer.pt", "model.safetensors")):
+    folder.mkdir(parents=True)
+    for name in files:
+        (folder / name).write_text("x")
+
+
+def test_a_checkpoint_only_partly_restored_from_s3_is_skipped_for_the_previous_complete_one(tmp_path: Path) -> None:
+    """SageMaker syncs checkpoint files one by one: the small trainer state can arrive without the weights."""
+    from osft.trainer.hf_training import last_checkpoint
+
+    _fake_checkpoint(tmp_path / "checkpoint-2")
+    _fake_checkpoint(tmp_path / "checkpoint-4", files=("trainer_state.json", "model.safetensors"))
+    _fake_checkpoint(tmp_path / "checkpoint-6", files=("trainer_state.json", "scheduler.pt", "optimizer.pt"))
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
+    _fake_checkpoint(tmp_path / "checkpoint-10")
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10"), "numeric, not lexical, order"
+
+
 def test_checkpoints_of_another_run_in_a_shared_folder_are_discarded_not_resumed(tmp_path: Path, monkeypatch) -> None:
     from osft.trainer.hf_training import checkpoint_folder, last_checkpoint
 
     shared = tmp_path / "opt-ml-checkpoints"
     monkeypatch.setenv("OSFT_CHECKPOINT_DIR", str(shared))
     assert checkpoint_folder(_checkpoint_ctx(tmp_path, "run-a")) == shared
-    (shared / "checkpoint-3").mkdir()
-    (shared / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    _fake_checkpoint(shared / "checkpoint-3")
     assert last_checkpoint(checkpoint_folder(_checkpoint_ctx(tmp_path, "run-a"))) is not None  # same run: resumes
     assert last_checkpoint(checkpoint_folder(_checkpoint_ctx(tmp_path, "run-b"))) is None  # another run: discarded
+
+
+@pytest.mark.slow
+def test_mined_rows_and_checkpoints_are_synced_to_the_run_folder(make_run, monkeypatch) -> None:
+    """An S3 run folder keeps _work only through save_work: a restarted job must find its rows and checkpoints."""
+    from osft.common.stage import StageContext
+    from osft.trainer.hf_training import last_checkpoint
+    from osft.trainer.train_stage import MINED_FILE
+
+    synced: list[tuple[bool, str | None]] = []
+
+    def save_work(self) -> None:
+        synced.append(((self.work / MINED_FILE).exists(), last_checkpoint(self.work / "checkpoints")))
+
+    monkeypatch.setattr(StageContext, "save_work", save_work)
+    monkeypatch.delenv("OSFT_CHECKPOINT_DIR", raising=False)
+    training = {"max_steps": 1, "batch_size": 4, "checkpoint_steps": 1, "hard_negatives": {"enabled": True}}
+    spec, run_dir = make_run(training=training)
+    run_stage(STAGE, spec, run_dir)
+    assert synced and synced[0] == (True, None), "rows synced once mined, before training"
+    assert synced[-1][1] is not None and synced[-1][1].endswith("checkpoint-1"), "synced after the checkpoint"

@@ -19,12 +19,30 @@ CHECKPOINT_ENV = "OSFT_CHECKPOINT_DIR"
 FORCE_CPU_ENV = "OSFT_FORCE_CPU"
 
 
+def _complete(checkpoint: Path) -> bool:
+    """Whether ``checkpoint`` holds what a resume needs: weights, optimizer, scheduler and trainer state.
+
+    The HF trainer writes the trainer state last, but SageMaker syncs ``/opt/ml/checkpoints`` to S3 file
+    by file while training runs: after a spot interruption the small ``trainer_state.json`` can be
+    restored without the large weights or optimizer. Resuming from such a folder fails (no weights) or,
+    worse, silently restarts the optimizer and the learning-rate schedule (no ``optimizer.pt`` or
+    ``scheduler.pt``).
+    """
+    if not (checkpoint / "trainer_state.json").is_file() or not (checkpoint / "scheduler.pt").is_file():
+        return False
+    if not any((checkpoint / name).is_file() for name in ("optimizer.pt", "optimizer.bin")):
+        return False
+    weights = [p for pattern in ("*.safetensors", "*.bin") for p in checkpoint.rglob(pattern)]
+    return any(p.name != "optimizer.bin" for p in weights)
+
+
 def last_checkpoint(folder: Path) -> str | None:
-    """The newest complete ``checkpoint-N`` folder the HF trainer wrote, if any."""
-    candidates = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    if not candidates:
-        return None
-    return str(max(candidates, key=lambda p: int(p.name.rsplit("-", 1)[1])))
+    """The newest complete ``checkpoint-N`` folder the HF trainer wrote, if any (see ``_complete``)."""
+    numbered = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()]
+    for candidate in sorted(numbered, key=lambda p: int(p.name.rsplit("-", 1)[1]), reverse=True):
+        if _complete(candidate):
+            return str(candidate)
+    return None
 
 
 def checkpoint_folder(ctx: StageContext) -> Path:

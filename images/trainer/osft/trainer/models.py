@@ -94,7 +94,7 @@ def load_sentence_transformer(
     source = resolve_model_source(name, base_dir)
     try:
         model = SentenceTransformer(source, trust_remote_code=False, **kwargs)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a folder or config transformers cannot read
         raise _load_error("model.base", name, exc) from None
     if max_seq_length:
         model.max_seq_length = max_seq_length
@@ -108,14 +108,14 @@ def load_cross_encoder(name: str, base_dir: Path | None = None, max_length: int 
     source = resolve_model_source(name, base_dir)
     try:
         return CrossEncoder(source, max_length=max_length, trust_remote_code=False)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise _load_error("training.distillation.teacher", name, exc) from None
 
 
 def _load_error(field: str, name: str, exc: Exception) -> OsftError:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     return OsftError(
-        f"{field}: cannot load '{name}' ({exc.__class__.__name__})",
+        f"{field}: cannot load '{name}' ({exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0][:200]})",
         hint="no hub access (HF_HUB_OFFLINE=1): give a local model folder"
         if offline
         else "check the model id, or give a local model folder",

@@ -105,8 +105,8 @@ def _log_pairs(
     usage: ModelUsage,
     corpus_texts: dict[str, str],
     corpus: list[str],
-) -> tuple[list[str], list[str], str]:
-    """Anchors and positives for the logged queries the hybrid is surest of, and a note saying so."""
+) -> tuple[list[str], list[int], str]:
+    """Anchors and their documents' corpus indices for the logged queries the hybrid is surest of, and a note."""
     from osft.trainer.query_log import label_queries
 
     clock = time.perf_counter()
@@ -124,7 +124,7 @@ def _log_pairs(
     )
     if len(kept) < len(labeled):
         note += f"; {len(labeled) - len(kept)} more led to held-out documents and were left out"
-    return [item.query for item in kept], [corpus[item.doc_index] for item in kept], note
+    return [item.query for item in kept], [item.doc_index for item in kept], note
 
 
 def _build_rows(
@@ -154,15 +154,19 @@ def _build_rows(
     anchors = [usage.query_prefix + p["query"] for p in pairs]
     positives = [usage.document_prefix + positive_text(p, corpus_texts[p["doc_id"]]) for p in pairs]
     corpus = [usage.document_prefix + text for text in corpus_texts.values()]
+    # The corpus document each row's positive comes from: never one of its negatives, even when the
+    # positive's text differs from it (an inverse-cloze positive lacks the query sentence).
+    doc_index = {doc_id: i for i, doc_id in enumerate(corpus_texts)}
+    positive_docs = [doc_index[p["doc_id"]] for p in pairs]
     ranker, log_pairs = None, 0
     if log_queries:
         from osft.trainer.hard_negatives import CorpusRanker
 
         ranker = CorpusRanker(model, corpus, _base_corpus_embeddings(ctx, model, corpus, batch_size))
-        log_anchors, log_positives, note = _log_pairs(
-            ctx, ranker, log_queries, keep_fraction, usage, corpus_texts, corpus
-        )
-        anchors, positives, log_pairs = anchors + log_anchors, positives + log_positives, len(log_anchors)
+        log_anchors, log_docs, note = _log_pairs(ctx, ranker, log_queries, keep_fraction, usage, corpus_texts, corpus)
+        anchors, log_pairs = anchors + log_anchors, len(log_anchors)
+        positives += [corpus[i] for i in log_docs]
+        positive_docs += log_docs
         notes.append(note)
     if not anchors:
         raise InputDataError(
@@ -190,6 +194,7 @@ def _build_rows(
             seed=training.seed,
             corpus_embeddings=corpus_embeddings,
             ranker=ranker,
+            positive_docs=positive_docs,
         )
         ctx.log.info(
             "hard_negatives_mined",
@@ -226,6 +231,9 @@ def _build_rows(
     if is_first_process():
         dataset.to_json(str(cache))
         cached_notes.write_text(json.dumps({"notes": notes, "log_pairs": log_pairs}))
+        # An S3 run folder keeps _work only when synced: without this a restarted (spot) job mines again,
+        # and on a GPU may draw other negatives than the ones its resumed checkpoint was training on.
+        ctx.save_work()
     return dataset, notes, log_pairs
 
 
@@ -253,6 +261,17 @@ def _merge_evaluator(validation: list[Pair], corpus_texts: dict[str, str], usage
         show_progress_bar=False,
     )
     return lambda model: evaluator(model)[evaluator.primary_metric]
+
+
+def _sync_work_callback(ctx: StageContext) -> TrainerCallback:
+    """Syncs ``_work`` (with its checkpoints) to an S3 run folder after each checkpoint, so a killed job resumes."""
+    from transformers import TrainerCallback
+
+    class SyncWork(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            ctx.save_work()
+
+    return SyncWork()
 
 
 def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) -> StageResult:
@@ -353,6 +372,8 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(StructlogCallback(ctx.log))
+    if is_first_process() and checkpoints.is_relative_to(ctx.work):
+        trainer.add_callback(_sync_work_callback(ctx))
     for callback in callbacks:
         trainer.add_callback(callback)
     resume = last_checkpoint(checkpoints)
@@ -460,6 +481,6 @@ STAGE = StageDefinition(
     upstream=("extract", "querygen"),
     spec_sections=("model", "training"),
     run=run,
-    version="3",
+    version="4",
     input_fingerprint=input_fingerprint,
 )
