@@ -12,10 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 from click.testing import CliRunner
-from moto import mock_aws
 
 from osft.common.cli import main
 from osft.common.errors import InputDataError, OsftError, SpecError, StorageError
@@ -99,16 +97,6 @@ def test_status_of_a_missing_folder_or_a_file_is_an_error(tmp_path: Path) -> Non
     (tmp_path / "afile").write_text("x")
     a_file = invoke("status", str(tmp_path / "afile"))
     assert a_file.exit_code == StorageError.exit_code and "is a file" in a_file.output
-
-
-@pytest.fixture
-def bucket(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        boto3.client("s3").create_bucket(Bucket="osft-runs")
-        yield "osft-runs"
 
 
 def test_status_on_s3_sees_an_interrupted_stage(bucket: str) -> None:

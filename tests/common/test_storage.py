@@ -7,23 +7,12 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from osft.common.errors import StorageError
 from osft.common.stage import read_manifest, run_stage
 from osft.common.storage import Location, atomic_path
 from osft.extractor.stage import STAGE as EXTRACT
 from osft.querygen.stage import STAGE as QUERYGEN
-
-
-@pytest.fixture
-def bucket(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        boto3.client("s3").create_bucket(Bucket="osft-runs")
-        yield "osft-runs"
 
 
 def test_local_write_is_atomic_and_readable(tmp_path: Path) -> None:
