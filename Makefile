@@ -75,7 +75,7 @@ PUSH_LATEST ?= $(shell [ "$$($(TF_RUN) output -raw image_tag_mutability 2>/dev/n
 .PHONY: infra-tools infra-check infra-test image-check tf-init tf-plan build-images push-images
 
 # Each image's packages installed alone, as its Dockerfile installs them, then imported and started
-# (there is no Docker engine here to build the images themselves). About 2 minutes.
+# (there is no Docker engine here to build the images themselves), stage by stage. About 4 minutes.
 image-check:
 	$(PYTHON) scripts/check_image_installs.py
 
