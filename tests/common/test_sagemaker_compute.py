@@ -68,9 +68,16 @@ FAKE_BODIES = {"train": fake_train, "evaluate": fake_evaluate}
 
 @dataclass
 class TrainerContainer:
-    """What the trainer image does when SageMaker starts it; ``failure`` makes every job end Failed instead."""
+    """What the trainer image does when SageMaker starts it; ``failure`` makes every job end Failed instead.
+
+    ``hold`` keeps a new job InProgress until the next DescribeTrainingJob that is not interrupted
+    (``interrupt`` raises KeyboardInterrupt there once, as Ctrl-C while ``osft run`` waits).
+    """
 
     failure: str | None = None
+    hold: bool = False
+    interrupt: bool = False
+    held: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def attach(self, session: boto3.Session) -> None:
@@ -85,12 +92,28 @@ class TrainerContainer:
     def run_job(self, http_response: Any, **_: Any) -> None:
         if http_response.status_code != 200 or self.failure:
             return
-        hyper = self.requests[-1]["HyperParameters"]
+        if self.hold:
+            self.held.append(self.requests[-1])
+            return
+        self.run(self.requests[-1])
+
+    @staticmethod
+    def run(request: dict[str, Any]) -> None:
+        hyper = request["HyperParameters"]
         definition = replace(load_stage(hyper["stage"]), run=FAKE_BODIES[hyper["stage"]])
         run_stage(definition, hyper["spec"], hyper["run_dir"])
 
     def describe(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        """Answers DescribeTrainingJob itself (as botocore's Stubber does) when the job is to fail."""
+        """Answers DescribeTrainingJob itself (as botocore's Stubber does) when the job is held or to fail."""
+        if self.interrupt:
+            self.interrupt = False
+            raise KeyboardInterrupt
+        if self.held:  # still running at this call; it finishes right after
+            request = self.held.pop()
+            self.hold = False
+            self.run(request)
+            parsed = {"TrainingJobName": request["TrainingJobName"], "TrainingJobStatus": "InProgress"}
+            return AWSResponse("", 200, {}, None), parsed
         if not self.failure:
             return None  # moto answers: Completed
         parsed = {
@@ -245,3 +268,30 @@ def test_a_run_that_stops_before_train_needs_no_sagemaker_settings(container, sa
     monkeypatch.delenv(TRAINER_IMAGE_ENV)
     result = run_pipeline(str(sagemaker_spec), run_dir=run_dir(), until="querygen")
     assert [o.stage for o in result.outcomes] == ["extract", "querygen"] and container.requests == []
+
+
+def test_a_rerun_after_ctrl_c_waits_for_the_job_still_running_instead_of_starting_another(container, sagemaker_spec):
+    container.hold = container.interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(str(sagemaker_spec), run_dir=run_dir("interrupted"))
+    assert len(container.requests) == 1 and container.held
+
+    result = run_pipeline(str(sagemaker_spec), run_dir=run_dir("interrupted"))
+
+    assert [r["HyperParameters"]["stage"] for r in container.requests] == ["train", "evaluate"]
+    assert result.manifest("train") is not None and result.manifest("evaluate").stats.accepted
+
+
+def test_a_job_still_running_for_another_spec_is_refused_not_joined(container, sagemaker_spec):
+    container.hold = container.interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(str(sagemaker_spec), run_dir=run_dir("changed"))
+    data = json.loads(sagemaker_spec.read_text())
+    data["training"]["seed"] = 99
+    sagemaker_spec.write_text(json.dumps(data))
+
+    with pytest.raises(OsftError, match=r"still InProgress, for other inputs") as caught:
+        run_pipeline(str(sagemaker_spec), run_dir=run_dir("changed"))
+
+    assert "stop-training-job --training-job-name " + container.jobs()[0] in caught.value.render()
+    assert len(container.requests) == 1

@@ -9,6 +9,8 @@ A stage whose manifest is already up to date starts no job, so a re-run costs no
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import re
@@ -40,6 +42,8 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 POLL_SECONDS = 60
 STARTUP_ALLOWANCE_SECONDS = 3_600  # instance provisioning and image pull come before MaxRuntimeInSeconds counts
 JOB_NAME_SUFFIX = {"train": "train", "evaluate": "eval"}
+JOB_RECORD_FILE = "sagemaker-job.json"  # in <run_dir>/<stage>/: the job this stage last started
+RUNNING_STATES = ("InProgress", "Stopping")
 ECR_REGION = re.compile(r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/")
 
 
@@ -293,22 +297,79 @@ def run_stage_as_job(
     client = sagemaker_client(settings.region)
     job_name = training_job_name(settings.name_prefix, run_name_of(run_dir), stage)
     request = training_job_request(stage, spec, spec_uri, run_dir, settings, job_name)
+    inputs = job_inputs(request, spec_uri)
+    running = _running_job(client, run_dir, stage, inputs)
+    if running is not None:
+        job_name, arn = running
+        log.info("sagemaker_job_reattached", job_name=job_name, job_arn=arn, log_group=LOG_GROUP)
+    else:
+        try:
+            arn = client.create_training_job(**request)["TrainingJobArn"]
+        except Exception as exc:  # noqa: BLE001 - every boto error becomes one message
+            raise _aws_error(exc, f"SageMaker {stage} job {job_name}") from None
+        record = {"job_name": job_name, "job_arn": arn, "inputs": inputs}
+        Location(join(run_dir, stage, JOB_RECORD_FILE)).write_text(json.dumps(record, indent=2))
+        log.info(
+            "sagemaker_job_started",
+            job_name=job_name,
+            job_arn=arn,
+            instance_type=request["ResourceConfig"]["InstanceType"],
+            log_group=LOG_GROUP,
+        )
     try:
-        arn = client.create_training_job(**request)["TrainingJobArn"]
-    except Exception as exc:  # noqa: BLE001 - every boto error becomes one message
-        raise _aws_error(exc, f"SageMaker {stage} job {job_name}") from None
-    log.info(
-        "sagemaker_job_started",
-        job_name=job_name,
-        job_arn=arn,
-        instance_type=request["ResourceConfig"]["InstanceType"],
-        log_group=LOG_GROUP,
-    )
-    description = wait_for_job(client, job_name, stage, run_dir, max_wait_seconds(spec))
+        description = wait_for_job(client, job_name, stage, run_dir, max_wait_seconds(spec))
+    except KeyboardInterrupt:
+        log.warning(
+            "sagemaker_job_still_running",
+            job_name=job_name,
+            hint="the job keeps running (and billing); run the same command again to wait for it, or stop it: "
+            f"aws sagemaker stop-training-job --training-job-name {job_name}",
+        )
+        raise
     log.info(
         "sagemaker_job_completed", job_name=job_name, job_arn=arn, seconds=description.get("TrainingTimeInSeconds")
     )
     return _manifest_written_by(definition, job_name, spec_uri, run_dir), False
+
+
+def job_inputs(request: dict[str, Any], spec_uri: str) -> str:
+    """SHA-256 of what a job computes from: its request (but its name) and the spec file it reads."""
+    stable = {key: value for key, value in request.items() if key != "TrainingJobName"}
+    digest = hashlib.sha256(json.dumps(stable, sort_keys=True).encode())
+    digest.update(Location(spec_uri).read_bytes())
+    return digest.hexdigest()
+
+
+def _running_job(client: Any, run_dir: str, stage: str, inputs: str) -> tuple[str, str] | None:
+    """(name, ARN) of the job an interrupted ``osft run`` started for these inputs and that still runs.
+
+    Without this a re-run after Ctrl-C would start a second job beside the first, both billing and
+    writing the same run folder. A job still running for other inputs (the spec changed) is refused.
+    """
+    location = Location(join(run_dir, stage, JOB_RECORD_FILE))
+    if not location.exists():
+        return None
+    try:
+        record = json.loads(location.read_text())
+        name, arn, recorded_inputs = record["job_name"], record["job_arn"], record["inputs"]
+    except (ValueError, KeyError, TypeError):
+        return None  # not ours to trust: a new job is started
+    try:
+        status = client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+    except Exception as exc:  # noqa: BLE001 - every boto error becomes one message
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        if code == "ValidationException":  # no such job (deleted, another account): start a new one
+            return None
+        raise _aws_error(exc, f"SageMaker {stage} job {name}") from None
+    if status not in RUNNING_STATES:
+        return None
+    if recorded_inputs != inputs:
+        raise OsftError(
+            f"SageMaker {stage} job {name} from an earlier run is still {status}, for other inputs than this run's",
+            hint=f"wait for it or stop it (aws sagemaker stop-training-job --training-job-name {name}), then run "
+            "again; two jobs would write the same run folder",
+        )
+    return name, arn
 
 
 def _manifest_written_by(definition: StageDefinition, job_name: str, spec_uri: str, run_dir: str) -> StageManifest:
