@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from osft.common.progress import progress_enabled
 
@@ -17,6 +18,12 @@ if TYPE_CHECKING:
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_ENV = "OSFT_CHECKPOINT_DIR"
 FORCE_CPU_ENV = "OSFT_FORCE_CPU"
+# Under torchrun every collective (the rows broadcast included) waits this long: rank 0 builds the training
+# rows (corpus encoding, mining, teacher scores) while the others wait for them, which can pass the 30
+# minutes the HF trainer allows by default on a large corpus.
+DDP_TIMEOUT_SECONDS = 4 * 3600
+
+T = TypeVar("T")
 
 
 def _complete(checkpoint: Path) -> bool:
@@ -56,7 +63,8 @@ def checkpoint_folder(ctx: StageContext) -> Path:
     folder = Path(configured) if configured else ctx.work / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     work_key = ctx.work / ".fingerprint"
-    if configured and work_key.exists():
+    # Under torchrun only rank 0 tidies (and decides what to resume from): the others may share the folder.
+    if configured and work_key.exists() and is_first_process():
         marker = folder / ".osft-work-key"
         if marker.exists() and marker.read_text() != work_key.read_text():
             stale = sorted(p.name for p in folder.glob("checkpoint-*"))
@@ -96,9 +104,41 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def process_rank() -> int:
+    """This process's global rank under torchrun; 0 outside it."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def is_first_process() -> bool:
     """True outside torchrun and on its rank 0: the one process that writes shared files."""
-    return int(os.environ.get("RANK", "0")) == 0
+    return process_rank() == 0
+
+
+def share_from_first_process(build: Callable[[], T]) -> T:
+    """``build()`` on rank 0, its result sent to every other process (pickled); plain ``build()`` alone.
+
+    Under torchrun the process group must be up (touch ``TrainingArguments.device`` first). Work dirs are
+    not shared between hosts (nor between processes with an S3 run folder), so files cannot carry it. An
+    error on rank 0 is sent too, so the other processes fail rather than wait for rows that never come.
+    """
+    if world_size() <= 1:
+        return build()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        raise RuntimeError("share_from_first_process under torchrun needs the process group initialised")
+    box: list[Any] = [None]
+    if is_first_process():
+        try:
+            box[0] = ("ok", build())
+        except BaseException as exc:
+            dist.broadcast_object_list([("error", f"{exc.__class__.__name__}: {exc}")], src=0)
+            raise
+    dist.broadcast_object_list(box, src=0)
+    status, value = box[0]
+    if status != "ok":
+        raise RuntimeError(f"rank 0 failed while preparing shared data: {value}")
+    return value
 
 
 def training_arguments(
@@ -129,4 +169,21 @@ def training_arguments(
         "dataloader_num_workers": 0,
         "dataloader_pin_memory": on_gpu(),
         "use_cpu": forced_cpu(),
+        **_ddp_arguments(),
     }
+
+
+def _ddp_arguments() -> dict[str, Any]:
+    """Under torchrun: DDP over gloo on CPUs (accelerate only runs multi-CPU DDP with ``use_cpu``), a long timeout.
+
+    Nothing for a single process, whose arguments stay as they were.
+    """
+    if world_size() <= 1:
+        return {}
+    extra: dict[str, Any] = {"ddp_timeout": DDP_TIMEOUT_SECONDS}
+    if not on_gpu():
+        extra.update(use_cpu=True, ddp_backend="gloo")
+        # accelerate names the device "cpu:0" on multi-CPU runs, and torch.load(map_location="cpu:0") cannot
+        # restore a checkpoint's optimizer ("don't know how to restore data location"): a resume would fail.
+        os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cpu")
+    return extra

@@ -9,10 +9,11 @@ pick the WiSE-FT ratio, save, export.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ from osft.trainer.hf_training import (
     last_checkpoint,
     memory_bytes,
     on_gpu,
+    process_rank,
+    share_from_first_process,
     training_arguments,
     world_size,
 )
@@ -237,6 +240,31 @@ def _build_rows(
     return dataset, notes, log_pairs
 
 
+def _shared_rows(
+    ctx: StageContext, args: Any, build: Callable[[], tuple[Dataset, list[str], int]]
+) -> tuple[Dataset, list[str], int]:
+    """Under torchrun: the rows ``build`` makes on rank 0, given to every process.
+
+    Each process building its own would mine, label and score with its own encodings (which differ
+    slightly between GPUs): other negatives, or with a margin another number of rows and steps, and a
+    hang. Every process (rank 0 too) trains on a dataset rebuilt from the same columns, and logs their
+    digest (``training_rows_shared``).
+    """
+    from datasets import Dataset
+
+    args.device  # noqa: B018 - initialises the process group the way the HF trainer expects
+
+    def columns() -> tuple[dict[str, list[Any]], list[str], int]:
+        dataset, notes, log_pairs = build()
+        return dataset.to_dict(), notes, log_pairs
+
+    rows, notes, log_pairs = share_from_first_process(columns)
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+    dataset = Dataset.from_dict(rows)
+    ctx.log.info("training_rows_shared", rank=process_rank(), rows=len(dataset), digest=digest)
+    return dataset, notes, log_pairs
+
+
 def _merge_evaluator(validation: list[Pair], corpus_texts: dict[str, str], usage: ModelUsage, seed: int):
     """ndcg@10 of validation queries over their positives plus a sample of the corpus."""
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
@@ -332,10 +360,26 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     reasons.update(hp.reasons)
     ctx.log.info("hyperparameters_chosen", **{k: v for k, v in reasons.items()})
 
-    clock = time.perf_counter()
-    dataset, row_notes, log_pairs = _build_rows(
-        ctx, model, pairs, corpus_texts, usage, hp.batch_size, provider, log_queries, keep_fraction
+    checkpoints = checkpoint_folder(ctx)
+    args = SentenceTransformerTrainingArguments(
+        **training_arguments(training, hp, checkpoints),
+        # BERT-style models carry a pooler that mean or CLS pooling never uses: DDP must look for unused
+        # parameters, or it fails at the second step ("Expected to have finished reduction").
+        ddp_find_unused_parameters=True if world_size() > 1 else None,
     )
+    clock = time.perf_counter()
+    if world_size() > 1:
+        dataset, row_notes, log_pairs = _shared_rows(
+            ctx,
+            args,
+            lambda: _build_rows(
+                ctx, model, pairs, corpus_texts, usage, hp.batch_size, provider, log_queries, keep_fraction
+            ),
+        )
+    else:
+        dataset, row_notes, log_pairs = _build_rows(
+            ctx, model, pairs, corpus_texts, usage, hp.batch_size, provider, log_queries, keep_fraction
+        )
     notes += row_notes
     prepare_seconds = time.perf_counter() - clock
 
@@ -364,11 +408,6 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     loss, loss_name = build_loss(
         model, training, gather_across_devices=gather, spec_source=ctx.spec_uri, contrastive=contrastive
     )
-    checkpoints = checkpoint_folder(ctx)
-    args = SentenceTransformerTrainingArguments(
-        **training_arguments(training, hp, checkpoints),
-        ddp_find_unused_parameters=False if world_size() > 1 else None,
-    )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(StructlogCallback(ctx.log))
@@ -376,7 +415,9 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         trainer.add_callback(_sync_work_callback(ctx))
     for callback in callbacks:
         trainer.add_callback(callback)
-    resume = last_checkpoint(checkpoints)
+    # Under torchrun every process must resume from the same step (or none), else they run different
+    # numbers of steps and hang: rank 0, which writes the checkpoints, decides.
+    resume = share_from_first_process(lambda: last_checkpoint(checkpoints))
     if resume:
         ctx.log.info("training_resumed", checkpoint=resume)
     clock = time.perf_counter()
