@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import boto3
@@ -134,3 +135,26 @@ def test_s3_listing_and_deleting_stay_inside_the_folder_or_file(bucket: str) -> 
     run.child("train").delete_tree()
     remaining = [item["Key"] for item in boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]]
     assert remaining == ["runs/x/train2/model/b.bin"]
+
+
+def test_mirror_uploads_what_changed_and_deletes_what_is_gone(bucket: str, tmp_path: Path) -> None:
+    """save_work's sync: checkpoints the trainer rotated out must not pile up on S3 or come back on resume."""
+    local = tmp_path / "work"
+    (local / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (local / "checkpoints" / "checkpoint-2" / "model.safetensors").write_text("step 2")
+    (local / "records.jsonl").write_text("a\n")
+    target, sent = Location(f"s3://{bucket}/runs/x/train/_work"), {}
+    target.mirror(local, sent)
+
+    shutil.rmtree(local / "checkpoints" / "checkpoint-2")
+    (local / "checkpoints" / "checkpoint-4").mkdir()
+    (local / "checkpoints" / "checkpoint-4" / "model.safetensors").write_text("step 4")
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key="runs/x/train/_work/records.jsonl", Body=b"changed remotely")
+    target.mirror(local, sent)
+
+    keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == ["runs/x/train/_work/checkpoints/checkpoint-4/model.safetensors", "runs/x/train/_work/records.jsonl"]
+    unchanged = s3.get_object(Bucket=bucket, Key="runs/x/train/_work/records.jsonl")["Body"].read()
+    assert unchanged == b"changed remotely", "a file unchanged since it was sent is not uploaded again"
+    assert set(sent) == {"checkpoints/checkpoint-4/model.safetensors", "records.jsonl"}

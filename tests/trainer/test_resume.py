@@ -75,7 +75,7 @@ def test_killed_training_resumes_from_the_last_checkpoint(make_run, capfd) -> No
     assert "{'loss'" not in captured.out + captured.err
 
 
-def _checkpoint_ctx(tmp_path: Path, work_key: str):
+def _checkpoint_ctx(tmp_path: Path, work_key: str, *, fresh: bool = False):
     from types import SimpleNamespace
 
     from osft.common.logging import get_logger
@@ -83,7 +83,7 @@ def _checkpoint_ctx(tmp_path: Path, work_key: str):
     work = tmp_path / "stage" / "_work"
     work.mkdir(parents=True, exist_ok=True)
     (work / ".fingerprint").write_text(work_key)
-    return SimpleNamespace(work=work, log=get_logger())
+    return SimpleNamespace(work=work, log=get_logger(), fresh=fresh)
 
 
 def _fake_checkpoint(folder: Path, files=("trainer_state.json", "scheduler.pt", "optimizer.pt", "model.safetensors")):
@@ -113,6 +113,18 @@ def test_checkpoints_of_another_run_in_a_shared_folder_are_discarded_not_resumed
     _fake_checkpoint(shared / "checkpoint-3")
     assert last_checkpoint(checkpoint_folder(_checkpoint_ctx(tmp_path, "run-a"))) is not None  # same run: resumes
     assert last_checkpoint(checkpoint_folder(_checkpoint_ctx(tmp_path, "run-b"))) is None  # another run: discarded
+
+
+def test_a_forced_rerun_discards_the_same_runs_checkpoints_in_a_folder_outside_work(tmp_path: Path, monkeypatch):
+    """--force on a completed train stage wipes _work; an OSFT_CHECKPOINT_DIR would otherwise resume its end."""
+    from osft.trainer.hf_training import checkpoint_folder, last_checkpoint
+
+    shared = tmp_path / "opt-ml-checkpoints"
+    monkeypatch.setenv("OSFT_CHECKPOINT_DIR", str(shared))
+    checkpoint_folder(_checkpoint_ctx(tmp_path, "run-a"))
+    _fake_checkpoint(shared / "checkpoint-8")
+
+    assert last_checkpoint(checkpoint_folder(_checkpoint_ctx(tmp_path, "run-a", fresh=True))) is None
 
 
 @pytest.mark.slow

@@ -124,15 +124,27 @@ def package_versions(*names: str) -> dict[str, str]:
 class StageContext:
     """Everything a stage's logic needs: the spec, where to read and write, a logger."""
 
-    def __init__(self, definition: StageDefinition, spec: RunSpec, spec_uri: str, run_dir: str, workdir: Path):
+    def __init__(
+        self,
+        definition: StageDefinition,
+        spec: RunSpec,
+        spec_uri: str,
+        run_dir: str,
+        workdir: Path,
+        *,
+        fresh: bool = False,
+    ):
         self.definition = definition
         self.spec = spec
         self.spec_uri = spec_uri
         self.run_dir = run_dir
         self.workdir = workdir
         self.stage = definition.name
+        # A forced re-run of a completed stage: progress kept outside _work (an OSFT_CHECKPOINT_DIR) is stale too.
+        self.fresh = fresh
         self.log = get_logger(run_id=spec.name, stage=definition.name)
         self._cache = Path(tempfile.gettempdir()) / "osft-cache" / spec.name
+        self._sent: dict[str, tuple[int, int]] = {}
 
     @property
     def work(self) -> Path:
@@ -170,7 +182,7 @@ class StageContext:
     def save_work(self) -> None:
         """Sync resumable progress to the run folder when it is on S3 (local run folders need nothing)."""
         if is_s3(self.run_dir):
-            Location(join(self.run_dir, self.stage, WORK_DIR)).publish(self.work)
+            Location(join(self.run_dir, self.stage, WORK_DIR)).mirror(self.work, self._sent)
 
     def progress(self, iterable: Iterable[T], *, desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
         return progress(iterable, desc=f"{self.stage}: {desc}", total=total, unit=unit)
@@ -221,7 +233,7 @@ def _prepare_workdir(run_dir: str, stage: str, work_key: str, *, fresh: bool = F
     if workdir.exists() and (fresh or not marker.exists() or marker.read_text() != work_key):
         shutil.rmtree(workdir)
         if is_s3(run_dir):
-            # save_work uploads but never deletes: files kept from another attempt would come back on resume.
+            # Not left for the first save_work to mirror away: an attempt killed before it would fetch them again.
             remote_work.delete_tree()
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(work_key)
@@ -273,7 +285,7 @@ def run_stage(
     # one, even forced again (the same command re-run), resumes from what it kept.
     fresh = force and existing is not None
     workdir = _prepare_workdir(run_dir, definition.name, compute_work_key(probe, upstream, fingerprint), fresh=fresh)
-    ctx = StageContext(definition, spec, spec_uri, run_dir, workdir)
+    ctx = StageContext(definition, spec, spec_uri, run_dir, workdir, fresh=fresh)
     ctx.log.info("stage_started", run_dir=run_dir)
     started, clock = datetime.now(UTC), time.perf_counter()
     result = definition.run(ctx)

@@ -17,7 +17,10 @@ from osft.common.stage import StageDefinition, run_stage
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (``docker stop``, an ECS task stopped, a SageMaker spot interruption) raised like Ctrl-C."""
+    """SIGTERM (``docker stop``, an ECS task stopped) raised like Ctrl-C, for `osft run` and `<stage> run`.
+
+    The SageMaker entry point does not install it: SageMaker itself syncs /opt/ml/checkpoints to S3.
+    """
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:

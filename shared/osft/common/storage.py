@@ -327,6 +327,31 @@ class Location:
         except Exception as exc:  # noqa: BLE001
             raise _s3_error(exc, self.uri) from None
 
+    def mirror(self, source: Path, sent: dict[str, tuple[int, int]]) -> None:
+        """Make this S3 folder hold exactly the files of the local folder ``source``.
+
+        Uploads the files that are new or changed since this process last sent them (``sent``: relative
+        path → (size, mtime), updated here) and deletes remote files gone locally, so checkpoints the
+        trainer rotated out do not pile up on S3 and a resume downloads only what is current.
+        """
+        bucket, key = split_s3(self.uri)
+        prefix = _folder_prefix(key)
+        local = {p.relative_to(source).as_posix(): p for p in sorted(source.rglob("*")) if p.is_file()}
+        client = s3_client()
+        try:
+            for name, path in local.items():
+                stat = path.stat()
+                if sent.get(name) != (stat.st_size, stat.st_mtime_ns):
+                    client.upload_file(str(path), bucket, prefix + name)
+                    sent[name] = (stat.st_size, stat.st_mtime_ns)
+            for remote_key, _ in self._s3_tree():
+                name = remote_key.removeprefix(prefix)
+                if name not in local:
+                    client.delete_object(Bucket=bucket, Key=remote_key)
+                    sent.pop(name, None)
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, self.uri) from None
+
     def delete_tree(self) -> None:
         if not is_s3(self.uri):
             path = Path(self.uri)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from osft.common.errors import OsftError
 from osft.common.progress import progress_enabled
 
 if TYPE_CHECKING:
@@ -66,11 +67,16 @@ def checkpoint_folder(ctx: StageContext) -> Path:
     # Under torchrun only rank 0 tidies (and decides what to resume from): the others may share the folder.
     if configured and work_key.exists() and is_first_process():
         marker = folder / ".osft-work-key"
-        if marker.exists() and marker.read_text() != work_key.read_text():
-            stale = sorted(p.name for p in folder.glob("checkpoint-*"))
-            for path in folder.glob("checkpoint-*"):
-                shutil.rmtree(path, ignore_errors=True)
-            ctx.log.warning("checkpoints_discarded", folder=str(folder), reason="written by another run", stale=stale)
+        reason = None
+        if ctx.fresh:  # --force on a completed stage: _work was wiped, and these are that run's checkpoints
+            reason = "a forced re-run starts over"
+        elif marker.exists() and marker.read_text() != work_key.read_text():
+            reason = "written by another run"
+        stale = sorted(p.name for p in folder.glob("checkpoint-*"))
+        if reason and stale:
+            for name in stale:
+                shutil.rmtree(folder / name, ignore_errors=True)
+            ctx.log.warning("checkpoints_discarded", folder=str(folder), reason=reason, stale=stale)
         marker.write_text(work_key.read_text())
     return folder
 
@@ -126,7 +132,7 @@ def share_from_first_process(build: Callable[[], T]) -> T:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        raise RuntimeError("share_from_first_process under torchrun needs the process group initialised")
+        raise RuntimeError("share_from_first_process under torchrun needs the process group initialised")  # a bug
     box: list[Any] = [None]
     if is_first_process():
         try:
@@ -137,7 +143,9 @@ def share_from_first_process(build: Callable[[], T]) -> T:
     dist.broadcast_object_list(box, src=0)
     status, value = box[0]
     if status != "ok":
-        raise RuntimeError(f"rank 0 failed while preparing shared data: {value}")
+        raise OsftError(
+            f"rank 0 failed while preparing the data every process shares: {value}", hint="see rank 0's error"
+        )
     return value
 
 

@@ -252,7 +252,7 @@ def _shared_rows(
     """
     from datasets import Dataset
 
-    args.device  # noqa: B018 - initialises the process group the way the HF trainer expects
+    args.device  # noqa: B018 - the process group is up once the arguments chose their device (cached)
 
     def columns() -> tuple[dict[str, list[Any]], list[str], int]:
         dataset, notes, log_pairs = build()
