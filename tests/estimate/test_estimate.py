@@ -348,17 +348,6 @@ def test_merge_validation_pairs_are_left_out_before_the_epochs_are_chosen():
         assert pairs_and_epochs(merge, count, "openai", 0)[::2] == (len(trained), len(held))
 
 
-def test_the_trainer_constants_the_estimate_copies_are_the_trainers():
-    from osft.common.estimate import cost_model
-    from osft.trainer import defaults, train_stage
-    from osft.trainer.sparse import models
-
-    assert cost_model.MERGE_CORPUS_SAMPLE == train_stage.MERGE_CORPUS_SAMPLE
-    assert cost_model.DENSE_BATCH_BY_MODEL_SIZE == defaults.BATCH_BY_MODEL_SIZE
-    assert cost_model.CACHED_MNRL_BATCH == defaults.CACHED_MNRL_BATCH
-    assert cost_model.SPARSE_BATCH_SIZE == models.SPARSE_BATCH_SIZE
-
-
 def test_sparse_training_takes_every_pair_and_the_tables_epochs():
     """osft.trainer.sparse.train applies max_train_pairs only: no offline cap, no query log, no merging."""
     assert pairs_and_epochs(Training(), 5_000, "offline", 0, "sparse") == (5_000, 1.0, 0)

@@ -70,6 +70,15 @@ class StageDefinition:
     work_key: Callable[[StageContext], Any] | None = None
 
 
+def resolve_spec_path(spec_uri: str, path: str) -> str:
+    """A path written in the spec at ``spec_uri``, resolved relative to the spec's own location."""
+    if is_s3(path) or Path(path).is_absolute():
+        return path
+    if is_s3(spec_uri):
+        return join(spec_uri.rsplit("/", 1)[0], path)
+    return str((Path(spec_uri).parent / path).resolve())
+
+
 def load_spec(spec_uri: str) -> RunSpec:
     if not spec_uri.strip():
         raise StorageError("no run spec given", hint="pass the path (or s3:// URI) of a run spec JSON file")
@@ -155,11 +164,7 @@ class StageContext:
 
     def resolve(self, path: str) -> str:
         """A path written in the spec, resolved relative to the spec's own location."""
-        if is_s3(path) or Path(path).is_absolute():
-            return path
-        if is_s3(self.spec_uri):
-            return join(self.spec_uri.rsplit("/", 1)[0], path)
-        return str((Path(self.spec_uri).parent / path).resolve())
+        return resolve_spec_path(self.spec_uri, path)
 
     def upstream(self, stage: str) -> StageManifest:
         manifest = read_manifest(self.run_dir, stage)

@@ -37,6 +37,14 @@ LOG_PAIRS_PER_OFFLINE_PAIR = 8
 # skipped and every pair is trained on.
 MERGE_VALIDATION_SHARE = 10
 MIN_MERGE_VALIDATION = 5
+# Each merge ratio is scored on the validation queries over their positives plus this many other documents.
+MERGE_CORPUS_SAMPLE = 2000
+# Batch size by model size: in-batch negatives improve with size, memory bounds it. cached-mnrl computes the
+# loss in mini-batches, so its batch can be much larger. Sparse models: each text's MLM logits are
+# seq_len x vocab (30,522) floats, far more than a dense model's.
+BATCH_BY_MODEL_SIZE: dict[str, int] = {"small": 64, "base": 32, "large": 16}
+CACHED_MNRL_BATCH = 256
+SPARSE_BATCH_SIZE = 16
 
 
 def log_leads(log_pairs: int) -> bool:

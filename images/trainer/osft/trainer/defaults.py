@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from osft.common.spec.training import Training
 from osft.common.training_defaults import (  # noqa: F401 - re-exported: the trainer's rules in one place
+    BATCH_BY_MODEL_SIZE,
+    CACHED_MNRL_BATCH,
     DEFAULTS_BY_PAIRS,
     OFFLINE_EPOCHS,
     OFFLINE_PAIRS_CAP,
@@ -21,10 +23,6 @@ from osft.common.training_defaults import (  # noqa: F401 - re-exported: the tra
     table_row,
 )
 
-# Batch size by model size: in-batch negatives improve with size, memory bounds it.
-# cached-mnrl computes the loss in mini-batches, so its batch can be much larger.
-BATCH_BY_MODEL_SIZE: dict[str, int] = {"small": 64, "base": 32, "large": 16}
-CACHED_MNRL_BATCH = 256
 DEFAULT_WARMUP_RATIO = 0.1
 # On a CPU, training keeps every layer's activations for the backward pass. With dropout on, PyTorch's
 # attention takes its quadratic path: per text and layer, seq² x heads scores at 12 bytes (scores, softmax,

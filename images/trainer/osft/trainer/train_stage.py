@@ -23,7 +23,7 @@ from osft.common.manifests import TrainStats
 from osft.common.progress import progress_enabled
 from osft.common.spec.querygen import kept_count
 from osft.common.stage import StageContext, StageDefinition, StageResult
-from osft.common.training_defaults import MIN_MERGE_VALIDATION, merge_validation_size
+from osft.common.training_defaults import MERGE_CORPUS_SAMPLE, MIN_MERGE_VALIDATION, merge_validation_size
 from osft.trainer import base_embeddings
 from osft.trainer.defaults import (
     EncoderShape,
@@ -57,7 +57,6 @@ MODEL_DIR = "model"
 MINED_FILE = "train_rows.jsonl"
 MINED_NOTES_FILE = "train_rows_notes.json"  # what building the cached rows found, for a resumed run's manifest
 LENGTH_SAMPLE = 2000
-MERGE_CORPUS_SAMPLE = 2000
 
 
 def run(ctx: StageContext) -> StageResult:

@@ -24,20 +24,19 @@ from osft.common.estimate.prices import PriceTable
 from osft.common.estimate.prompt_size import PromptSize
 from osft.common.spec import RunSpec
 from osft.common.spec.querygen import QueryGen, kept_count
-from osft.common.training_defaults import pairs_and_epochs
+from osft.common.training_defaults import (
+    BATCH_BY_MODEL_SIZE,
+    CACHED_MNRL_BATCH,
+    MERGE_CORPUS_SAMPLE,
+    SPARSE_BATCH_SIZE,
+    pairs_and_epochs,
+)
 
 DAYS_PER_MONTH = 30.4
 REFERENCE_SEQ_LENGTH = 256
 MODEL_GB = {"small": 0.09, "base": 0.44, "large": 1.34}
 FARGATE_VCPU, FARGATE_GB = 1.0, 4.0
 BATCH_JOB_TASK_HOURS = 1.0
-# The dense train stage scores each merge ratio on its validation queries over their positives plus this many
-# other documents (osft.trainer.train_stage.MERGE_CORPUS_SAMPLE; tests/estimate keeps the two equal).
-MERGE_CORPUS_SAMPLE = 2000
-# Default batch sizes of the train stage (osft.trainer.defaults, osft.trainer.sparse.models), for max_steps.
-DENSE_BATCH_BY_MODEL_SIZE = {"small": 64, "base": 32, "large": 16}
-CACHED_MNRL_BATCH = 256
-SPARSE_BATCH_SIZE = 16
 
 
 def model_size(name: str) -> str:
@@ -262,7 +261,7 @@ def default_batch_size(ctx: Context, pairs: int, size: str) -> int:
     elif training.loss == "cached-mnrl":
         wanted = CACHED_MNRL_BATCH
     else:
-        wanted = DENSE_BATCH_BY_MODEL_SIZE[size]
+        wanted = BATCH_BY_MODEL_SIZE[size]
     return min(wanted, max(2, pairs))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from osft.common.errors import OsftError
 from osft.common.spec.querygen import QueryGen
+from osft.common.stage import resolve_spec_path
 from osft.common.storage import Location, is_s3, join
 
 TEMPLATE_NAMES = ("system.txt", "user.txt", "factoid.txt", "conceptual.txt", "examples.txt")
@@ -35,13 +36,9 @@ class PromptSize:
 
 def spec_relative(spec_uri: str | None, path: str) -> str | None:
     """A path written in the spec, resolved as the stages resolve it (relative to the spec); None if unknown."""
-    if is_s3(path) or Path(path).is_absolute():
-        return path
     if spec_uri is None:
-        return None
-    if is_s3(spec_uri):
-        return join(spec_uri.rsplit("/", 1)[0], path)
-    return str(Path(spec_uri).resolve().parent / path)
+        return path if is_s3(path) or Path(path).is_absolute() else None
+    return resolve_spec_path(spec_uri, path)
 
 
 def template_part_tokens(name: str, text: str, queries_per_doc: int, count: CountTokens) -> int:

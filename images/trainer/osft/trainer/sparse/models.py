@@ -31,8 +31,6 @@ DEFAULT_BASES: dict[str, str] = {
     "doc-only": "opensearch-project/opensearch-neural-sparse-encoding-doc-v3-distill",
 }
 MODEL_LIMIT = 512
-SPARSE_BATCH_SIZE = 16
-"""Default batch: each text's MLM logits are seq_len x vocab (30,522) floats, far more than a dense model's."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from osft.common.corpus import document_text, load_corpus, read_pairs
 from osft.common.manifests import TrainStats
 from osft.common.stage import StageContext, StageResult
+from osft.common.training_defaults import SPARSE_BATCH_SIZE
 from osft.trainer.defaults import choose_hyperparameters
 from osft.trainer.hf_training import checkpoint_folder, last_checkpoint, training_arguments
 from osft.trainer.sparse.export import (
@@ -20,7 +21,6 @@ from osft.trainer.sparse.export import (
 )
 from osft.trainer.sparse.losses import build_loss, choose_loss
 from osft.trainer.sparse.models import (
-    SPARSE_BATCH_SIZE,
     choose_max_seq_length_for,
     choose_sparse_model,
     document_modules,
