@@ -144,7 +144,7 @@ def _runtime_routed_to(served_endpoint: str, answers_by_variant: dict[str, Calla
     """
     import urllib3
 
-    from osft.registrar.sagemaker_deploy import sagemaker_client
+    from osft.common.aws_clients import sagemaker_client
 
     def route(request, **_kwargs):
         variant = request.headers.get("X-Amzn-SageMaker-Target-Variant")

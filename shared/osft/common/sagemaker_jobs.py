@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from osft.common.aws_clients import sagemaker_client
 from osft.common.errors import CredentialsError, OsftError, StorageError
 from osft.common.logging import get_logger
 from osft.common.manifests import StageManifest
@@ -186,15 +187,6 @@ def training_job_request(
         }
         environment["OSFT_CHECKPOINT_DIR"] = CHECKPOINT_LOCAL_PATH
     return request
-
-
-def sagemaker_client(region: str | None) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "sagemaker", region_name=region, config=Config(retries={"max_attempts": 10, "mode": "adaptive"})
-    )
 
 
 def _aws_error(exc: Exception, action: str) -> OsftError:

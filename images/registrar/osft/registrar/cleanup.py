@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from osft.common.aws_clients import sagemaker_client
 from osft.common.errors import OsftError
 from osft.common.logging import get_logger
 from osft.common.opensearch import opensearch_client
@@ -27,7 +28,7 @@ from osft.common.spec.deploy import SageMakerEndpoint
 from osft.common.stage import MANIFEST_FILE, load_spec
 from osft.common.storage import Location, join
 from osft.registrar.ml_commons import MLCommons
-from osft.registrar.sagemaker_deploy import SageMakerDeployer, sagemaker_client
+from osft.registrar.sagemaker_deploy import SageMakerDeployer
 from osft.registrar.stage import REGISTRATION_FILE
 
 

@@ -455,14 +455,6 @@ class SageMakerDeployer:
         return deleted
 
 
-def sagemaker_client(region: str | None, service: str = "sagemaker") -> Any:
-    """A SageMaker (or ``sagemaker-runtime``) client with adaptive retries: throttling and a cold endpoint pass."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(service, region_name=region, config=Config(retries={"max_attempts": 10, "mode": "adaptive"}))
-
-
 def client_error(exc: Any) -> tuple[str, str]:
     """(code, message) of a botocore ``ClientError``."""
     error = exc.response.get("Error", {})

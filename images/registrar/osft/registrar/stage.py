@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from osft.common.aws_clients import sagemaker_client
 from osft.common.errors import OsftError
 from osft.common.manifests import RegisterStats, TrainManifest
 from osft.common.opensearch import opensearch_client
@@ -35,7 +36,6 @@ from osft.registrar.sagemaker_deploy import (
     EndpointResult,
     SageMakerDeployer,
     plan_variants,
-    sagemaker_client,
     variant_names,
 )
 from osft.registrar.search_check import run_search_check
