@@ -25,7 +25,9 @@ def configure_logging(level: str | None = None, json_output: bool | None = None)
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level_name, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per event (text and newline together): print() writes them apart, and torchrun's ranks,
+        # which share the container's stderr, then end up inside each other's lines.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     # Third-party libraries log through the standard library; keep them quiet unless debugging. The
