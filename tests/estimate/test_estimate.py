@@ -348,6 +348,17 @@ def test_merge_validation_pairs_are_left_out_before_the_epochs_are_chosen():
         assert pairs_and_epochs(merge, count, "openai", 0)[::2] == (len(trained), len(held))
 
 
+def test_merge_validation_holds_out_whole_documents():
+    from osft.trainer.train_stage import _split_validation
+
+    # Two queries per document (the offline default), three for a few: never one trained, one validated.
+    pairs = [{"query": f"{d}-{q}", "doc_id": str(d)} for d in range(500) for q in range(3 if d % 7 == 0 else 2)]
+    trained, held = _split_validation(pairs, 300, 13)
+    assert len(held) == pairs_and_epochs(Training(merge={"enabled": True}), len(pairs), "openai", 0)[2]
+    assert not {p["doc_id"] for p in trained} & {p["doc_id"] for p in held}
+    assert sorted(p["query"] for p in trained + held) == sorted(p["query"] for p in pairs)
+
+
 def test_sparse_training_takes_every_pair_and_the_tables_epochs():
     """osft.trainer.sparse.train applies max_train_pairs only: no offline cap, no query log, no merging."""
     assert pairs_and_epochs(Training(), 5_000, "offline", 0, "sparse") == (5_000, 1.0, 0)

@@ -151,3 +151,12 @@ def test_a_bad_line_in_the_query_log_names_the_file_and_line(tmp_path) -> None:
     with pytest.raises(InputDataError) as raised:
         run_pipeline(str(spec), run_dir=str(tmp_path / "run"), until="querygen")
     assert raised.value.path == str(log) and raised.value.line == 2
+
+
+def test_a_single_training_pair_without_negatives_is_refused_before_training(make_run) -> None:
+    spec, run_dir = make_run(training={"max_steps": 1, "hard_negatives": {"enabled": False}})
+    train_file = Path(run_dir) / "querygen" / "train.jsonl"
+    train_file.write_text(train_file.read_text().splitlines()[0] + "\n")
+    with pytest.raises(InputDataError, match="one training pair") as raised:
+        run_stage(TRAIN, spec, run_dir)
+    assert raised.value.path == str(train_file)

@@ -70,11 +70,26 @@ def run(ctx: StageContext) -> StageResult:
 def _split_validation(pairs: list[Pair], wanted: int, seed: int) -> tuple[list[Pair], list[Pair]]:
     """Hold out up to ``wanted`` pairs (at most 10%) for picking the merge ratio; never train on them.
 
-    The count is ``osft.common.training_defaults``' rule, which ``osft estimate`` applies too.
+    Whole documents are held out: a validation query whose document the model trained on through another
+    query scores what the model memorised, and favours the tuned weights. The count is
+    ``osft.common.training_defaults``' rule, which ``osft estimate`` applies too; documents are taken in a
+    seeded order while their pairs fit in it (with a few pairs per document it fills exactly).
     """
     count = merge_validation_size(len(pairs), wanted)
-    shuffled = random.Random(seed + 1).sample(pairs, len(pairs))
-    return shuffled[count:], shuffled[:count]
+    by_doc: dict[str, list[Pair]] = {}
+    for pair in pairs:
+        by_doc.setdefault(pair["doc_id"], []).append(pair)
+    held_docs: set[str] = set()
+    held = 0
+    for doc_id in random.Random(seed + 1).sample(sorted(by_doc), len(by_doc)):
+        if held + len(by_doc[doc_id]) <= count:
+            held_docs.add(doc_id)
+            held += len(by_doc[doc_id])
+        if held == count:
+            break
+    trained = [p for p in pairs if p["doc_id"] not in held_docs]
+    validation = [p for p in pairs if p["doc_id"] in held_docs]
+    return trained, validation
 
 
 def _token_lengths(model: SentenceTransformer, texts: Sequence[str]) -> list[int]:
@@ -179,6 +194,13 @@ def _build_rows(
         )
     dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
     needs_negatives = training.hard_negatives.active(provider, bool(log_queries)) or training.distillation.enabled
+    if len(anchors) < 2 and not needs_negatives:
+        # In-batch negatives are the other pairs': alone, a pair's loss is 0 and training changes nothing.
+        raise InputDataError(
+            "one training pair: the contrastive loss needs at least two (or hard negatives) to learn anything",
+            path=str(ctx.input_path("querygen/train.jsonl")),
+            hint="give more documents or queries (querygen.queries_per_doc), or set training.hard_negatives.enabled",
+        )
     if needs_negatives:
         from osft.trainer.hard_negatives import RANKED_CANDIDATES, mine
 
