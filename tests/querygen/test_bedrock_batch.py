@@ -365,3 +365,34 @@ def test_a_lost_connection_while_submitting_or_polling_waits_for_the_next_round(
         control.meta.events.unregister("provide-client-params.bedrock", first_call_fails)
     stubber.assert_no_pending_responses()
     assert not failures and service.jobs == 1 and manifest.stats.batch_jobs == [job] and not converse.served
+
+
+def test_a_stopped_batch_job_keeps_its_replies_and_a_rerun_batches_the_rest(run_folder, s3, fake_converse, monkeypatch):
+    from osft.common.errors import ServiceError
+
+    # Stopped after half its records: the other three must not run on demand (twice the price) unasked.
+    unanswered = {f"R{i:010d}" for i in (1, 3, 5)}
+    service = FakeBatchService(s3, missing=set(unanswered), errored=set(), garbled=set())
+    control = bedrock_clients.control_client("us-east-1")
+    stubber = Stubber(control)
+    job1, job2 = service.job_arn(1), service.job_arn(2)
+    stubber.add_response("create_model_invocation_job", {"jobArn": job1}, create_params())
+    stubber.add_response("get_model_invocation_job", job_description(job1, "Stopped", 6, 3), {"jobIdentifier": job1})
+    stubber.activate()
+    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: service.attach(control))
+    converse = fake_converse()
+    batch = {**BATCH, "min_records_per_job": 2}  # the rest (3) still makes a batch job
+    spec, run_dir = run_folder({"provider": "bedrock-batch", "bedrock": batch}, make_docs(6))
+    with pytest.raises(ServiceError, match="was stopped: 3 of its 6 records were answered") as raised:
+        run_querygen(spec, run_dir)
+    assert "rerun" in raised.value.hint
+    assert not converse.served
+
+    service.missing.clear()
+    stubber.add_response("create_model_invocation_job", {"jobArn": job2}, create_params())
+    stubber.add_response("get_model_invocation_job", job_description(job2, "Completed", 3, 3), {"jobIdentifier": job2})
+    manifest = run_querygen(spec, run_dir)
+    stubber.assert_no_pending_responses()
+    assert service.inputs[1] == sorted(unanswered), "only the records the stopped job did not run"
+    assert not converse.served and manifest.stats.retried_on_demand == 0
+    assert {p["doc_id"] for p in read_pairs(run_dir)} == {f"d{i}" for i in range(6)}

@@ -377,6 +377,17 @@ class BatchRunner:
                 hint="fix the cause (service role access to the staging bucket, model access) and rerun; "
                 "finished jobs are not run again",
             )
+        if job.status == "Stopped":
+            # Someone stopped it (StopModelInvocationJob), most likely to stop spending: running its other
+            # records on demand, at twice the batch price, would undo that. Keep the replies it gave and
+            # forget the job, so a rerun batches the rest in a new one.
+            self.jobs.remove(job)
+            self._save_state()
+            raise ServiceError(
+                f"Bedrock batch job {job.job_arn} was stopped: {len(seen)} of its {len(job.record_ids)} records "
+                f"were answered and are kept; {len(retry)} were not run",
+                hint="rerun the stage to batch the rest in a new job (its answered records are not paid again)",
+            )
         self.log.info(
             "batch_job_collected",
             job=job.name,
