@@ -28,7 +28,9 @@ leads the second by most; ``query-log`` writes the same texts for ``osft run``);
 ``{"queries": "cloze", "n": 1000}``, prepared offline pairs added to them);
 ``negatives`` (one hybrid hard negative per pair); ``cut_query`` (inverse-cloze pairs train on the
 document without their sentence); ``lr``, ``epochs``, ``batch``; ``train_seq`` (max length while
-training; scoring uses ``--max-seq-length``). Results are appended to
+training; scoring uses ``--max-seq-length``); ``tsdae_steps`` (TSDAE domain adaptation first: that many
+steps of ``DenoisingAutoEncoderLoss`` on the corpus's sentences, 60% of their words deleted, batch
+``tsdae_batch``, rate ``tsdae_lr``, decoder tied to the encoder; ``n: 0`` scores the adapted model alone). Results are appended to
 ``bench-out/recipes/results.jsonl``; ``scripts/bench.py --report`` puts their table in
 ``docs/benchmarks.md``.
 """
@@ -418,6 +420,55 @@ def mnrl_plus_kl(model, temperature: float, kl_weight: float):
     return MnrlPlusKL()
 
 
+def corpus_sentences(corpus: dict[str, dict[str, str]], max_words: int = 64) -> list[str]:
+    """The corpus's sentences of 5 to ``max_words`` words (TSDAE's training text), in corpus order."""
+    import re
+
+    sentences = []
+    for doc in corpus.values():
+        for sentence in re.split(r"(?<=[.!?])\s+", doc["text"]):
+            if 5 <= len(sentence.split()) <= max_words:
+                sentences.append(sentence)
+    return sentences
+
+
+def tsdae_adapt(model, corpus, config: dict[str, Any]) -> tuple[int, float]:
+    """TSDAE on the corpus's sentences (deletion noise 0.6): (sentences seen, seconds)."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss
+
+    from osft.common.model_source import packaged_minilm_path
+
+    rng = random.Random(SEED)
+    steps, batch = config["tsdae_steps"], config.get("tsdae_batch", 8)
+    sentences = corpus_sentences(corpus)
+    rng.shuffle(sentences)
+    sentences = (sentences * (1 + steps * batch // len(sentences)))[: steps * batch]
+
+    def damaged(text: str) -> str:
+        words = text.split()
+        kept = [w for w in words if rng.random() > 0.6]
+        return " ".join(kept or [rng.choice(words)])
+
+    dataset = Dataset.from_dict({"damaged": [damaged(t) for t in sentences], "original": sentences})
+    decoder = str(packaged_minilm_path() or BASE_MODEL)
+    loss = DenoisingAutoEncoderLoss(model, decoder_name_or_path=decoder, tie_encoder_decoder=True)
+    arguments = SentenceTransformerTrainingArguments(
+        output_dir=str(OUT / "checkpoints" / f"{config['name']}-tsdae"),
+        num_train_epochs=1,
+        per_device_train_batch_size=batch,
+        learning_rate=config.get("tsdae_lr", 3e-5),
+        weight_decay=0.0,
+        save_strategy="no",
+        report_to=[],
+        seed=SEED,
+    )
+    clock = time.perf_counter()
+    SentenceTransformerTrainer(model=model, args=arguments, train_dataset=dataset, loss=loss).train()
+    return len(sentences), time.perf_counter() - clock
+
+
 def run(args: argparse.Namespace) -> None:
     """Train one recipe from the base model and score it on the whole corpus."""
     from datasets import Dataset
@@ -442,6 +493,11 @@ def run(args: argparse.Namespace) -> None:
     dataset = Dataset.from_dict(columns)
     only = set(judged_split(args.data, args.split)[1]) if config["queries"] == "judged" else None
     model = load_model(config.get("train_seq", args.max_seq_length))
+    tsdae = {}
+    if config.get("tsdae_steps"):
+        sentences, seconds = tsdae_adapt(model, corpus, config)
+        tsdae = {"tsdae_sentences": sentences, "tsdae_seconds": round(seconds, 1)}
+        print(json.dumps({"tsdae_done": config["name"], **tsdae}), flush=True)
     loss_name = config.get("loss", "mnrl")
     if loss_name == "margin-mse":
         loss = losses.MarginMSELoss(model)
@@ -465,8 +521,9 @@ def run(args: argparse.Namespace) -> None:
         batch_sampler=BatchSamplers.NO_DUPLICATES if "mnrl" in loss_name else BatchSamplers.BATCH_SAMPLER,
     )
     clock = time.perf_counter()
-    SentenceTransformerTrainer(model=model, args=training_args, train_dataset=dataset, loss=loss).train()
-    train_seconds = time.perf_counter() - clock
+    if len(dataset):
+        SentenceTransformerTrainer(model=model, args=training_args, train_dataset=dataset, loss=loss).train()
+    train_seconds = time.perf_counter() - clock + tsdae.get("tsdae_seconds", 0.0)
     model.max_seq_length = args.max_seq_length
     clock = time.perf_counter()
     tuned = score(model, corpus, corpus_embeddings(model, corpus), args.data, args.split, only)
@@ -485,6 +542,7 @@ def run(args: argparse.Namespace) -> None:
         "scored_queries": "the held-out quarter of the judged queries" if only else "all judged queries",
         "data": str(args.data),
         "split": args.split,
+        **tsdae,
     }
     with open(OUT / "results.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
@@ -510,6 +568,9 @@ def report_lines(out: Path = OUT) -> list[str]:
             if c.get("teacher") == "cut-hybrid":
                 loss += (f", KL x{c['kl_weight']:g}" if "kl_weight" in c else "") + " (teacher on cut docs)"
                 negative = f"hybrid x{c.get('candidates', 3)}"
+            if c.get("tsdae_steps"):
+                tsdae = f"TSDAE {c['tsdae_steps']:,} steps x {c.get('tsdae_batch', 8)} sentences at {c.get('tsdae_lr', 3e-5):g}"
+                loss = f"{tsdae}, then {loss}" if r["pairs"] else tsdae
             scored = "held-out ¼ judged" if r["scored_queries"].startswith("the held-out") else "all judged"
             queries = c["queries"] + (" (student misses)" if c.get("student_misses") else "")
             if c.get("pseudo"):
