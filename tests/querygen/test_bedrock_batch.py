@@ -172,6 +172,20 @@ def _killed_while_polling(service, spec: str, run_dir: str, job: str, monkeypatc
     first.meta.events.unregister("before-parameter-build.bedrock.CreateModelInvocationJob", service._process)
 
 
+def _client_that_only_polls(job: str, monkeypatch, polls: int = 1) -> Stubber:
+    """A new control client whose only expected calls are ``polls`` status checks of ``job`` (Completed, 6 of
+    6): creating a job again fails on it. Returns its active stubber."""
+    client = bedrock_clients.control_client("us-east-1")
+    stubber = Stubber(client)
+    for _ in range(polls):
+        stubber.add_response(
+            "get_model_invocation_job", job_description(job, "Completed", 6, 6), {"jobIdentifier": job}
+        )
+    stubber.activate()
+    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: client)
+    return stubber
+
+
 def test_killed_batch_run_polls_its_job_again_instead_of_resubmitting(run_folder, s3, fake_converse, monkeypatch):
     service = FakeBatchService(s3, missing=set(), errored=set(), garbled=set())
     fake_converse()
@@ -179,11 +193,7 @@ def test_killed_batch_run_polls_its_job_again_instead_of_resubmitting(run_folder
     job = service.job_arn(1)
     _killed_while_polling(service, spec, run_dir, job, monkeypatch)
 
-    second = bedrock_clients.control_client("us-east-1")
-    stubber = Stubber(second)  # only a status check is expected: creating a job again would fail here
-    stubber.add_response("get_model_invocation_job", job_description(job, "Completed", 6, 6), {"jobIdentifier": job})
-    stubber.activate()
-    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: second)
+    stubber = _client_that_only_polls(job, monkeypatch)
     manifest = run_querygen(spec, run_dir)
     stubber.assert_no_pending_responses()
     assert service.jobs == 1 and manifest.stats.batch_jobs == [job]
@@ -201,14 +211,7 @@ def test_replies_of_a_job_outside_a_smaller_max_docs_sample_are_kept(run_folder,
     for max_docs, polls in ((3, 1), (None, 0)):  # the job of 6 finishes while a sample of 3 is asked
         data["querygen"]["max_docs"] = max_docs
         Path(spec).write_text(json.dumps(data))
-        client = bedrock_clients.control_client("us-east-1")
-        stubber = Stubber(client)  # no job may be created again
-        for _ in range(polls):
-            stubber.add_response(
-                "get_model_invocation_job", job_description(job, "Completed", 6, 6), {"jobIdentifier": job}
-            )
-        stubber.activate()
-        monkeypatch.setattr(bedrock_clients, "control_client", lambda region, client=client: client)
+        stubber = _client_that_only_polls(job, monkeypatch, polls)
         manifest = run_querygen(spec, run_dir)
         stubber.assert_no_pending_responses()
         stubber.deactivate()
@@ -324,11 +327,7 @@ def test_fixing_the_role_or_the_job_quota_keeps_the_job_in_flight(run_folder, s3
         service_role_arn="arn:aws:iam::123456789012:role/FixedBatchRole", max_concurrent_jobs=2, max_retries=3
     )
     Path(spec).write_text(json.dumps(data))
-    second = bedrock_clients.control_client("us-east-1")
-    stubber = Stubber(second)  # only a status check: creating a job again would fail here
-    stubber.add_response("get_model_invocation_job", job_description(job, "Completed", 6, 6), {"jobIdentifier": job})
-    stubber.activate()
-    monkeypatch.setattr(bedrock_clients, "control_client", lambda region: second)
+    stubber = _client_that_only_polls(job, monkeypatch)
     manifest = run_querygen(spec, run_dir)
     stubber.assert_no_pending_responses()
     assert service.jobs == 1 and manifest.stats.batch_jobs == [job] and not converse.served
