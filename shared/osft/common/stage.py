@@ -9,8 +9,11 @@ but only while the fingerprint is unchanged.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -237,12 +240,37 @@ def _prepare_workdir(run_dir: str, stage: str, work_key: str, *, fresh: bool = F
     marker = workdir / WORK_DIR / ".fingerprint"
     if workdir.exists() and (fresh or not marker.exists() or marker.read_text() != work_key):
         shutil.rmtree(workdir)
-        if is_s3(run_dir):
+        if is_s3(run_dir) and _deletes_shared_files(run_dir):
             # Not left for the first save_work to mirror away: an attempt killed before it would fetch them again.
             remote_work.delete_tree()
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(work_key)
     return workdir
+
+
+def _deletes_shared_files(run_dir: str) -> bool:
+    """Locally, processes take turns (``_one_process_at_a_time``); on S3 only torchrun's rank 0 deletes."""
+    return not is_s3(run_dir) or os.environ.get("RANK", "0") == "0"
+
+
+@contextlib.contextmanager
+def _one_process_at_a_time(run_dir: str, stage: str) -> Iterator[None]:
+    """Processes that run one stage together (torchrun's ranks) take turns deciding what to keep.
+
+    With a local run folder they share the stage folder. Had both read the completed manifest of a
+    forced re-run, both would start afresh, and the later one would wipe what the earlier had begun
+    to write. In turns, the later one finds the manifest gone and the work marked as current. (With
+    an S3 run folder each process works in a folder of its own, and only the first deletes on S3.)
+    """
+    if is_s3(run_dir):
+        yield
+        return
+    with (Path(run_dir) / f".{stage}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _normalized_run_dir(run_dir: str) -> str:
@@ -277,19 +305,21 @@ def run_stage(
     ensure_run_dir(run_dir)
     probe, upstream, fingerprint = _probe(definition, spec, spec_uri, run_dir)
 
-    existing = read_manifest(run_dir, definition.name)
-    if existing is not None and existing.fingerprint == fingerprint and not force:
-        probe.log.info(
-            "stage_skipped", reason="outputs match inputs", manifest=join(run_dir, definition.name, MANIFEST_FILE)
-        )
-        return existing, True
-    if existing is not None:
-        Location(join(run_dir, definition.name, MANIFEST_FILE)).delete_tree()
+    with _one_process_at_a_time(run_dir, definition.name):
+        existing = read_manifest(run_dir, definition.name)
+        if existing is not None and existing.fingerprint == fingerprint and not force:
+            probe.log.info(
+                "stage_skipped", reason="outputs match inputs", manifest=join(run_dir, definition.name, MANIFEST_FILE)
+            )
+            return existing, True
+        if existing is not None and _deletes_shared_files(run_dir):
+            Location(join(run_dir, definition.name, MANIFEST_FILE)).delete_tree()
 
-    # Forcing a completed stage redoes its work (cached LLM records, checkpoints); an interrupted
-    # one, even forced again (the same command re-run), resumes from what it kept.
-    fresh = force and existing is not None
-    workdir = _prepare_workdir(run_dir, definition.name, compute_work_key(probe, upstream, fingerprint), fresh=fresh)
+        # Forcing a completed stage redoes its work (cached LLM records, checkpoints); an interrupted
+        # one, even forced again (the same command re-run), resumes from what it kept.
+        fresh = force and existing is not None
+        work_key = compute_work_key(probe, upstream, fingerprint)
+        workdir = _prepare_workdir(run_dir, definition.name, work_key, fresh=fresh)
     ctx = StageContext(definition, spec, spec_uri, run_dir, workdir, fresh=fresh)
     ctx.log.info("stage_started", run_dir=run_dir)
     started, clock = datetime.now(UTC), time.perf_counter()
