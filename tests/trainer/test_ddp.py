@@ -52,13 +52,27 @@ def _named(events: list[dict], name: str) -> list[dict]:
     return [e for e in events if e.get("event") == name]
 
 
+def _job(tmp_path: Path, spec: str, run_dir: str) -> SageMakerLayout:
+    """A SageMaker layout under ``tmp_path`` whose hyperparameters run the train stage of ``spec``."""
+    layout = SageMakerLayout(tmp_path / "opt-ml")
+    layout.hyperparameters.parent.mkdir(parents=True)
+    layout.hyperparameters.write_text(json.dumps({"spec": spec, "run_dir": run_dir}))
+    return layout
+
+
+@pytest.fixture(scope="module")
+def sparse_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The home-built SPLADE model (MiniLM + MLM head), built before torchrun so no rank builds it."""
+    from osft.trainer.sparse.home_built import build_minilm_splade
+
+    return build_minilm_splade(tmp_path_factory.mktemp("models") / "minilm-splade", max_seq_length=64)
+
+
 @pytest.mark.slow
 def test_two_processes_train_on_the_same_rows_and_write_one_manifest(make_run, tmp_path: Path) -> None:
     training = {"max_steps": 2, "batch_size": 8, "checkpoint_steps": 1, "hard_negatives": {"enabled": True}}
     spec, run_dir = make_run(training=training)
-    layout = SageMakerLayout(tmp_path / "opt-ml")
-    layout.hyperparameters.parent.mkdir(parents=True)
-    layout.hyperparameters.write_text(json.dumps({"spec": spec, "run_dir": run_dir}))
+    layout = _job(tmp_path, spec, run_dir)
 
     code, events, output = _torchrun(layout)
     assert code == 0, output[-4000:]
@@ -95,3 +109,35 @@ def test_two_processes_train_on_the_same_rows_and_write_one_manifest(make_run, t
     assert {e["digest"] for e in _named(events, "training_rows_shared")} == {shared[0]["digest"]}
     assert not _named(events, "hard_negatives_mined")
     assert (Path(run_dir) / "train" / "manifest.json").exists() and (layout.model / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_sparse_processes_train_on_rank_0_rows_and_only_rank_0_saves(
+    make_run, sparse_base: Path, tmp_path: Path
+) -> None:
+    """Doc-only sparse with hard negatives: mined once, the same rows on both ranks, one manifest and model."""
+    model = {"base": str(sparse_base), "type": "sparse", "sparse_mode": "doc-only", "max_seq_length": 64}
+    training = {"max_steps": 2, "batch_size": 4, "hard_negatives": {"enabled": True}}
+    spec, run_dir = make_run(model=model, training=training)
+    layout = _job(tmp_path, spec, run_dir)
+
+    code, events, output = _torchrun(layout)
+    assert code == 0, output[-4000:]
+
+    shared = _named(events, "training_rows_shared")
+    assert sorted(e["rank"] for e in shared) == [0, 1], output[-4000:]
+    assert len({e["digest"] for e in shared}) == 1
+    assert len(_named(events, "hard_negatives_mined")) == 1
+    # Progress as JSON events from rank 0 alone (what SageMaker's metric definitions read), not printed dicts.
+    losses = [e for e in _named(events, "train_progress") if "train_loss" in e]
+    assert losses and "{'loss'" not in output
+
+    assert len(_named(events, "stage_completed")) == 1 and len(_named(events, "sagemaker_job_completed")) == 1
+    manifest = json.loads((Path(run_dir) / "train" / "manifest.json").read_text())
+    hyperparameters = manifest["stats"]["hyperparameters"]
+    assert hyperparameters["world_size"] == 2 and hyperparameters["gather_across_devices"] is True
+    assert hyperparameters["hard_negatives"] == 1
+    assert manifest["stats"]["steps"] == 2 and manifest["counts"]["rows"] == shared[0]["rows"]
+    assert (Path(run_dir) / "train" / "model" / "modules.json").exists()
+    assert (layout.model / "modules.json").exists() and list(layout.model.rglob("*.safetensors"))
+    assert not (layout.output / "failure").exists()

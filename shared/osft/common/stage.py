@@ -10,7 +10,6 @@ but only while the fingerprint is unchanged.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -29,6 +28,7 @@ from pydantic import ValidationError
 
 from osft.common import __version__
 from osft.common.errors import OsftError, StageOrderError, StorageError
+from osft.common.file_lock import held_exclusively
 from osft.common.logging import get_logger
 from osft.common.manifests import FileRecord, StageManifest, StageStats, Timings, manifest_type
 from osft.common.progress import progress
@@ -265,12 +265,8 @@ def _one_process_at_a_time(run_dir: str, stage: str) -> Iterator[None]:
     if is_s3(run_dir):
         yield
         return
-    with (Path(run_dir) / f".{stage}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with held_exclusively(Path(run_dir) / f".{stage}.lock"):
+        yield
 
 
 def _normalized_run_dir(run_dir: str) -> str:

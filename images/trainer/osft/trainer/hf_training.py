@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -12,6 +14,8 @@ from osft.common.errors import OsftError
 from osft.common.progress import progress_enabled
 
 if TYPE_CHECKING:
+    from datasets import Dataset
+
     from osft.common.spec import Training
     from osft.common.stage import StageContext
     from osft.trainer.defaults import Hyperparameters
@@ -147,6 +151,37 @@ def share_from_first_process(build: Callable[[], T]) -> T:
             f"rank 0 failed while preparing the data every process shares: {value}", hint="see rank 0's error"
         )
     return value
+
+
+def shared_rows(ctx: StageContext, args: Any, build: Callable[[], tuple[Dataset, T]]) -> tuple[Dataset, T]:
+    """Under torchrun: the training rows ``build`` makes on rank 0 (and what it found), given to every process.
+
+    Each process building its own would mine, label and score with its own encodings (which differ
+    slightly between GPUs): other negatives, or with a margin another number of rows and steps, and a
+    hang. Every process (rank 0 too) trains on a dataset rebuilt from the same columns, and logs their
+    digest (``training_rows_shared``). ``args`` are the trainer's arguments, whose device brings up the
+    process group. A single process gets ``build()`` as it is.
+    """
+    if world_size() <= 1:
+        return build()
+    from datasets import Dataset
+
+    args.device  # noqa: B018 - the process group is up once the arguments chose their device (cached)
+
+    def columns() -> tuple[dict[str, list[Any]], T]:
+        dataset, found = build()
+        return dataset.to_dict(), found
+
+    rows, found = share_from_first_process(columns)
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+    dataset = Dataset.from_dict(rows)
+    ctx.log.info("training_rows_shared", rank=process_rank(), rows=len(dataset), digest=digest)
+    return dataset, found
+
+
+def gather_across_devices(training: Training) -> bool:
+    """``training.gather_across_devices``, or on when several processes train (in-batch negatives from all)."""
+    return training.gather_across_devices if training.gather_across_devices is not None else world_size() > 1
 
 
 def training_arguments(

@@ -9,11 +9,10 @@ pick the WiSE-FT ratio, save, export.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +33,13 @@ from osft.trainer.defaults import (
 )
 from osft.trainer.hf_training import (
     checkpoint_folder,
+    gather_across_devices,
     is_first_process,
     last_checkpoint,
     memory_bytes,
     on_gpu,
-    process_rank,
     share_from_first_process,
+    shared_rows,
     training_arguments,
     world_size,
 )
@@ -261,31 +261,6 @@ def _build_rows(
     return dataset, notes, log_pairs
 
 
-def _shared_rows(
-    ctx: StageContext, args: Any, build: Callable[[], tuple[Dataset, list[str], int]]
-) -> tuple[Dataset, list[str], int]:
-    """Under torchrun: the rows ``build`` makes on rank 0, given to every process.
-
-    Each process building its own would mine, label and score with its own encodings (which differ
-    slightly between GPUs): other negatives, or with a margin another number of rows and steps, and a
-    hang. Every process (rank 0 too) trains on a dataset rebuilt from the same columns, and logs their
-    digest (``training_rows_shared``).
-    """
-    from datasets import Dataset
-
-    args.device  # noqa: B018 - the process group is up once the arguments chose their device (cached)
-
-    def columns() -> tuple[dict[str, list[Any]], list[str], int]:
-        dataset, notes, log_pairs = build()
-        return dataset.to_dict(), notes, log_pairs
-
-    rows, notes, log_pairs = share_from_first_process(columns)
-    digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
-    dataset = Dataset.from_dict(rows)
-    ctx.log.info("training_rows_shared", rank=process_rank(), rows=len(dataset), digest=digest)
-    return dataset, notes, log_pairs
-
-
 def _merge_evaluator(validation: list[Pair], corpus_texts: dict[str, str], usage: ModelUsage, seed: int):
     """ndcg@10 of validation queries over their positives plus a sample of the corpus."""
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
@@ -389,18 +364,14 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         ddp_find_unused_parameters=True if world_size() > 1 else None,
     )
     clock = time.perf_counter()
-    if world_size() > 1:
-        dataset, row_notes, log_pairs = _shared_rows(
-            ctx,
-            args,
-            lambda: _build_rows(
-                ctx, model, pairs, corpus_texts, usage, hp.batch_size, provider, log_queries, keep_fraction
-            ),
-        )
-    else:
-        dataset, row_notes, log_pairs = _build_rows(
+
+    def build() -> tuple[Dataset, tuple[list[str], int]]:
+        rows, row_notes, log_pairs = _build_rows(
             ctx, model, pairs, corpus_texts, usage, hp.batch_size, provider, log_queries, keep_fraction
         )
+        return rows, (row_notes, log_pairs)
+
+    dataset, (row_notes, log_pairs) = shared_rows(ctx, args, build)
     notes += row_notes
     prepare_seconds = time.perf_counter() - clock
 
@@ -425,7 +396,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         if contrastive.reason:
             reasons["loss"] = contrastive.reason
             ctx.log.info("loss_chosen", loss=contrastive.name, because=contrastive.reason)
-    gather = training.gather_across_devices if training.gather_across_devices is not None else world_size() > 1
+    gather = gather_across_devices(training)
     loss, loss_name = build_loss(
         model, training, gather_across_devices=gather, spec_source=ctx.spec_uri, contrastive=contrastive
     )

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from osft.common.errors import OsftError
+from osft.common.file_lock import held_exclusively
 from osft.common.model_source import packaged_minilm_path
 
 HOME_BUILT_ID = "osft/minilm-splade-home-built"
@@ -61,12 +62,14 @@ def build_minilm_splade(target_dir: str | Path, max_seq_length: int = 256) -> Pa
 def home_built_path() -> Path:
     """The cached home-built model, built on first use."""
     target = cache_dir() / "minilm-splade-home-built"
-    if not (target / "modules.json").exists():
-        partial = target.with_name(target.name + ".partial")
-        build_minilm_splade(partial)
-        if target.exists():
-            shutil.rmtree(target)
-        partial.rename(target)
+    # torchrun's ranks in a fresh container all ask at once: one builds, the others wait and load it.
+    with held_exclusively(target.with_name(target.name + ".lock")):
+        if not (target / "modules.json").exists():
+            partial = target.with_name(target.name + ".partial")
+            build_minilm_splade(partial)
+            if target.exists():
+                shutil.rmtree(target)
+            partial.rename(target)
     return target
 
 

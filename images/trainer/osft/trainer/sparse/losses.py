@@ -48,8 +48,12 @@ def choose_loss(spec: RunSpec, mode: str) -> LossChoice:
     return LossChoice(name=name, document_weight=document_weight, query_weight=query_weight, reasons=reasons)
 
 
-def build_loss(model, choice: LossChoice, spec: RunSpec):
-    """SpladeLoss around SparseMultipleNegativesRankingLoss, or around the distillation loss."""
+def build_loss(model, choice: LossChoice, spec: RunSpec, *, gather_across_devices: bool = False):
+    """SpladeLoss around SparseMultipleNegativesRankingLoss, or around the distillation loss.
+
+    ``gather_across_devices``: under DDP the ranking loss scores each query against the in-batch
+    documents of every process, not only its own (the distillation losses have no in-batch negatives).
+    """
     from sentence_transformers.sparse_encoder.losses import (
         SparseDistillKLDivLoss,
         SparseMarginMSELoss,
@@ -59,7 +63,7 @@ def build_loss(model, choice: LossChoice, spec: RunSpec):
 
     distillation = spec.training.distillation
     if not distillation.enabled:
-        inner = SparseMultipleNegativesRankingLoss(model)
+        inner = SparseMultipleNegativesRankingLoss(model, gather_across_devices=gather_across_devices)
     elif distillation.loss == "kl-div":
         inner = SparseDistillKLDivLoss(model)
     else:

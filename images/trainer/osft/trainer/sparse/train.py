@@ -5,13 +5,22 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from osft.common.corpus import document_text, load_corpus, read_pairs
+from osft.common.corpus import Pair, document_text, load_corpus, read_pairs
 from osft.common.manifests import TrainStats
 from osft.common.stage import StageContext, StageResult
 from osft.common.training_defaults import SPARSE_BATCH_SIZE
 from osft.trainer.defaults import choose_hyperparameters
-from osft.trainer.hf_training import checkpoint_folder, last_checkpoint, training_arguments
+from osft.trainer.hf_training import (
+    checkpoint_folder,
+    gather_across_devices,
+    last_checkpoint,
+    share_from_first_process,
+    shared_rows,
+    training_arguments,
+    world_size,
+)
 from osft.trainer.sparse.export import (
     SAMPLE_QUERIES,
     export_sparse_encoding,
@@ -34,13 +43,36 @@ from osft.trainer.sparse.training_data import (
     pair_dataset,
 )
 
+if TYPE_CHECKING:
+    from datasets import Dataset
+
 MODEL_DIR = "model"
 EXPORT_DIR = "exports"
 
 
+def _training_rows(ctx: StageContext, pairs: list[Pair], corpus: dict[str, str], base_dir: Path) -> Dataset:
+    """The (anchor, positive[, negative_1..n][, label]) rows: the pairs, with mined negatives and teacher scores."""
+    spec, training = ctx.spec, ctx.spec.training
+    dataset = pair_dataset(pairs, corpus)
+    provider = ctx.upstream("querygen").stats.provider
+    if training.hard_negatives.active(provider) or training.distillation.enabled:
+        dataset = mine_negatives(dataset, corpus, spec, base_dir)
+        ctx.log.info("hard_negatives_mined", rows=len(dataset), negatives=len(negative_columns(dataset)))
+    if training.distillation.enabled:
+        dataset = add_teacher_scores(dataset, spec, base_dir)
+    return dataset
+
+
 def train_sparse(ctx: StageContext) -> StageResult:
-    """Train, save and (when ``training.export.opensearch_zip``) export a sparse model; returns the stage result."""
+    """Train, save and (when ``training.export.opensearch_zip``) export a sparse model; returns the stage result.
+
+    Under torchrun rank 0 builds the rows and picks the checkpoint to resume from for every process, and
+    only rank 0 saves, exports and returns (the others exit once trained), as in the dense stage.
+    """
     from sentence_transformers import SparseEncoderTrainer, SparseEncoderTrainingArguments
+    from transformers.trainer_callback import PrinterCallback
+
+    from osft.trainer.progress_log import StructlogCallback
 
     spec, training = ctx.spec, ctx.spec.training
     options = training.sparse
@@ -67,36 +99,40 @@ def train_sparse(ctx: StageContext) -> StageResult:
     model.max_seq_length = max_len
     if why:
         reasons["max_seq_length"] = why
-    dataset = pair_dataset(pairs, corpus)
-    provider = ctx.upstream("querygen").stats.provider
-    if training.hard_negatives.active(provider) or training.distillation.enabled:
-        dataset = mine_negatives(dataset, corpus, spec, base_dir)
-        ctx.log.info("hard_negatives_mined", rows=len(dataset), negatives=len(negative_columns(dataset)))
-    if training.distillation.enabled:
-        dataset = add_teacher_scores(dataset, spec, base_dir)
-    prepare_seconds = time.perf_counter() - clock
 
-    router_mapping = {}
     learning_rate_mapping = {}
-    if choice.mode == "doc-only":
-        # The query column goes through the static token table, every other text column through the model.
-        router_mapping = {c: "query" if c == QUERY_COLUMN else "document" for c in dataset.column_names if c != "label"}
-        if options.idf_trainable:
-            learning_rate_mapping = {r"sub_modules\.query\.0\.weight$": options.idf_learning_rate}
+    if choice.mode == "doc-only" and options.idf_trainable:
+        learning_rate_mapping = {r"sub_modules\.query\.0\.weight$": options.idf_learning_rate}
     checkpoints = checkpoint_folder(ctx)
+    # Made before the rows: under torchrun they are shared through the process group these arguments bring up.
     args = SparseEncoderTrainingArguments(
         **training_arguments(training, hp, checkpoints, batch_size=batch_size),
-        router_mapping=router_mapping,
         learning_rate_mapping=learning_rate_mapping,
     )
-    loss = build_loss(model, loss_choice, spec)
+    dataset, _ = shared_rows(ctx, args, lambda: (_training_rows(ctx, pairs, corpus, base_dir), None))
+    prepare_seconds = time.perf_counter() - clock
+    if choice.mode == "doc-only":
+        # The query column goes through the static token table, every other text column through the model.
+        args.router_mapping = {
+            c: "query" if c == QUERY_COLUMN else "document" for c in dataset.column_names if c != "label"
+        }
+
+    gather = gather_across_devices(training)
+    loss = build_loss(model, loss_choice, spec, gather_across_devices=gather)
     trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
-    resume = last_checkpoint(checkpoints)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(StructlogCallback(ctx.log))
+    # Under torchrun every process must resume from the same step (or none): rank 0, which writes the
+    # checkpoints, decides.
+    resume = share_from_first_process(lambda: last_checkpoint(checkpoints))
     if resume:
         ctx.log.info("training_resumed", checkpoint=resume)
     clock = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.perf_counter() - clock
+    if not trainer.is_world_process_zero():
+        # Under torchrun only rank 0 saves, exports and writes the manifest.
+        raise SystemExit(0)
     model.save(str(ctx.output_path(MODEL_DIR)))
 
     outputs = [MODEL_DIR]
@@ -129,6 +165,8 @@ def train_sparse(ctx: StageContext) -> StageResult:
             "idf_source": options.idf_source if choice.mode == "doc-only" else None,
             "idf_trainable": options.idf_trainable if choice.mode == "doc-only" else None,
             "prune_ratio": options.prune_ratio,
+            "gather_across_devices": gather,
+            "world_size": world_size(),
         },
         chosen_because=reasons,
         final_loss=output.training_loss,
