@@ -141,3 +141,12 @@ def test_sparse_processes_train_on_rank_0_rows_and_only_rank_0_saves(
     assert (Path(run_dir) / "train" / "model" / "modules.json").exists()
     assert (layout.model / "modules.json").exists() and list(layout.model.rglob("*.safetensors"))
     assert not (layout.output / "failure").exists()
+
+    # Killed before the manifest: the rows kept in _work are trained on again, not mined again.
+    (Path(run_dir) / "train" / "manifest.json").unlink()
+    shutil.rmtree(layout.model)
+    code, events, output = _torchrun(layout)
+    assert code == 0, output[-4000:]
+    assert not _named(events, "hard_negatives_mined") and len(_named(events, "training_rows_reused")) == 1
+    assert [e["rows"] for e in _named(events, "training_rows_shared")] == [shared[0]["rows"]] * 2
+    assert (Path(run_dir) / "train" / "manifest.json").exists() and (layout.model / "modules.json").exists()

@@ -15,6 +15,7 @@ from osft.common.progress import progress_enabled
 
 if TYPE_CHECKING:
     from datasets import Dataset
+    from transformers import TrainerCallback
 
     from osft.common.spec import Training
     from osft.common.stage import StageContext
@@ -177,6 +178,17 @@ def shared_rows(ctx: StageContext, args: Any, build: Callable[[], tuple[Dataset,
     dataset = Dataset.from_dict(rows)
     ctx.log.info("training_rows_shared", rank=process_rank(), rows=len(dataset), digest=digest)
     return dataset, found
+
+
+def sync_work_callback(ctx: StageContext) -> TrainerCallback:
+    """Syncs ``_work`` (with its checkpoints) to an S3 run folder after each checkpoint, so a killed job resumes."""
+    from transformers import TrainerCallback
+
+    class SyncWork(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            ctx.save_work()
+
+    return SyncWork()
 
 
 def gather_across_devices(training: Training) -> bool:

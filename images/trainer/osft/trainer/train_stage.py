@@ -40,6 +40,7 @@ from osft.trainer.hf_training import (
     on_gpu,
     share_from_first_process,
     shared_rows,
+    sync_work_callback,
     training_arguments,
     world_size,
 )
@@ -287,17 +288,6 @@ def _merge_evaluator(validation: list[Pair], corpus_texts: dict[str, str], usage
     return lambda model: evaluator(model)[evaluator.primary_metric]
 
 
-def _sync_work_callback(ctx: StageContext) -> TrainerCallback:
-    """Syncs ``_work`` (with its checkpoints) to an S3 run folder after each checkpoint, so a killed job resumes."""
-    from transformers import TrainerCallback
-
-    class SyncWork(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            ctx.save_work()
-
-    return SyncWork()
-
-
 def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) -> StageResult:
     """Fine-tune a dense SentenceTransformer; ``callbacks`` are extra HF trainer callbacks."""
     import torch
@@ -404,7 +394,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(StructlogCallback(ctx.log))
     if is_first_process() and checkpoints.is_relative_to(ctx.work):
-        trainer.add_callback(_sync_work_callback(ctx))
+        trainer.add_callback(sync_work_callback(ctx))
     for callback in callbacks:
         trainer.add_callback(callback)
     # Under torchrun every process must resume from the same step (or none), else they run different

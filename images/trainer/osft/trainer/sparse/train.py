@@ -10,14 +10,17 @@ from typing import TYPE_CHECKING
 from osft.common.corpus import Pair, document_text, load_corpus, read_pairs
 from osft.common.manifests import TrainStats
 from osft.common.stage import StageContext, StageResult
+from osft.common.storage import atomic_path
 from osft.common.training_defaults import SPARSE_BATCH_SIZE
 from osft.trainer.defaults import choose_hyperparameters
 from osft.trainer.hf_training import (
     checkpoint_folder,
     gather_across_devices,
+    is_first_process,
     last_checkpoint,
     share_from_first_process,
     shared_rows,
+    sync_work_callback,
     training_arguments,
     world_size,
 )
@@ -48,11 +51,22 @@ if TYPE_CHECKING:
 
 MODEL_DIR = "model"
 EXPORT_DIR = "exports"
+ROWS_FILE = "sparse_train_rows.jsonl"
 
 
 def _training_rows(ctx: StageContext, pairs: list[Pair], corpus: dict[str, str], base_dir: Path) -> Dataset:
-    """The (anchor, positive[, negative_1..n][, label]) rows: the pairs, with mined negatives and teacher scores."""
+    """The (anchor, positive[, negative_1..n][, label]) rows: the pairs, with mined negatives and teacher scores.
+
+    Kept in ``_work`` (and synced to an S3 run folder) so a resumed job trains on the rows its checkpoint
+    saw instead of mining and scoring again.
+    """
+    from datasets import Dataset
+
     spec, training = ctx.spec, ctx.spec.training
+    cache = ctx.work / ROWS_FILE
+    if cache.exists():
+        ctx.log.info("training_rows_reused", path=str(cache))
+        return Dataset.from_json(str(cache))
     dataset = pair_dataset(pairs, corpus)
     provider = ctx.upstream("querygen").stats.provider
     if training.hard_negatives.active(provider) or training.distillation.enabled:
@@ -60,6 +74,10 @@ def _training_rows(ctx: StageContext, pairs: list[Pair], corpus: dict[str, str],
         ctx.log.info("hard_negatives_mined", rows=len(dataset), negatives=len(negative_columns(dataset)))
     if training.distillation.enabled:
         dataset = add_teacher_scores(dataset, spec, base_dir)
+    if is_first_process():
+        with atomic_path(cache) as partial:  # a job killed while writing leaves no half a file to resume from
+            dataset.to_json(str(partial))
+        ctx.save_work()
     return dataset
 
 
@@ -122,6 +140,8 @@ def train_sparse(ctx: StageContext) -> StageResult:
     trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(StructlogCallback(ctx.log))
+    if is_first_process() and checkpoints.is_relative_to(ctx.work):
+        trainer.add_callback(sync_work_callback(ctx))
     # Under torchrun every process must resume from the same step (or none): rank 0, which writes the
     # checkpoints, decides.
     resume = share_from_first_process(lambda: last_checkpoint(checkpoints))
