@@ -23,7 +23,7 @@ from osft.common.estimate.model import Expected, LineItem
 from osft.common.estimate.prices import PriceTable
 from osft.common.estimate.prompt_size import PromptSize
 from osft.common.spec import RunSpec
-from osft.common.spec.querygen import QueryGen, kept_count
+from osft.common.spec.querygen import QueryGen, heldout_count, kept_count
 from osft.common.training_defaults import (
     BATCH_BY_MODEL_SIZE,
     CACHED_MNRL_BATCH,
@@ -73,10 +73,8 @@ def queried_documents(ctx: Context) -> int:
 
 
 def heldout_documents(documents: int, qg: QueryGen) -> int:
-    """Documents querygen holds out: ``heldout_fraction`` of them, at most ``max_heldout_docs``, at least one
-    (the rule of ``osft.querygen.splitting.split_documents``; tests/estimate checks the two agree)."""
-    count = min(qg.max_heldout_docs, round(documents * qg.heldout_fraction))
-    return max(1, count) if qg.heldout_fraction > 0 and documents > 1 else count
+    """Documents querygen holds out (the count its split draws)."""
+    return heldout_count(documents, qg.heldout_fraction, qg.max_heldout_docs)
 
 
 def generated_train_pairs(ctx: Context) -> int:

@@ -109,6 +109,13 @@ class OfflineOptions(SpecModel):
         return self
 
 
+def heldout_count(documents: int, heldout_fraction: float, max_heldout: int) -> int:
+    """How many of ``documents`` querygen holds out: the fraction, at most ``max_heldout``, at least one
+    when any is asked for and there is more than one document."""
+    count = min(max_heldout, round(documents * heldout_fraction))
+    return max(1, count) if heldout_fraction > 0 and documents > 1 else count
+
+
 def kept_count(queries: int, keep_fraction: float) -> int:
     """How many of ``queries`` log queries become pairs (at least one when there are any)."""
     return min(queries, max(1, round(queries * keep_fraction))) if queries else 0
