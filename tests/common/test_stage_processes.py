@@ -22,7 +22,7 @@ PARTNER_WAIT_SECONDS = 3
 def _rank(rank: int, spec: str, run_dir: str, read: threading.Barrier, started: threading.Barrier, errors) -> None:
     """One process of a forced re-run: it writes into the stage's work folder, waits for its partner to
     start too, and then checks that its file is still there."""
-    os.environ["RANK"] = str(rank)
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2")
     read_manifest = stage_module.read_manifest
 
     def read_and_wait(run_dir: str, stage: str):
@@ -39,6 +39,8 @@ def _rank(rank: int, spec: str, run_dir: str, read: threading.Barrier, started: 
         started.wait(20)
         if not mine.exists():
             errors.put(f"rank {rank}: its work file was wiped by the other process")
+        if ctx.forced_restart is None:  # what tells a trainer to discard checkpoints kept outside _work
+            errors.put(f"rank {rank}: does not see that the run was forced to start over")
         if rank:
             raise SystemExit(0)  # as the trainer's other ranks do: rank 0 alone writes the outputs
         return EXTRACT.run(ctx)

@@ -370,15 +370,16 @@ def test_sparse_training_takes_every_pair_and_the_tables_epochs():
     )
 
 
-def test_heldout_documents_follow_the_querygen_split():
+def test_heldout_documents_are_the_fraction_capped_and_at_least_one_when_asked():
     from osft.common.estimate.cost_model import heldout_documents
     from osft.common.spec.querygen import QueryGen
     from osft.querygen.splitting import split_documents
 
-    for documents, fraction, cap in [(40, 0.25, 500), (50_000, 0.1, 500), (3, 0.01, 500), (1, 0.5, 500), (9, 0.0, 5)]:
+    cases = [(40, 0.25, 500, 10), (50_000, 0.1, 500, 500), (3, 0.01, 500, 1), (1, 0.5, 500, 0), (9, 0.0, 5, 0)]
+    for documents, fraction, cap, expected in cases:
         options = QueryGen(heldout_fraction=fraction, max_heldout_docs=cap)
-        expected = len(split_documents([str(i) for i in range(documents)], fraction, cap, 13))
         assert heldout_documents(documents, options) == expected
+        assert len(split_documents([str(i) for i in range(documents)], fraction, cap, 13)) == expected
 
 
 def test_train_pairs_before_querygen_leave_out_at_most_max_heldout_docs(tiny_corpus, write_spec, tmp_path):

@@ -8,9 +8,16 @@ import sys
 from pathlib import Path
 
 
-def test_processes_asking_together_build_it_once_and_all_load_it(tmp_path: Path) -> None:
+def test_processes_asking_together_build_it_once_and_all_find_it(tmp_path: Path) -> None:
     env = {**os.environ, "OSFT_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
-    ask = "from osft.trainer.sparse.home_built import home_built_path; print(home_built_path())"
+    # Each process reports whether it built the model itself (1) or found it built (0).
+    ask = (
+        "import osft.trainer.sparse.home_built as home\n"
+        "build, builds = home.build_minilm_splade, []\n"
+        "home.build_minilm_splade = lambda *a, **k: builds.append(1) or build(*a, **k)\n"
+        "print(home.home_built_path())\n"
+        "print(len(builds))\n"
+    )
     # As torchrun's ranks in a fresh container do: all start before any has a model to find.
     ranks = [
         subprocess.Popen(
@@ -22,6 +29,7 @@ def test_processes_asking_together_build_it_once_and_all_load_it(tmp_path: Path)
 
     assert [rank.returncode for rank in ranks] == [0, 0, 0], [err[-2000:] for _, err in results]
     built = tmp_path / "cache" / "minilm-splade-home-built"
-    assert {out.strip().splitlines()[-1] for out, _ in results} == {str(built)}
+    assert {out.strip().splitlines()[-2] for out, _ in results} == {str(built)}
+    assert sum(int(out.strip().splitlines()[-1]) for out, _ in results) == 1
     assert (built / "modules.json").exists()
     assert not built.with_name(built.name + ".partial").exists()

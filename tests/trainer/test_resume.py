@@ -75,7 +75,7 @@ def test_killed_training_resumes_from_the_last_checkpoint(make_run, capfd) -> No
     assert "{'loss'" not in captured.out + captured.err
 
 
-def _checkpoint_ctx(tmp_path: Path, work_key: str, *, fresh: bool = False):
+def _checkpoint_ctx(tmp_path: Path, work_key: str, *, forced_restart: str | None = None):
     from types import SimpleNamespace
 
     from osft.common.logging import get_logger
@@ -83,7 +83,7 @@ def _checkpoint_ctx(tmp_path: Path, work_key: str, *, fresh: bool = False):
     work = tmp_path / "stage" / "_work"
     work.mkdir(parents=True, exist_ok=True)
     (work / ".fingerprint").write_text(work_key)
-    return SimpleNamespace(work=work, log=get_logger(), fresh=fresh)
+    return SimpleNamespace(work=work, log=get_logger(), forced_restart=forced_restart)
 
 
 def _fake_checkpoint(folder: Path, files=("trainer_state.json", "scheduler.pt", "optimizer.pt", "model.safetensors")):
@@ -124,7 +124,11 @@ def test_a_forced_rerun_discards_the_same_runs_checkpoints_in_a_folder_outside_w
     checkpoint_folder(_checkpoint_ctx(tmp_path, "run-a"))
     _fake_checkpoint(shared / "checkpoint-8")
 
-    assert last_checkpoint(checkpoint_folder(_checkpoint_ctx(tmp_path, "run-a", fresh=True))) is None
+    assert last_checkpoint(checkpoint_folder(_checkpoint_ctx(tmp_path, "run-a", forced_restart="1"))) is None
+    # The forced run's own checkpoints are resumed when it is interrupted; the next forced run starts over.
+    _fake_checkpoint(shared / "checkpoint-2")
+    assert last_checkpoint(checkpoint_folder(_checkpoint_ctx(tmp_path, "run-a", forced_restart="1"))) is not None
+    assert last_checkpoint(checkpoint_folder(_checkpoint_ctx(tmp_path, "run-a", forced_restart="2"))) is None
 
 
 @pytest.mark.slow

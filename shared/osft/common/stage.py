@@ -17,6 +17,7 @@ import platform
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from osft.common.storage import Location, is_s3, join, sha256_file, split_s3
 STAGE_ORDER: tuple[str, ...] = ("extract", "querygen", "train", "evaluate", "register")
 WORK_DIR = "_work"
 MANIFEST_FILE = "manifest.json"
+FORCED_RESTART_FILE = ".forced-restart"
 T = TypeVar("T")
 
 
@@ -143,8 +145,6 @@ class StageContext:
         spec_uri: str,
         run_dir: str,
         workdir: Path,
-        *,
-        fresh: bool = False,
     ):
         self.definition = definition
         self.spec = spec
@@ -152,11 +152,19 @@ class StageContext:
         self.run_dir = run_dir
         self.workdir = workdir
         self.stage = definition.name
-        # A forced re-run of a completed stage: progress kept outside _work (an OSFT_CHECKPOINT_DIR) is stale too.
-        self.fresh = fresh
         self.log = get_logger(run_id=spec.name, stage=definition.name)
         self._cache = Path(tempfile.gettempdir()) / "osft-cache" / spec.name
         self._sent: dict[str, tuple[int, int]] = {}
+
+    @property
+    def forced_restart(self) -> str | None:
+        """A token that changes with every forced re-run of the completed stage (None before the first).
+
+        Progress kept outside ``_work`` (an ``OSFT_CHECKPOINT_DIR``) is stale once it changes. A file and
+        not a flag: every process of the run sees it, the ones that found the manifest already gone too.
+        """
+        token = self.work / FORCED_RESTART_FILE
+        return token.read_text() if token.exists() else None
 
     @property
     def work(self) -> Path:
@@ -245,6 +253,8 @@ def _prepare_workdir(run_dir: str, stage: str, work_key: str, *, fresh: bool = F
             remote_work.delete_tree()
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(work_key)
+    if fresh:
+        (workdir / WORK_DIR / FORCED_RESTART_FILE).write_text(uuid.uuid4().hex)
     return workdir
 
 
@@ -260,9 +270,10 @@ def _one_process_at_a_time(run_dir: str, stage: str) -> Iterator[None]:
     With a local run folder they share the stage folder. Had both read the completed manifest of a
     forced re-run, both would start afresh, and the later one would wipe what the earlier had begun
     to write. In turns, the later one finds the manifest gone and the work marked as current. (With
-    an S3 run folder each process works in a folder of its own, and only the first deletes on S3.)
+    an S3 run folder each process works in a folder of its own, and only the first deletes on S3.) A
+    lone process takes no lock, so a read-only run folder still serves a stage that is up to date.
     """
-    if is_s3(run_dir):
+    if is_s3(run_dir) or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         yield
         return
     with held_exclusively(Path(run_dir) / f".{stage}.lock"):
@@ -316,7 +327,7 @@ def run_stage(
         fresh = force and existing is not None
         work_key = compute_work_key(probe, upstream, fingerprint)
         workdir = _prepare_workdir(run_dir, definition.name, work_key, fresh=fresh)
-    ctx = StageContext(definition, spec, spec_uri, run_dir, workdir, fresh=fresh)
+    ctx = StageContext(definition, spec, spec_uri, run_dir, workdir)
     ctx.log.info("stage_started", run_dir=run_dir)
     started, clock = datetime.now(UTC), time.perf_counter()
     result = definition.run(ctx)

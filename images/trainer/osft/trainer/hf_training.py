@@ -71,10 +71,11 @@ def checkpoint_folder(ctx: StageContext) -> Path:
     work_key = ctx.work / ".fingerprint"
     # Under torchrun only rank 0 tidies (and decides what to resume from): the others may share the folder.
     if configured and work_key.exists() and is_first_process():
-        marker = folder / ".osft-work-key"
+        marker, restart_marker = folder / ".osft-work-key", folder / ".osft-forced-restart"
+        restart = ctx.forced_restart
         reason = None
-        if ctx.fresh:  # --force on a completed stage: _work was wiped, and these are that run's checkpoints
-            reason = "a forced re-run starts over"
+        if restart is not None and (not restart_marker.exists() or restart_marker.read_text() != restart):
+            reason = "a forced re-run starts over"  # --force on a completed stage: these are that run's checkpoints
         elif marker.exists() and marker.read_text() != work_key.read_text():
             reason = "written by another run"
         stale = sorted(p.name for p in folder.glob("checkpoint-*"))
@@ -83,6 +84,8 @@ def checkpoint_folder(ctx: StageContext) -> Path:
                 shutil.rmtree(folder / name, ignore_errors=True)
             ctx.log.warning("checkpoints_discarded", folder=str(folder), reason=reason, stale=stale)
         marker.write_text(work_key.read_text())
+        if restart is not None:
+            restart_marker.write_text(restart)
     return folder
 
 

@@ -62,6 +62,8 @@ def build_minilm_splade(target_dir: str | Path, max_seq_length: int = 256) -> Pa
 def home_built_path() -> Path:
     """The cached home-built model, built on first use."""
     target = cache_dir() / "minilm-splade-home-built"
+    if (target / "modules.json").exists():
+        return target
     # torchrun's ranks in a fresh container all ask at once: one builds, the others wait and load it.
     with held_exclusively(target.with_name(target.name + ".lock")):
         if not (target / "modules.json").exists():
