@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from osft.common.errors import OsftError
 from osft.common.progress import progress_enabled
+from osft.common.storage import atomic_path
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -56,6 +57,16 @@ def last_checkpoint(folder: Path) -> str | None:
         if _complete(candidate):
             return str(candidate)
     return None
+
+
+def resume_checkpoint(checkpoints: Path) -> str | None:
+    """The checkpoint every process resumes from: rank 0's newest, found in each process's own folder.
+
+    Rank 0 decides (its choice sent to the others), else processes would run different numbers of steps
+    and hang. It sends the name, not its path: with an S3 run folder each process has a folder of its own.
+    """
+    newest = share_from_first_process(lambda: last_checkpoint(checkpoints))
+    return str(checkpoints / Path(newest).name) if newest else None
 
 
 def checkpoint_folder(ctx: StageContext) -> Path:
@@ -181,6 +192,31 @@ def shared_rows(ctx: StageContext, args: Any, build: Callable[[], tuple[Dataset,
     dataset = Dataset.from_dict(rows)
     ctx.log.info("training_rows_shared", rank=process_rank(), rows=len(dataset), digest=digest)
     return dataset, found
+
+
+def rows_kept_in_work(
+    ctx: StageContext, rows_file: str, found_file: str, build: Callable[[], tuple[Dataset, dict[str, Any]]]
+) -> tuple[Dataset, dict[str, Any]]:
+    """The training rows and what building them found, built once and kept in ``_work``.
+
+    A resumed job trains on the rows its checkpoint saw instead of labelling, mining and scoring again
+    (which on a GPU may draw other negatives). Each file is written whole or not at all, the rows
+    first; an S3 run folder keeps ``_work`` only when synced, so it is synced here.
+    """
+    from datasets import Dataset
+
+    rows, found = ctx.work / rows_file, ctx.work / found_file
+    if rows.exists() and found.exists():
+        ctx.log.info("training_rows_reused", path=str(rows))
+        return Dataset.from_json(str(rows)), json.loads(found.read_text())
+    dataset, facts = build()
+    if is_first_process():
+        with atomic_path(rows) as partial:
+            dataset.to_json(str(partial))
+        with atomic_path(found) as partial:
+            partial.write_text(json.dumps(facts))
+        ctx.save_work()
+    return dataset, facts
 
 
 def sync_work_callback(ctx: StageContext) -> TrainerCallback:

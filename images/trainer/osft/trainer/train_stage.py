@@ -9,7 +9,6 @@ pick the WiSE-FT ratio, save, export.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Sequence
@@ -35,10 +34,10 @@ from osft.trainer.hf_training import (
     checkpoint_folder,
     gather_across_devices,
     is_first_process,
-    last_checkpoint,
     memory_bytes,
     on_gpu,
-    share_from_first_process,
+    resume_checkpoint,
+    rows_kept_in_work,
     shared_rows,
     sync_work_callback,
     training_arguments,
@@ -155,20 +154,13 @@ def _build_rows(
     provider: str,
     log_queries: list[str],
     keep_fraction: float,
-) -> tuple[Dataset, list[str], int]:
-    """Training rows, their notes and the number of query-log pairs among them.
-
-    Cached in ``_work`` so a resumed run does not label, mine or score again.
-    """
+) -> tuple[Dataset, dict[str, Any]]:
+    """Training rows, and what building them found: their ``notes`` and the number of query-log pairs
+    among them (``log_pairs``)."""
     from datasets import Dataset
 
     training = ctx.spec.training
-    cache, cached_notes = ctx.work / MINED_FILE, ctx.work / MINED_NOTES_FILE
     notes: list[str] = []
-    if cache.exists() and cached_notes.exists():
-        ctx.log.info("training_rows_reused", path=str(cache))
-        found = json.loads(cached_notes.read_text())
-        return Dataset.from_json(str(cache)), found["notes"], found["log_pairs"]
     anchors = [usage.query_prefix + p["query"] for p in pairs]
     positives = [usage.document_prefix + positive_text(p, corpus_texts[p["doc_id"]]) for p in pairs]
     corpus = [usage.document_prefix + text for text in corpus_texts.values()]
@@ -253,13 +245,7 @@ def _build_rows(
         )
         del teacher
         ctx.log.info("teacher_scores_added", teacher=training.distillation.teacher, rows=len(dataset))
-    if is_first_process():
-        dataset.to_json(str(cache))
-        cached_notes.write_text(json.dumps({"notes": notes, "log_pairs": log_pairs}))
-        # An S3 run folder keeps _work only when synced: without this a restarted (spot) job mines again,
-        # and on a GPU may draw other negatives than the ones its resumed checkpoint was training on.
-        ctx.save_work()
-    return dataset, notes, log_pairs
+    return dataset, {"notes": notes, "log_pairs": log_pairs}
 
 
 def _merge_evaluator(validation: list[Pair], corpus_texts: dict[str, str], usage: ModelUsage, seed: int):
@@ -355,14 +341,19 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     )
     clock = time.perf_counter()
 
-    def build() -> tuple[Dataset, tuple[list[str], int]]:
-        rows, row_notes, log_pairs = _build_rows(
-            ctx, model, pairs, corpus_texts, usage, hp.batch_size, provider, log_queries, keep_fraction
+    def build() -> tuple[Dataset, dict[str, Any]]:
+        return rows_kept_in_work(
+            ctx,
+            MINED_FILE,
+            MINED_NOTES_FILE,
+            lambda: _build_rows(
+                ctx, model, pairs, corpus_texts, usage, hp.batch_size, provider, log_queries, keep_fraction
+            ),
         )
-        return rows, (row_notes, log_pairs)
 
-    dataset, (row_notes, log_pairs) = shared_rows(ctx, args, build)
-    notes += row_notes
+    dataset, found = shared_rows(ctx, args, build)
+    notes += found["notes"]
+    log_pairs = found["log_pairs"]
     prepare_seconds = time.perf_counter() - clock
 
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if validation else None
@@ -397,9 +388,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         trainer.add_callback(sync_work_callback(ctx))
     for callback in callbacks:
         trainer.add_callback(callback)
-    # Under torchrun every process must resume from the same step (or none), else they run different
-    # numbers of steps and hang: rank 0, which writes the checkpoints, decides.
-    resume = share_from_first_process(lambda: last_checkpoint(checkpoints))
+    resume = resume_checkpoint(checkpoints)
     if resume:
         ctx.log.info("training_resumed", checkpoint=resume)
     clock = time.perf_counter()

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING
 
 from osft.common.corpus import Pair, document_text, load_corpus, read_pairs
 from osft.common.manifests import TrainStats
+from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageResult
-from osft.common.storage import atomic_path
 from osft.common.training_defaults import SPARSE_BATCH_SIZE
 from osft.trainer.defaults import choose_hyperparameters
 from osft.trainer.hf_training import (
     checkpoint_folder,
     gather_across_devices,
     is_first_process,
-    last_checkpoint,
-    share_from_first_process,
+    resume_checkpoint,
+    rows_kept_in_work,
     shared_rows,
     sync_work_callback,
     training_arguments,
@@ -52,21 +52,12 @@ if TYPE_CHECKING:
 MODEL_DIR = "model"
 EXPORT_DIR = "exports"
 ROWS_FILE = "sparse_train_rows.jsonl"
+ROWS_FOUND_FILE = "sparse_train_rows.json"  # written after the rows: their presence says the rows are whole
 
 
 def _training_rows(ctx: StageContext, pairs: list[Pair], corpus: dict[str, str], base_dir: Path) -> Dataset:
-    """The (anchor, positive[, negative_1..n][, label]) rows: the pairs, with mined negatives and teacher scores.
-
-    Kept in ``_work`` (and synced to an S3 run folder) so a resumed job trains on the rows its checkpoint
-    saw instead of mining and scoring again.
-    """
-    from datasets import Dataset
-
+    """The (anchor, positive[, negative_1..n][, label]) rows: the pairs, with mined negatives and teacher scores."""
     spec, training = ctx.spec, ctx.spec.training
-    cache = ctx.work / ROWS_FILE
-    if cache.exists():
-        ctx.log.info("training_rows_reused", path=str(cache))
-        return Dataset.from_json(str(cache))
     dataset = pair_dataset(pairs, corpus)
     provider = ctx.upstream("querygen").stats.provider
     if training.hard_negatives.active(provider) or training.distillation.enabled:
@@ -74,10 +65,6 @@ def _training_rows(ctx: StageContext, pairs: list[Pair], corpus: dict[str, str],
         ctx.log.info("hard_negatives_mined", rows=len(dataset), negatives=len(negative_columns(dataset)))
     if training.distillation.enabled:
         dataset = add_teacher_scores(dataset, spec, base_dir)
-    if is_first_process():
-        with atomic_path(cache) as partial:  # a job killed while writing leaves no half a file to resume from
-            dataset.to_json(str(partial))
-        ctx.save_work()
     return dataset
 
 
@@ -93,6 +80,10 @@ def train_sparse(ctx: StageContext) -> StageResult:
     from osft.trainer.progress_log import StructlogCallback
 
     spec, training = ctx.spec, ctx.spec.training
+    if not progress_enabled():  # containers: JSON log lines only
+        import datasets
+
+        datasets.disable_progress_bars()
     options = training.sparse
     base_dir = Path(ctx.resolve("."))
     choice = choose_sparse_model(spec.model)
@@ -127,7 +118,13 @@ def train_sparse(ctx: StageContext) -> StageResult:
         **training_arguments(training, hp, checkpoints, batch_size=batch_size),
         learning_rate_mapping=learning_rate_mapping,
     )
-    dataset, _ = shared_rows(ctx, args, lambda: (_training_rows(ctx, pairs, corpus, base_dir), None))
+    dataset, _ = shared_rows(
+        ctx,
+        args,
+        lambda: rows_kept_in_work(
+            ctx, ROWS_FILE, ROWS_FOUND_FILE, lambda: (_training_rows(ctx, pairs, corpus, base_dir), {})
+        ),
+    )
     prepare_seconds = time.perf_counter() - clock
     if choice.mode == "doc-only":
         # The query column goes through the static token table, every other text column through the model.
@@ -135,16 +132,14 @@ def train_sparse(ctx: StageContext) -> StageResult:
             c: "query" if c == QUERY_COLUMN else "document" for c in dataset.column_names if c != "label"
         }
 
-    gather = gather_across_devices(training)
+    gather = gather_across_devices(training) and not training.distillation.enabled  # no in-batch negatives
     loss = build_loss(model, loss_choice, spec, gather_across_devices=gather)
     trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(StructlogCallback(ctx.log))
     if is_first_process() and checkpoints.is_relative_to(ctx.work):
         trainer.add_callback(sync_work_callback(ctx))
-    # Under torchrun every process must resume from the same step (or none): rank 0, which writes the
-    # checkpoints, decides.
-    resume = share_from_first_process(lambda: last_checkpoint(checkpoints))
+    resume = resume_checkpoint(checkpoints)
     if resume:
         ctx.log.info("training_resumed", checkpoint=resume)
     clock = time.perf_counter()
