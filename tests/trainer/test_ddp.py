@@ -60,6 +60,17 @@ def _job(tmp_path: Path, spec: str, run_dir: str) -> SageMakerLayout:
     return layout
 
 
+def _trained_on_rows_mined_once(layout: SageMakerLayout) -> tuple[list[dict], str, list[dict]]:
+    """Runs the job and checks that rank 0 mined once and both ranks logged the same rows' digest."""
+    code, events, output = _torchrun(layout)
+    assert code == 0, output[-4000:]
+    shared = _named(events, "training_rows_shared")
+    assert sorted(e["rank"] for e in shared) == [0, 1], output[-4000:]
+    assert len({e["digest"] for e in shared}) == 1
+    assert len(_named(events, "hard_negatives_mined")) == 1
+    return events, output, shared
+
+
 @pytest.fixture(scope="module")
 def sparse_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The home-built SPLADE model (MiniLM + MLM head), built before torchrun so no rank builds it."""
@@ -74,14 +85,8 @@ def test_two_processes_train_on_the_same_rows_and_write_one_manifest(make_run, t
     spec, run_dir = make_run(training=training)
     layout = _job(tmp_path, spec, run_dir)
 
-    code, events, output = _torchrun(layout)
-    assert code == 0, output[-4000:]
-
     # Rank 0 mined the rows once; both ranks trained on exactly those (the cached ones).
-    shared = _named(events, "training_rows_shared")
-    assert sorted(e["rank"] for e in shared) == [0, 1], output[-4000:]
-    assert len({e["digest"] for e in shared}) == 1
-    assert len(_named(events, "hard_negatives_mined")) == 1
+    events, output, shared = _trained_on_rows_mined_once(layout)
     cache = Path(run_dir) / "train" / "_work" / "train_rows.jsonl"
     rows = [json.loads(line) for line in cache.read_text().splitlines()]
     columns = {name: [row[name] for row in rows] for name in rows[0]}
@@ -121,13 +126,7 @@ def test_sparse_processes_train_on_rank_0_rows_and_only_rank_0_saves(
     spec, run_dir = make_run(model=model, training=training)
     layout = _job(tmp_path, spec, run_dir)
 
-    code, events, output = _torchrun(layout)
-    assert code == 0, output[-4000:]
-
-    shared = _named(events, "training_rows_shared")
-    assert sorted(e["rank"] for e in shared) == [0, 1], output[-4000:]
-    assert len({e["digest"] for e in shared}) == 1
-    assert len(_named(events, "hard_negatives_mined")) == 1
+    events, output, shared = _trained_on_rows_mined_once(layout)
     # Progress as JSON events from rank 0 alone (what SageMaker's metric definitions read), not printed dicts.
     losses = [e for e in _named(events, "train_progress") if "train_loss" in e]
     assert losses and "{'loss'" not in output
