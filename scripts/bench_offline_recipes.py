@@ -27,7 +27,8 @@ with the hybrid's first hit instead of its judgement; ``confident`` keeps the sh
 leads the second by most; ``query-log`` writes the same texts for ``osft run``); ``mix`` (e.g.
 ``{"queries": "cloze", "n": 1000}``, prepared offline pairs added to them);
 ``negatives`` (one hybrid hard negative per pair); ``cut_query`` (inverse-cloze pairs train on the
-document without their sentence); ``lr``, ``epochs``, ``batch``; ``train_seq`` (max length while
+document without their sentence); ``seed`` (which pairs and negatives are drawn; default 13, the
+training seed stays 13); ``lr``, ``epochs``, ``batch``; ``train_seq`` (max length while
 training; scoring uses ``--max-seq-length``); ``tsdae_steps`` (TSDAE domain adaptation first: that many
 steps of ``DenoisingAutoEncoderLoss`` on the corpus's sentences, 60% of their words deleted, batch
 ``tsdae_batch``, rate ``tsdae_lr``, decoder tied to the encoder; ``n: 0`` scores the adapted model alone). Results are appended to
