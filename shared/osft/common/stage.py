@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import platform
 import shutil
 import tempfile
@@ -32,6 +31,7 @@ from osft.common.errors import OsftError, StageOrderError, StorageError
 from osft.common.file_lock import held_exclusively
 from osft.common.logging import get_logger
 from osft.common.manifests import FileRecord, StageManifest, StageStats, Timings, manifest_type
+from osft.common.processes import is_first_process, world_size
 from osft.common.progress import progress
 from osft.common.spec import RunSpec, parse_spec_text
 from osft.common.storage import Location, is_s3, join, sha256_file, split_s3
@@ -260,7 +260,7 @@ def _prepare_workdir(run_dir: str, stage: str, work_key: str, *, fresh: bool = F
 
 def _deletes_shared_files(run_dir: str) -> bool:
     """Locally, processes take turns (``_one_process_at_a_time``); on S3 only torchrun's rank 0 deletes."""
-    return not is_s3(run_dir) or os.environ.get("RANK", "0") == "0"
+    return not is_s3(run_dir) or is_first_process()
 
 
 @contextlib.contextmanager
@@ -273,7 +273,7 @@ def _one_process_at_a_time(run_dir: str, stage: str) -> Iterator[None]:
     an S3 run folder each process works in a folder of its own, and only the first deletes on S3.) A
     lone process takes no lock, so a read-only run folder still serves a stage that is up to date.
     """
-    if is_s3(run_dir) or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if is_s3(run_dir) or world_size() <= 1:
         yield
         return
     with held_exclusively(Path(run_dir) / f".{stage}.lock"):

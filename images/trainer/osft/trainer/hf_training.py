@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from osft.common.errors import OsftError
+from osft.common.processes import is_first_process, process_rank, world_size
 from osft.common.progress import progress_enabled
 from osft.common.storage import atomic_path
 
@@ -123,20 +124,6 @@ def on_gpu() -> bool:
     import torch
 
     return torch.cuda.is_available() and not forced_cpu()
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def process_rank() -> int:
-    """This process's global rank under torchrun; 0 outside it."""
-    return int(os.environ.get("RANK", "0"))
-
-
-def is_first_process() -> bool:
-    """True outside torchrun and on its rank 0: the one process that writes shared files."""
-    return process_rank() == 0
 
 
 def share_from_first_process(build: Callable[[], T]) -> T:
