@@ -6,7 +6,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -204,6 +205,34 @@ def rows_kept_in_work(
             partial.write_text(json.dumps(facts))
         ctx.save_work()
     return dataset, facts
+
+
+def train_from_checkpoint(
+    ctx: StageContext, trainer: Any, checkpoints: Path, callbacks: Sequence[TrainerCallback] = ()
+) -> tuple[Any, float]:
+    """Run the HF ``trainer`` and return (its output, seconds): from rank 0's newest checkpoint when there is
+    one, with ``train_progress`` JSON events instead of printed dicts, and ``_work`` synced to an S3 run
+    folder at each checkpoint kept there. Under torchrun only rank 0 returns, to save, export and write the
+    manifest; the others exit once trained."""
+    from transformers.trainer_callback import PrinterCallback
+
+    from osft.trainer.progress_log import StructlogCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(StructlogCallback(ctx.log))
+    if is_first_process() and checkpoints.is_relative_to(ctx.work):
+        trainer.add_callback(sync_work_callback(ctx))
+    for callback in callbacks:
+        trainer.add_callback(callback)
+    resume = resume_checkpoint(checkpoints)
+    if resume:
+        ctx.log.info("training_resumed", checkpoint=resume)
+    clock = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - clock
+    if not trainer.is_world_process_zero():
+        raise SystemExit(0)
+    return output, seconds
 
 
 def sync_work_callback(ctx: StageContext) -> TrainerCallback:

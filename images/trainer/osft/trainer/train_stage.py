@@ -36,10 +36,9 @@ from osft.trainer.hf_training import (
     is_first_process,
     memory_bytes,
     on_gpu,
-    resume_checkpoint,
     rows_kept_in_work,
     shared_rows,
-    sync_work_callback,
+    train_from_checkpoint,
     training_arguments,
     world_size,
 )
@@ -278,11 +277,9 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
     """Fine-tune a dense SentenceTransformer; ``callbacks`` are extra HF trainer callbacks."""
     import torch
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from transformers.trainer_callback import PrinterCallback
 
     from osft.trainer.export import export_all
     from osft.trainer.losses import build_loss
-    from osft.trainer.progress_log import StructlogCallback
 
     spec, training = ctx.spec, ctx.spec.training
     if not progress_enabled():
@@ -382,21 +379,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         model, training, gather_across_devices=gather, spec_source=ctx.spec_uri, contrastive=contrastive
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
-    trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(StructlogCallback(ctx.log))
-    if is_first_process() and checkpoints.is_relative_to(ctx.work):
-        trainer.add_callback(sync_work_callback(ctx))
-    for callback in callbacks:
-        trainer.add_callback(callback)
-    resume = resume_checkpoint(checkpoints)
-    if resume:
-        ctx.log.info("training_resumed", checkpoint=resume)
-    clock = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=resume)
-    train_seconds = time.perf_counter() - clock
-    if not trainer.is_world_process_zero():
-        # Under torchrun only rank 0 saves, exports and writes the manifest.
-        raise SystemExit(0)
+    output, train_seconds = train_from_checkpoint(ctx, trainer, checkpoints, callbacks)
 
     extras: dict[str, Any] = {}
     if training.lora.enabled:

@@ -16,11 +16,9 @@ from osft.trainer.defaults import choose_hyperparameters
 from osft.trainer.hf_training import (
     checkpoint_folder,
     gather_across_devices,
-    is_first_process,
-    resume_checkpoint,
     rows_kept_in_work,
     shared_rows,
-    sync_work_callback,
+    train_from_checkpoint,
     training_arguments,
     world_size,
 )
@@ -75,9 +73,6 @@ def train_sparse(ctx: StageContext) -> StageResult:
     only rank 0 saves, exports and returns (the others exit once trained), as in the dense stage.
     """
     from sentence_transformers import SparseEncoderTrainer, SparseEncoderTrainingArguments
-    from transformers.trainer_callback import PrinterCallback
-
-    from osft.trainer.progress_log import StructlogCallback
 
     spec, training = ctx.spec, ctx.spec.training
     if not progress_enabled():  # containers: JSON log lines only
@@ -135,19 +130,7 @@ def train_sparse(ctx: StageContext) -> StageResult:
     gather = gather_across_devices(training) and not training.distillation.enabled  # no in-batch negatives
     loss = build_loss(model, loss_choice, spec, gather_across_devices=gather)
     trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
-    trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(StructlogCallback(ctx.log))
-    if is_first_process() and checkpoints.is_relative_to(ctx.work):
-        trainer.add_callback(sync_work_callback(ctx))
-    resume = resume_checkpoint(checkpoints)
-    if resume:
-        ctx.log.info("training_resumed", checkpoint=resume)
-    clock = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=resume)
-    train_seconds = time.perf_counter() - clock
-    if not trainer.is_world_process_zero():
-        # Under torchrun only rank 0 saves, exports and writes the manifest.
-        raise SystemExit(0)
+    output, train_seconds = train_from_checkpoint(ctx, trainer, checkpoints)
     model.save(str(ctx.output_path(MODEL_DIR)))
 
     outputs = [MODEL_DIR]
