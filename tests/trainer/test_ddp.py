@@ -104,16 +104,19 @@ def test_two_processes_train_on_the_same_rows_and_write_one_manifest(make_run, t
     assert state["epoch"] == pytest.approx(2 / (len(rows) // 16), abs=1e-3)
     assert (layout.checkpoints / "checkpoint-2" / "rng_state_1.pth").exists()
 
-    # Killed before the manifest: both ranks resume from rank 0's newest checkpoint, on the cached rows.
+    # Killed after step 1's checkpoint: both ranks resume from rank 0's newest checkpoint, on the cached rows.
     (Path(run_dir) / "train" / "manifest.json").unlink()
     shutil.rmtree(layout.model)
+    shutil.rmtree(layout.checkpoints / "checkpoint-2")
     code, events, output = _torchrun(layout)
     assert code == 0, output[-4000:]
     resumed = _named(events, "training_resumed")
-    assert len(resumed) == 2 and {Path(e["checkpoint"]).name for e in resumed} == {"checkpoint-2"}
+    assert len(resumed) == 2 and {Path(e["checkpoint"]).name for e in resumed} == {"checkpoint-1"}
     assert {e["digest"] for e in _named(events, "training_rows_shared")} == {shared[0]["digest"]}
     assert not _named(events, "hard_negatives_mined")
-    assert (Path(run_dir) / "train" / "manifest.json").exists() and (layout.model / "model.safetensors").exists()
+    assert {e["step"] for e in _named(events, "train_progress")} == {2}, "one step from checkpoint 1, not more"
+    assert json.loads((Path(run_dir) / "train" / "manifest.json").read_text())["stats"]["steps"] == 2
+    assert (layout.model / "model.safetensors").exists()
 
 
 @pytest.mark.slow

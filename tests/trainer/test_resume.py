@@ -75,6 +75,38 @@ def test_killed_training_resumes_from_the_last_checkpoint(make_run, capfd) -> No
     assert "{'loss'" not in captured.out + captured.err
 
 
+@pytest.mark.slow
+def test_a_run_killed_after_its_last_checkpoint_keeps_it_without_training_a_step_more(make_run, capfd) -> None:
+    from safetensors.torch import load_file
+
+    spec, run_dir = make_run(training={"max_steps": 2, "batch_size": 8, "checkpoint_steps": 2})
+    configure_logging(json_output=True)
+    dying = StageDefinition(
+        name=STAGE.name,
+        upstream=STAGE.upstream,
+        spec_sections=STAGE.spec_sections,
+        version=STAGE.version,
+        run=lambda ctx: train_dense(ctx, callbacks=[KillAfterCheckpoint(2)]),
+    )
+    with pytest.raises(Killed):
+        run_stage(dying, spec, run_dir)
+    last = Path(run_dir) / "train" / "_work" / "checkpoints" / "checkpoint-2"
+    logged = json.loads((last / "trainer_state.json").read_text())["log_history"]
+    capfd.readouterr()
+
+    manifest, _ = run_stage(STAGE, spec, run_dir)
+    events = _events(capfd.readouterr().err)
+    assert manifest.stats.steps == 2, "the HF trainer would resume into a third step"
+    assert manifest.stats.final_loss == pytest.approx(logged[-1]["loss"])
+    assert [e["steps"] for e in events if e["event"] == "training_already_finished"] == [2]
+    assert not any(e["event"] == "train_progress" for e in events)
+    kept, saved = (
+        load_file(last / "model.safetensors"),
+        load_file(Path(run_dir) / "train" / "model" / "model.safetensors"),
+    )
+    assert kept.keys() == saved.keys() and all(kept[k].equal(saved[k]) for k in kept)
+
+
 def _checkpoint_ctx(tmp_path: Path, work_key: str, *, forced_restart: str | None = None):
     from types import SimpleNamespace
 

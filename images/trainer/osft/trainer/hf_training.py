@@ -215,6 +215,7 @@ def train_from_checkpoint(
     folder at each checkpoint kept there. Under torchrun only rank 0 returns, to save, export and write the
     manifest; the others exit once trained."""
     from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_utils import TrainOutput
 
     from osft.trainer.progress_log import StructlogCallback
 
@@ -225,14 +226,39 @@ def train_from_checkpoint(
     for callback in callbacks:
         trainer.add_callback(callback)
     resume = resume_checkpoint(checkpoints)
-    if resume:
-        ctx.log.info("training_resumed", checkpoint=resume)
+    finished = _finished_state(resume) if resume else None
     clock = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=resume)
+    if finished is not None:
+        # The HF trainer checks max_steps only after a step: resumed here, it would train one step more.
+        ctx.log.info("training_already_finished", checkpoint=resume, steps=finished["global_step"])
+        trainer._load_from_checkpoint(resume)  # what trainer.train does first on a resume
+        output = TrainOutput(finished["global_step"], _mean_logged_loss(finished["log_history"]), {})
+    else:
+        if resume:
+            ctx.log.info("training_resumed", checkpoint=resume)
+        output = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - clock
     if not trainer.is_world_process_zero():
         raise SystemExit(0)
     return output, seconds
+
+
+def _finished_state(checkpoint: str) -> dict[str, Any] | None:
+    """The trainer state of ``checkpoint`` when it was saved at the last step of training, else None."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return state if 0 < state.get("max_steps", 0) <= state.get("global_step", 0) else None
+
+
+def _mean_logged_loss(log_history: list[dict[str, Any]]) -> float | None:
+    """The mean training loss over the logged steps: each logged loss is the mean since the previous log."""
+    total = steps = 0.0
+    previous = 0
+    for entry in log_history:
+        if "loss" in entry:
+            total += entry["loss"] * (entry["step"] - previous)
+            steps += entry["step"] - previous
+            previous = entry["step"]
+    return total / steps if steps else None
 
 
 def sync_work_callback(ctx: StageContext) -> TrainerCallback:
