@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import json
+import lzma
 from pathlib import Path
 
 import pytest
@@ -168,3 +171,139 @@ def test_an_opensearch_source_refuses_position_ids() -> None:
         OpenSearchSource(
             type="opensearch", connection={"url": "http://localhost:9200"}, index="docs", fields={"id": None}
         )
+
+
+def test_a_lone_surrogate_escape_becomes_a_replacement_character(write_spec, tmp_path):
+    # Valid JSON, but not valid Unicode: "\ud800" once crashed hashing and writing with a traceback.
+    (tmp_path / "c.jsonl").write_text('{"id": "a\\udc80", "text": "' + GOOD + ' \\ud800 end"}\n')
+    manifest, _ = run_stage(STAGE, write_spec({"type": "local", "path": "c.jsonl"}), str(tmp_path / "run"))
+    with gzip.open(tmp_path / "run" / "extract" / manifest.stats.shards[0], "rt", encoding="utf-8") as handle:
+        doc = json.loads(handle.readline())
+    assert doc["id"] == "a\ufffd" and doc["text"].endswith("\ufffd end")
+
+
+def test_a_lone_surrogate_in_a_labelled_pair_is_replaced(write_spec, tmp_path):
+    (tmp_path / "p.jsonl").write_text('{"query": "what \\ud800", "passage": "' + GOOD + '"}\n')
+    manifest, _ = run_stage(STAGE, write_spec({"type": "pairs", "path": "p.jsonl"}), str(tmp_path / "run"))
+    assert manifest.stats.pairs_written == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        f'[\n  {{"id": "a", "text": "{GOOD}"}},\n  {{"id": "b", "text": "{GOOD} too"}}\n]\n',
+        f'[{{"id": "a", "text": "{GOOD}"}}, {{"id": "b", "text": "{GOOD} too"}}]',
+        f'{{\n  "id": "a",\n  "text": "{GOOD}"\n}}\n',
+    ],
+    ids=["pretty-array", "one-line-array", "pretty-object"],
+)
+def test_a_json_document_is_refused_as_json_lines_even_when_skipping(write_spec, tmp_path, content):
+    # Read line by line, the last element of a pretty-printed array parsed on its own: one document, silently.
+    (tmp_path / "c.json").write_text(content)
+    spec = write_spec({"type": "local", "path": "c.json", "bad_records": {"on_error": "skip"}})
+    with pytest.raises(InputDataError, match=r"c\.json: the file is a JSON array or pretty-printed JSON") as caught:
+        run_stage(STAGE, spec, str(tmp_path / "run"))
+    assert "jq -c" in caught.value.render()
+
+
+def test_a_tsv_quote_is_text_and_never_swallows_the_next_rows(write_spec, tmp_path):
+    rows = ['a\t"Quoted" words ' + GOOD, 'b\t"unbalanced ' + GOOD] + [f"c{i}\t{GOOD} {i}" for i in range(3)]
+    (tmp_path / "c.tsv").write_text("id\ttext\n" + "\n".join(rows) + "\n")
+    manifest, _ = run_stage(
+        STAGE, write_spec({"type": "local", "path": "c.tsv", "fields": {"title": None}}), str(tmp_path / "run")
+    )
+    with gzip.open(tmp_path / "run" / "extract" / manifest.stats.shards[0], "rt", encoding="utf-8") as handle:
+        docs = {d["id"]: d["text"] for d in map(json.loads, handle)}
+    assert sorted(docs) == ["a", "b", "c0", "c1", "c2"]
+    assert docs["a"].startswith('"Quoted" words') and docs["b"] == '"unbalanced ' + GOOD
+
+
+def test_a_tsv_row_with_a_tab_in_its_text_says_tsv_cannot_hold_it(write_spec, tmp_path):
+    (tmp_path / "c.tsv").write_text(f"id\ttext\na\t{GOOD}\tmore\n")
+    spec = write_spec({"type": "local", "path": "c.tsv", "fields": {"title": None}})
+    with pytest.raises(InputDataError, match=r"c\.tsv:2: row has more fields than the header \(2\)") as caught:
+        run_stage(STAGE, spec, str(tmp_path / "run"))
+    assert "cannot hold a tab" in caught.value.render()
+
+
+def test_a_csv_quote_never_closed_is_named_where_it_opens(write_spec, tmp_path):
+    rows = [f'a,"quoted, over\ntwo lines {GOOD}"', f'b,"never closed {GOOD}'] + [f"c{i},{GOOD} {i}" for i in range(3)]
+    (tmp_path / "c.csv").write_text("id,text\n" + "\n".join(rows) + "\n")
+    source = {"type": "local", "path": "c.csv", "fields": {"title": None}}
+    with pytest.raises(InputDataError, match=r"c\.csv:4: a quoted field that starts on line 4 is never closed"):
+        run_stage(STAGE, write_spec(source), str(tmp_path / "run"))
+    manifest, _ = run_stage(STAGE, write_spec({**source, "bad_records": {"on_error": "skip"}}), str(tmp_path / "r2"))
+    assert manifest.stats.documents_written == 1
+    assert manifest.stats.skipped_by_reason == {"malformed_csv": 1}
+
+
+def test_a_csv_field_with_text_after_its_closing_quote_is_named(write_spec, tmp_path):
+    (tmp_path / "c.csv").write_text(f'id,text\na,{GOOD}\nb,"half" quoted {GOOD}\n')
+    spec = write_spec({"type": "local", "path": "c.csv", "fields": {"title": None}})
+    with pytest.raises(InputDataError, match=r"c\.csv:3: cannot parse \(',' expected after '\"'\)"):
+        run_stage(STAGE, spec, str(tmp_path / "run"))
+
+
+def test_a_binary_parquet_text_column_is_decoded_not_written_as_a_bytes_repr(write_spec, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # Writers that store strings without a UTF-8 annotation give binary columns.
+    texts = [GOOD.encode(), f"caf\u00e9 {GOOD}".encode("latin-1")]
+    pq.write_table(pa.table({"id": ["a", "b"], "text": pa.array(texts, pa.binary())}), tmp_path / "c.parquet")
+    source = {"type": "local", "path": "c.parquet", "fields": {"title": None}}
+    with pytest.raises(InputDataError, match=r"c\.parquet:2: a binary column is not valid utf-8"):
+        run_stage(STAGE, write_spec(source), str(tmp_path / "run"))
+    manifest, _ = run_stage(STAGE, write_spec({**source, "encoding": "latin-1"}), str(tmp_path / "r2"))
+    with gzip.open(tmp_path / "r2" / "extract" / manifest.stats.shards[0], "rt", encoding="utf-8") as handle:
+        assert sorted(json.loads(line)["text"] for line in handle) == [GOOD, f"caf\u00e9 {GOOD}"]
+
+
+def test_a_parquet_file_corrupt_past_its_footer_is_named(write_spec, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(500)], "text": [f"{GOOD} {i}" for i in range(500)]}), path)
+    data = bytearray(path.read_bytes())
+    data[100:300] = bytes(200)  # inside the first data page; the footer still reads
+    path.write_bytes(bytes(data))
+    spec = write_spec({"type": "local", "path": "c.parquet", "fields": {"title": None}})
+    with pytest.raises(InputDataError, match=r"c\.parquet: not a readable Parquet file: it fails after row 0"):
+        run_stage(STAGE, spec, str(tmp_path / "run"))
+
+
+def test_an_s3_object_cut_off_while_streaming_is_named(aws_env, write_spec, tmp_path, monkeypatch):
+    import boto3
+    from botocore.exceptions import ResponseStreamingError
+    from botocore.response import StreamingBody
+    from moto import mock_aws
+
+    from osft.common.errors import StorageError
+
+    def dropped(self, amt=None):
+        raise ResponseStreamingError(error="Connection broken: IncompleteRead(0 bytes read)")
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="corpus-bucket")
+        s3.put_object(Bucket="corpus-bucket", Key="c.jsonl", Body=json.dumps({"id": "a", "text": GOOD}).encode())
+        monkeypatch.setattr(StreamingBody, "read", dropped)
+        spec = write_spec({"type": "s3", "uri": "s3://corpus-bucket/c.jsonl"})
+        with pytest.raises(StorageError, match=r"s3://corpus-bucket/c\.jsonl: reading the object failed"):
+            run_stage(STAGE, spec, str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize(("kind", "compress"), [("bzip2", bz2.compress), ("xz", lzma.compress)])
+def test_a_file_compressed_other_than_gzip_is_named_not_read_as_text(write_spec, tmp_path, kind, compress):
+    (tmp_path / "c.txt").write_bytes(compress((GOOD + "\n").encode() * 50))
+    # latin-1 decodes any byte: the compressed bytes once became one junk document per "line".
+    spec = write_spec({"type": "local", "path": "c.txt", "encoding": "latin-1"})
+    with pytest.raises(InputDataError, match=rf"c\.txt: the file is {kind}-compressed; only gzip is read"):
+        run_stage(STAGE, spec, str(tmp_path / "run"))
+
+
+def test_a_text_starting_like_a_bzip2_header_is_still_text(write_spec, tmp_path):
+    (tmp_path / "c.txt").write_text(f"BZh is how this line starts: {GOOD}\n")
+    manifest, _ = run_stage(STAGE, write_spec({"type": "local", "path": "c.txt"}), str(tmp_path / "run"))
+    assert manifest.stats.documents_written == 1

@@ -328,3 +328,17 @@ def test_long_documents_can_be_truncated_instead_of_split(write_spec, tmp_path):
     (doc,) = shard_docs(tmp_path / "run", manifest)
     assert doc["id"] == "a" and long_text.startswith(doc["text"]) and len(doc["text"]) < 200
     assert manifest.stats.removed == {"tail_over_passage_cap": 1}
+
+
+def test_an_opensearch_document_with_a_lone_surrogate_is_exported(fake_opensearch, write_spec, tmp_path):
+    # OpenSearch returns "\ud800" escapes as stored; opensearch-py decodes them to unencodable strings.
+    server = fake_opensearch()
+    docs = corpus(3)
+    docs[1]["body"]["content"] += " \ud800"
+    server.add_index("docs", docs)
+    spec = write_spec(opensearch_source(server.url))
+
+    manifest, _ = run_stage(STAGE, spec, str(tmp_path / "run"))
+
+    texts = {d["id"]: d["text"] for d in shard_docs(tmp_path / "run", manifest)}
+    assert texts["d1"].endswith(" \ufffd")

@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import sys
 import zlib
 from collections.abc import Iterator
@@ -33,7 +34,19 @@ SUFFIX_FORMATS = {
     ".parquet": "parquet",
 }
 GZIP_MAGIC = b"\x1f\x8b"
+# Other compressions, refused by name: decoded as text they fail as a wrong encoding, or turn into junk documents.
+OTHER_COMPRESSIONS = {
+    "bzip2": re.compile(rb"BZh[1-9]1AY&SY"),
+    "xz": re.compile(rb"\xfd7zXZ\x00"),
+    "zstd": re.compile(rb"\x28\xb5\x2f\xfd"),
+    "zip": re.compile(rb"PK\x03\x04"),
+}
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+QUOTE_HINT = (
+    'in CSV, quote a whole field and double the quotes inside it ("say ""hi"""); '
+    "or set source.bad_records.on_error to 'skip'"
+)
+_UNPARSED = object()
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
@@ -78,8 +91,16 @@ class _ReadAdapter(io.RawIOBase):
 
 def _binary(stream: IO[bytes], where: str) -> IO[bytes]:
     buffered = stream if hasattr(stream, "peek") else io.BufferedReader(_ReadAdapter(stream), 1 << 20)
-    if buffered.peek(2)[:2] == GZIP_MAGIC:  # type: ignore[attr-defined]
+    head = buffered.peek(10)[:10]  # type: ignore[attr-defined]
+    if head.startswith(GZIP_MAGIC):
         return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+    for kind, magic in OTHER_COMPRESSIONS.items():
+        if magic.match(head):
+            raise InputDataError(
+                f"the file is {kind}-compressed; only gzip is read",
+                path=where,
+                hint="decompress it, or recompress it with gzip (the .gz name is optional)",
+            )
     return buffered
 
 
@@ -123,15 +144,40 @@ def decoded_lines(stream: IO[bytes], encoding: str, where: str, policy: BadRecor
         raise InputDataError(f"compressed data is corrupt or cut short ({exc})", path=where) from None
 
 
+def _not_json_lines(first: str, parsed: Any, where: str) -> InputDataError | None:
+    """A whole JSON array, or one object spread over several lines, where JSON Lines was expected.
+
+    Read line by line, such a file fails on every line, or worse, with ``on_error: skip``, yields
+    only the elements that happen to sit alone on a line.
+    """
+    text = first.strip()
+    whole_array = text.startswith("[") and (parsed is _UNPARSED or isinstance(parsed, list))
+    spread_object = text == "{" and parsed is _UNPARSED
+    if not (whole_array or spread_object):
+        return None
+    return InputDataError(
+        "the file is a JSON array or pretty-printed JSON, not JSON Lines (one JSON object per line)",
+        path=where,
+        hint=f"write one object per line, e.g. jq -c '.[]' {PurePosixPath(where).name} > corpus.jsonl for an array",
+    )
+
+
 def _jsonl(lines: Iterator[tuple[int, str]], where: str, policy: BadRecordPolicy) -> Iterator[RawRecord]:
+    first = True
     for number, line in lines:
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except ValueError as exc:
+            if first and (error := _not_json_lines(line, _UNPARSED, where)):
+                raise error from None
+            first = False
             policy.bad("malformed_json", f"malformed JSON line ({exc})", where=where, line=number)
             continue
+        if first and (error := _not_json_lines(line, record, where)):
+            raise error
+        first = False
         if not isinstance(record, dict):
             policy.bad(
                 "malformed_json", f"expected a JSON object, got {type(record).__name__}", where=where, line=number
@@ -154,31 +200,60 @@ def _text(lines: Iterator[tuple[int, str]], file: SourceFile, text_unit: str) ->
             yield RawRecord(file.where, number, {"id": f"{stem}-{number}", "title": "", "text": line}, mapped=True)
 
 
-def _delimited(
-    lines: Iterator[tuple[int, str]], where: str, delimiter: str, policy: BadRecordPolicy
-) -> Iterator[RawRecord]:
-    reader = csv.DictReader((line for _, line in lines), delimiter=delimiter)
+def _delimited(lines: Iterator[tuple[int, str]], where: str, fmt: str, policy: BadRecordPolicy) -> Iterator[RawRecord]:
+    """CSV rows (RFC 4180 quoting, strict) or TSV rows (no quoting: a quote is text, as in raw text corpora).
+
+    Lenient CSV quoting would let one stray quote silently swallow every following row into one field.
+    """
+    options: dict[str, Any] = (
+        {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {"delimiter": ",", "strict": True}
+    )
+    reader = csv.DictReader((line for _, line in lines), **options)
+    try:
+        columns = len(reader.fieldnames or [])  # reads the header, so line_num counts from it
+    except csv.Error as exc:
+        raise InputDataError(f"cannot parse the header row ({exc})", path=where, line=1, hint=QUOTE_HINT) from None
     while True:
+        # DictReader.line_num stays behind after a failed row; its csv.reader's does not.
+        start = reader.reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            policy.bad("malformed_csv", f"cannot parse ({exc})", where=where, line=reader.line_num)
+            if "unexpected end of data" in str(exc):
+                message = f"a quoted field that starts on line {start} is never closed"
+                policy.bad("malformed_csv", message, where=where, line=start, hint=QUOTE_HINT)
+                return
+            line = reader.reader.line_num
+            policy.bad("malformed_csv", f"cannot parse ({exc})", where=where, line=line, hint=QUOTE_HINT)
             continue
         if None in row:
             policy.bad(
                 "malformed_csv",
-                f"row has more fields than the header ({len(reader.fieldnames or [])})",
+                f"row has more fields than the header ({columns})",
                 where=where,
                 line=reader.line_num,
-                hint="quote fields that contain the delimiter",
+                hint="a TSV field cannot hold a tab: write the file as CSV or JSONL"
+                if fmt == "tsv"
+                else "quote fields that contain the delimiter",
             )
             continue
         yield RawRecord(where, reader.line_num, row)
 
 
-def _parquet(file: SourceFile, columns: list[str] | None) -> Iterator[RawRecord]:
+def _text_values(value: Any, encoding: str) -> Any:
+    """Binary values (string columns some writers store without a UTF-8 annotation) decoded to text."""
+    if isinstance(value, bytes):
+        return value.decode(encoding)
+    if isinstance(value, list):
+        return [_text_values(v, encoding) for v in value]
+    if isinstance(value, dict):
+        return {k: _text_values(v, encoding) for k, v in value.items()}
+    return value
+
+
+def _parquet_rows(file: SourceFile, columns: list[str] | None) -> Iterator[dict[str, Any]]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -192,11 +267,34 @@ def _parquet(file: SourceFile, columns: list[str] | None) -> Iterator[RawRecord]
             raise InputDataError(f"not a readable Parquet file ({exc})", path=file.where) from None
         names = set(parquet.schema_arrow.names)
         wanted = [c for c in columns if c in names] if columns else None
-        number = 0
-        for batch in parquet.iter_batches(batch_size=1024, columns=wanted or None):
-            for row in batch.to_pylist():
-                number += 1
-                yield RawRecord(file.where, number, row)
+        rows = 0
+        try:
+            for batch in parquet.iter_batches(batch_size=1024, columns=wanted or None):
+                for row in batch.to_pylist():
+                    rows += 1
+                    yield row
+        except (OSError, ValueError) as exc:  # pyarrow's errors for corrupt pages derive from these
+            raise InputDataError(
+                f"not a readable Parquet file: it fails after row {rows} ({exc})", path=file.where
+            ) from None
+
+
+def _parquet(
+    file: SourceFile, columns: list[str] | None, encoding: str, policy: BadRecordPolicy
+) -> Iterator[RawRecord]:
+    for number, row in enumerate(_parquet_rows(file, columns), start=1):
+        try:
+            decoded = _text_values(row, encoding)
+        except UnicodeDecodeError as exc:
+            policy.bad(
+                "bad_encoding",
+                f"a binary column is not valid {encoding} ({exc.reason})",
+                where=file.where,
+                line=number,
+                hint="set source.encoding, or set source.bad_records.on_error to 'skip'",
+            )
+            continue
+        yield RawRecord(file.where, number, decoded)
 
 
 def read_file(
@@ -214,7 +312,7 @@ def read_file(
         policy.bad("empty_file", "file is empty", where=file.where, hint="remove it, or set bad_records.on_error: skip")
         return
     if fmt == "parquet":
-        yield from _parquet(file, columns)
+        yield from _parquet(file, columns, encoding, policy)
         return
     with file.open() as raw:
         lines = decoded_lines(_binary(raw, file.where), encoding, file.where, policy)
@@ -223,6 +321,6 @@ def read_file(
         elif fmt == "text":
             yield from _text(lines, file, text_unit)
         elif fmt in ("csv", "tsv"):
-            yield from _delimited(lines, file.where, "\t" if fmt == "tsv" else ",", policy)
+            yield from _delimited(lines, file.where, fmt, policy)
         else:
             raise InputDataError(f"unsupported format '{fmt}'", path=file.where)

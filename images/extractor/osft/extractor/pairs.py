@@ -20,6 +20,7 @@ from osft.extractor.cleaning import digest64, normalize_whitespace
 from osft.extractor.digest_set import DigestSet
 from osft.extractor.file_formats import RawRecord
 from osft.extractor.html_text import strip_html
+from osft.extractor.records import valid_unicode
 
 QUERY_KEYS = ("query", "text_a", "anchor", "question")
 PASSAGE_KEYS = ("passage", "text_b", "positive", "document")
@@ -40,7 +41,7 @@ def _first(record: dict[str, Any], keys: tuple[str, ...]) -> str:
     for key in keys:
         value = record.get(key)
         if value is not None and str(value).strip():
-            return str(value)
+            return valid_unicode(str(value))
     return ""
 
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from osft.common.corpus import Document
 from osft.common.spec.source import FieldMapping
+
+# Lone UTF-16 surrogates: JSON may escape them ("\ud800"), but no UTF-8 writer or hash accepts them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, so it can be encoded as UTF-8."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 class MissingField(ValueError):
@@ -43,7 +52,7 @@ def _as_text(value: Any) -> str:
         return "\n".join(t for t in (_as_text(v) for v in value) if t)
     if isinstance(value, dict):
         return ""
-    return str(value)
+    return valid_unicode(str(value))
 
 
 def _keys(record: dict[str, Any]) -> str:
@@ -72,6 +81,6 @@ def to_document(record: dict[str, Any], mapping: FieldMapping, position: int) ->
         raw_id = get_path(record, mapping.id)
         if raw_id is None or raw_id == "" or isinstance(raw_id, (dict, list)):
             raise MissingField(f"no id in field '{mapping.id}' (record has: {_keys(record)})", reason="missing_id")
-        doc_id = str(raw_id)
+        doc_id = valid_unicode(str(raw_id))
     title = _as_text(get_path(record, mapping.title)).strip() if mapping.title else ""
     return {"id": doc_id, "title": title, "text": text}

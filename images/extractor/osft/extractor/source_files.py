@@ -145,8 +145,14 @@ def _open_s3(client, bucket: str, key: str) -> Iterator[IO[bytes]]:
         body = client.get_object(Bucket=bucket, Key=key)["Body"]
     except Exception as exc:  # noqa: BLE001
         raise _s3_problem(exc, uri) from None
+    from botocore.exceptions import BotoCoreError
+
     try:
         yield body
+    except BotoCoreError as exc:  # the connection dropped or stalled while streaming the object
+        raise StorageError(
+            f"{uri}: reading the object failed ({exc})", hint="run the stage again; check the network path to S3"
+        ) from None
     finally:
         body.close()
 
