@@ -339,6 +339,16 @@ data "aws_iam_policy_document" "sagemaker" {
       "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/sagemaker/Endpoints/*",
     ]
   }
+  dynamic "statement" {
+    for_each = local.kms_key_ids
+    content {
+      # The training jobs name the key in OutputDataConfig.KmsKeyId; SageMaker then needs kms:Encrypt
+      # (CreateTrainingJob API reference, OutputDataConfig) besides the run bucket's Decrypt/GenerateDataKey.
+      sid       = "EncryptModelArtifactsWithTheRunKmsKey"
+      actions   = ["kms:Encrypt"]
+      resources = [statement.value]
+    }
+  }
   statement {
     sid       = "PublishSageMakerMetrics"
     actions   = ["cloudwatch:PutMetricData"]
@@ -461,8 +471,10 @@ data "aws_iam_policy_document" "step_functions" {
     }
   }
   statement {
+    # AddTags: the .sync integration tags the job it starts (MANAGED_BY_AWS). ListTags: in Step Functions'
+    # own IAM policy for CreateTrainingJob (there on "*"; here on the jobs this stack names).
     sid       = "RunTheTrainingJobs"
-    actions   = ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"]
+    actions   = ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags", "sagemaker:ListTags"]
     resources = ["${local.sagemaker_arn_base}:training-job/${var.name_prefix}-*"]
   }
   statement {
