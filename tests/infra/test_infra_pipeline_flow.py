@@ -192,3 +192,12 @@ def test_training_job_names_are_valid_for_any_execution_name_and_prefix(tools: T
         job = call(trace, state)["TrainingJobName"]
         assert TRAINING_JOB_NAME.match(job) and len(job) <= 63, job
     assert call(trace, "Train")["TrainingJobName"] != call(trace, "Evaluate")["TrainingJobName"]
+
+
+def test_tag_values_hold_only_characters_ecs_and_sagemaker_accept_whatever_the_execution_name(tools: Tools) -> None:
+    allowed = re.compile(r"^[A-Za-z0-9 _.:/=+@-]*$")  # ECS and SageMaker tag values (ASCII part)
+    trace = execute(tools, minimal_spec(), name="docs(2)!'x'")
+    for state in ("Extract", "Querygen", "Train", "Evaluate"):
+        values = [tag["Value"] for tag in call(trace, state)["Tags"]]
+        assert values and all(allowed.match(value) for value in values), (state, values)
+    assert call(trace, "Train")["HyperParameters"]["run_dir"] == f"s3://{BUCKET}/runs/docs(2)!'x'"
