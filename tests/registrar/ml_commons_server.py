@@ -4,18 +4,24 @@ Endpoints (ML Commons REST API, OpenSearch 2.x/3.x):
 
 - ``POST /_plugins/_ml/model_groups/_register`` (name unique: 400 "already being used by a model group with ID"),
   ``POST /_plugins/_ml/model_groups/_search``;
-- ``POST /_plugins/_ml/connectors/_create``, ``POST /_plugins/_ml/connectors/_search`` (credentials hidden);
+- ``POST /_plugins/_ml/connectors/_create`` (400 unless every action URL matches
+  ``plugins.ml_commons.trusted_connector_endpoints_regex``), ``POST /_plugins/_ml/connectors/_search`` (credentials
+  hidden);
 - ``POST /_plugins/_ml/models/_register`` (remote with ``connector_id``; local with ``url`` +
   ``model_content_hash_value`` + ``model_config``, refused unless
   ``plugins.ml_commons.allow_registering_model_via_url`` is true; OpenSearch pretrained by name),
   ``POST /_plugins/_ml/models/_register_meta`` + ``POST /_plugins/_ml/models/<id>/upload_chunk/<n>``,
   ``POST /_plugins/_ml/models/_search``, ``GET /_plugins/_ml/models/<id>``;
 - ``POST /_plugins/_ml/models/<id>/_undeploy``; ``DELETE /_plugins/_ml/models/<id>`` (400 while deployed; an
-  emptied model group stays, as since ML Commons 2.11); ``GET|DELETE /_plugins/_ml/connectors/<id>`` (400
-  while a model uses it);
-- ``POST /_plugins/_ml/models/<id>/_deploy``, ``GET /_plugins/_ml/tasks/<id>``: tasks move one state per
-  read, CREATED → RUNNING → COMPLETED, or FAILED with an ``error`` (``fail_tasks``, or a downloaded
-  zip whose hash or size differs from the registration);
+  emptied model group stays, as since ML Commons 2.11; without a refresh: with ``refresh_lag`` set, searches
+  still see the deleted model that many times); ``GET|DELETE /_plugins/_ml/connectors/<id>`` (400 while a
+  search of the model index finds a model using it);
+- ``POST /_plugins/_ml/models/<id>/_deploy`` (400 "no eligible node found" for a local model on a cluster without
+  ML nodes, ``ml_nodes=False``, while ``plugins.ml_commons.only_run_on_ml_node`` is true),
+  ``GET /_plugins/_ml/tasks/<id>``: tasks move one state per
+  read (of the task, or of its model: the cluster works on when nobody polls), CREATED → RUNNING → COMPLETED,
+  or FAILED with an ``error`` (``fail_tasks``, a downloaded zip whose hash or size differs from the
+  registration, or a second deploy of a model still DEPLOYING: "Duplicate deploy model task");
 - ``POST /_plugins/_ml/_predict/<algorithm>/<id>`` (``text_docs``, as neural search sends them): remote
   models call their connector's URL (``connector_urls`` maps it to a local server) with ML Commons'
   default pre/post-processing; local models answer with ``local_embed``;
@@ -29,7 +35,9 @@ Endpoints (ML Commons REST API, OpenSearch 2.x/3.x):
 
 Unknown fields and malformed bodies get 400 (``parsing_exception``/``illegal_argument_exception``),
 unknown ids 404 (``status_exception``), searches before the ML system index exists 404
-``index_not_found_exception``, and with ``users`` set, requests without valid basic auth 401.
+``index_not_found_exception``, and with ``users`` set, requests without valid basic auth 401. Searches analyse text
+fields as OpenSearch does (``name``, ``description``, and ``connector_id``, which the model index maps dynamically as
+text): a ``term`` query on them matches a lower-cased word, not the whole mixed-case value.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import threading
 import urllib.request
@@ -54,7 +63,12 @@ DEFAULT_SETTINGS = {
         "^https://api\\.openai\\.com/.*$",
     ],
     "plugins.ml_commons.allow_registering_model_via_url": "false",
+    "plugins.ml_commons.only_run_on_ml_node": "true",
 }
+TRUSTED_ENDPOINTS = "plugins.ml_commons.trusted_connector_endpoints_regex"
+ONLY_ML_NODE = "plugins.ml_commons.only_run_on_ml_node"
+# TransportDeployModelAction's answer when no node may run a local model (a cluster without ML nodes).
+NO_ELIGIBLE_NODE = "no eligible node found"
 NODE_ID = "sv7-3CbwQW-4PiIsDOfLxQ"
 PRETRAINED = {"huggingface/cross-encoders/ms-marco-MiniLM-L-6-v2": "TEXT_SIMILARITY"}
 GROUP_FIELDS = {"name", "description", "access_mode", "backend_roles", "add_all_backend_roles"}
@@ -110,6 +124,11 @@ class ApiError(Exception):
         self.body["status"] = status
 
 
+def new_id() -> str:
+    """An id like OpenSearch's (20 URL-safe base64 characters); always mixed case, as real ids almost always are."""
+    return "Q" + secrets.token_urlsafe(15)[:19]
+
+
 def bad_request(reason: str, kind: str = "illegal_argument_exception") -> ApiError:
     return ApiError(400, kind, reason)
 
@@ -131,6 +150,7 @@ class Task:
     reads: int = 0
     on_complete: Callable[[], str | None] | None = None
     final: dict[str, Any] | None = None
+    keeps_model_state: bool = False
 
 
 @dataclass
@@ -142,6 +162,8 @@ class FakeMLCommons:
     connector_urls: dict[str, str] = field(default_factory=dict)
     fail_tasks: set[str] = field(default_factory=set)
     settings_forbidden: bool = False
+    ml_nodes: bool = True
+    refresh_lag: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     connectors: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -153,6 +175,8 @@ class FakeMLCommons:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        # Deleted models that searches still see (id → (source, reads left)): ML Commons deletes without a refresh.
+        self._unrefreshed: dict[str, tuple[dict[str, Any], int]] = {}
         self._server: ThreadingHTTPServer | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -242,10 +266,11 @@ class FakeMLCommons:
             case "POST", ["models", "_register_meta"]:
                 return self._register_meta(body)
             case "POST", ["models", "_search"]:
-                return self._search("model", self.models, body)
+                return self._search("model", self._searchable_models(), body)
             case "POST", ["models", model_id, "upload_chunk", number]:
                 return self._upload_chunk(model_id, number, raw)
             case "GET", ["models", model_id]:
+                self._work_in_background(model_id)
                 return {k: v for k, v in self._model(model_id).items() if not k.startswith("_")}
             case "POST", ["models", model_id, "_deploy"]:
                 return self._deploy(model_id)
@@ -284,13 +309,21 @@ class FakeMLCommons:
             self.settings[key] = value
         return {"acknowledged": True, "persistent": body.get("persistent", {}), "transient": {}}
 
+    def _setting(self, key: str) -> Any:
+        return self.settings.get(key, DEFAULT_SETTINGS[key])
+
+    def _check_ml_node(self, function_name: str) -> None:
+        """Local models run on ML nodes only unless ``only_run_on_ml_node`` is false; remote ones on any node."""
+        if function_name != "remote" and not self.ml_nodes and str(self._setting(ONLY_ML_NODE)).lower() == "true":
+            raise bad_request(NO_ELIGIBLE_NODE)
+
     # --- groups, connectors --------------------------------------------------------------
     def _register_group(self, body: Any) -> Any:
         _require_object(body, GROUP_FIELDS, required={"name"})
         for group_id, group in self.groups.items():
             if group["name"] == body["name"]:
                 raise bad_request(f"The name you provided is already being used by a model group with ID: {group_id}.")
-        group_id = secrets.token_urlsafe(12)
+        group_id = new_id()
         self.groups[group_id] = {**body, "latest_version": 0, "access": body.get("access_mode", "private")}
         return {"model_group_id": group_id, "status": "CREATED"}
 
@@ -310,7 +343,12 @@ class FakeMLCommons:
             raise bad_request("actions must be a non-empty list")
         for action in actions:
             _require_object(action, ACTION_FIELDS, required={"action_type", "method", "url"})
-        connector_id = secrets.token_urlsafe(12)
+            # AbstractConnector.validateConnectorURL: every action URL must fully match a trusted regex.
+            if not any(re.fullmatch(regex, action["url"]) for regex in self._setting(TRUSTED_ENDPOINTS)):
+                raise bad_request(
+                    f"Connector URL is not matching the trusted connector endpoint regex, URL is: {action['url']}"
+                )
+        connector_id = new_id()
         self.connectors[connector_id] = body
         return {"connector_id": connector_id}
 
@@ -326,7 +364,7 @@ class FakeMLCommons:
     def _new_model(self, body: dict[str, Any], state: str) -> str:
         group_id = self._group_or_404(body)
         self.groups[group_id]["latest_version"] += 1
-        model_id = secrets.token_urlsafe(12)
+        model_id = new_id()
         record = {k: v for k, v in body.items() if k != "url"}
         record.update(
             model_state=state,
@@ -415,6 +453,12 @@ class FakeMLCommons:
 
     def _deploy(self, model_id: str) -> Any:
         model = self._model(model_id)
+        self._check_ml_node(model["function_name"])
+        if model["model_state"] == "DEPLOYING":
+            # MLModelCacheHelper.initModelState: a node already deploying the model fails the new task.
+            task_id = self._new_task("DEPLOY_MODEL", model.get("algorithm", ""), model_id)
+            self.tasks[task_id].fail_reason, self.tasks[task_id].keeps_model_state = "Duplicate deploy model task", True
+            return {"task_id": task_id, "task_type": "DEPLOY_MODEL", "status": "CREATED"}
         if model["model_state"] not in ("REGISTERED", "DEPLOYED", "UNDEPLOYED", "DEPLOY_FAILED", "PARTIALLY_DEPLOYED"):
             raise bad_request(f"Model {model_id} is in state {model['model_state']} and can't be deployed")
         model["model_state"] = "DEPLOYING"
@@ -444,7 +488,20 @@ class FakeMLCommons:
                 kind="status_exception",
             )
         del self.models[model_id]  # an emptied model group stays (ML Commons 2.11+, despite its docs)
+        if self.refresh_lag:
+            self._unrefreshed[model_id] = (model, self.refresh_lag)
         return _deleted(".plugins-ml-model", model_id)
+
+    def _searchable_models(self) -> dict[str, dict[str, Any]]:
+        """What a search of the model index sees: the models, plus deleted ones until the index refreshes."""
+        visible = dict(self.models)
+        for model_id, (model, reads) in list(self._unrefreshed.items()):
+            visible[model_id] = model
+            if reads > 1:
+                self._unrefreshed[model_id] = (model, reads - 1)
+            else:
+                del self._unrefreshed[model_id]
+        return visible
 
     def _connector(self, connector_id: str) -> dict[str, Any]:
         if connector_id not in self.connectors:
@@ -453,7 +510,8 @@ class FakeMLCommons:
 
     def _delete_connector(self, connector_id: str) -> Any:
         self._connector(connector_id)
-        users = [i for i, m in self.models.items() if m.get("connector_id") == connector_id]
+        # DeleteConnectorTransportAction looks for the connector's models with a search of the model index.
+        users = [i for i, m in self._searchable_models().items() if m.get("connector_id") == connector_id]
         if users:
             raise bad_request(
                 f"{len(users)} models are still using this connector, please delete or update the models first: "
@@ -472,7 +530,7 @@ class FakeMLCommons:
         on_complete: Callable[[], str | None] | None = None,
         hidden: bool = False,
     ) -> str:
-        task_id = secrets.token_urlsafe(12)
+        task_id = new_id()
         fail = f"{task_type} failed: this stand-in was told to fail it" if task_type in self.fail_tasks else None
         if hidden and on_complete is None:
 
@@ -505,13 +563,19 @@ class FakeMLCommons:
         if error is None and task.on_complete is not None:
             error = task.on_complete()
         if error is not None:
-            model = self.models.get(task.model_id or "")
+            model = None if task.keeps_model_state else self.models.get(task.model_id or "")
             if model is not None:
                 model["model_state"] = "REGISTER_FAILED" if task.task_type == "REGISTER_MODEL" else "DEPLOY_FAILED"
             task.final = {**base, "state": "FAILED", "error": error}
         else:
             task.final = {**base, "state": "COMPLETED"}
         return task.final
+
+    def _work_in_background(self, model_id: str) -> None:
+        """The cluster goes on with a model's unfinished tasks when nobody polls them (a killed client)."""
+        for task_id, task in list(self.tasks.items()):
+            if task.model_id == model_id and task.final is None:
+                self._task(task_id)
 
     # --- predict -------------------------------------------------------------------------
     def _deployed(self, model_id: str) -> dict[str, Any]:
@@ -771,12 +835,30 @@ def _require_keys(body: dict[str, Any], keys: set[str]) -> None:
         raise ApiError(400, "action_request_validation_exception", f"Validation Failed: 1: {missing[0]} is missing;")
 
 
+# Fields of ML Commons' system indices mapped as ``text`` (with a ``.keyword`` sub-field). ``connector_id`` is not in
+# the model index mapping, so dynamic mapping makes it text too: ML Commons itself finds a connector's models with a
+# ``match`` query on it.
+TEXT_FIELDS = {"name", "description", "connector_id"}
+
+
+def _tokens(value: Any) -> list[str]:
+    """What the ``standard`` analyzer indexes for a text value: lower-cased words (hyphens split, underscores kept)."""
+    return re.findall(r"\w+", str(value).lower())
+
+
 def _value(doc: dict[str, Any], name: str) -> Any:
     return doc.get(name.removesuffix(".keyword"))
 
 
+def _term_matches(doc: dict[str, Any], name: str, value: Any) -> bool:
+    """A ``term`` query: exact on keyword fields, against the analysed tokens on text fields."""
+    if name in TEXT_FIELDS:
+        return doc.get(name) is not None and value in _tokens(doc[name])
+    return _value(doc, name) == value
+
+
 def matches(query: dict[str, Any], doc: dict[str, Any]) -> bool:
-    """The query DSL subset the registrar sends: match_all, term, exists, bool (filter/must/must_not/should)."""
+    """The query DSL subset the registrar sends: match_all, term, match, exists, bool (filter/must/must_not/should)."""
     if not isinstance(query, dict) or len(query) != 1:
         raise ApiError(400, "parsing_exception", "a query must be an object with exactly one query type")
     ((kind, spec),) = query.items()
@@ -785,7 +867,13 @@ def matches(query: dict[str, Any], doc: dict[str, Any]) -> bool:
     if kind == "term":
         ((name, value),) = spec.items()
         value = value["value"] if isinstance(value, dict) else value
-        return _value(doc, name) == value
+        return _term_matches(doc, name, value)
+    if kind == "match":
+        ((name, value),) = spec.items()
+        value = value["query"] if isinstance(value, dict) else value
+        if name not in TEXT_FIELDS:
+            return _value(doc, name) == value
+        return doc.get(name) is not None and bool(set(_tokens(value)) & set(_tokens(doc[name])))
     if kind == "exists":
         return _value(doc, spec["field"]) is not None
     if kind == "bool":

@@ -19,7 +19,7 @@ from osft.registrar.cleanup import cleanup_run
 from osft.registrar.ml_commons import MLCommons
 from osft.registrar.opensearch_registration import register_zip
 from osft.registrar.stage import STAGE
-from tests.registrar.conftest import opensearch_section
+from tests.registrar.conftest import opensearch_section, sagemaker_section
 
 
 def _ml(url: str, timeout: float = 10) -> MLCommons:
@@ -166,3 +166,61 @@ def test_an_upload_cut_off_between_chunks_is_removed_and_a_rerun_registers_it_ag
 
     assert created and model_id != meta["model_id"]
     assert list(server.models) == [model_id] and server.models[model_id]["model_state"] == "DEPLOYED"
+
+
+def test_a_cluster_without_ml_nodes_names_the_setting_and_a_rerun_deploys_the_model_it_registered(
+    run_folder, ml_server
+):
+    server = ml_server(ml_nodes=False)
+    spec, run_dir = run_folder({"opensearch": opensearch_section(server.url, mode="local", local_upload="chunks")})
+
+    with pytest.raises(ServiceError, match="no eligible node found") as error:
+        run_stage(STAGE, str(spec), str(run_dir))
+    assert "plugins.ml_commons.only_run_on_ml_node: false" in error.value.render()
+
+    server.settings["plugins.ml_commons.only_run_on_ml_node"] = False
+    manifest, _ = run_stage(STAGE, str(spec), str(run_dir))
+    assert list(server.models) == [manifest.stats.model_id] and len(server.calls("POST", "/_register_meta")) == 1
+
+
+def test_a_connector_url_the_cluster_does_not_trust_names_the_setting_and_the_spec_field(aws, run_folder, ml_server):
+    server = ml_server(
+        settings={"plugins.ml_commons.trusted_connector_endpoints_regex": [r"^https://api\.openai\.com/.*$"]}
+    )
+    section = opensearch_section(server.url, mode="remote", smoke_test=False)
+    spec, run_dir = run_folder({"sagemaker": sagemaker_section(), "opensearch": section}, weights=False)
+
+    with pytest.raises(ServiceError, match="not matching the trusted connector endpoint regex") as error:
+        run_stage(STAGE, str(spec), str(run_dir))
+    assert "deploy.opensearch.set_trusted_endpoints: true" in error.value.render()
+    assert server.connectors == {}
+
+    section["set_trusted_endpoints"] = True
+    spec.write_text(
+        json.dumps(
+            {**json.loads(spec.read_text()), "deploy": {"sagemaker": sagemaker_section(), "opensearch": section}}
+        )
+    )
+    manifest, _ = run_stage(STAGE, str(spec), str(run_dir))
+    assert list(server.connectors) == [manifest.stats.connector_id]
+
+
+def test_a_model_still_deploying_after_a_killed_run_is_waited_for_not_deployed_twice(ml_server):
+    server = ml_server()
+    ml = _ml(server.url)
+    group, _ = ml.ensure_model_group("osft", "d")
+    model_id = ml.register(
+        {
+            "name": "huggingface/cross-encoders/ms-marco-MiniLM-L-6-v2",
+            "version": "1.0.2",
+            "model_group_id": group,
+            "model_format": "TORCH_SCRIPT",
+        }
+    )
+    ml.client.plugins.ml.deploy_model(model_id=model_id)  # the killed run's deploy: nobody waits for its task
+    assert server.models[model_id]["model_state"] == "DEPLOYING"
+
+    ml.deploy(model_id)
+
+    assert server.models[model_id]["model_state"] == "DEPLOYED"
+    assert len(server.calls("POST", "/_deploy")) == 1

@@ -98,6 +98,18 @@ def test_cleanup_removes_the_remote_model_its_connector_and_the_endpoint(aws, re
     assert aws.list_endpoints()["Endpoints"] == [] and aws.list_models()["Models"] == []
 
 
+def test_cleanup_deletes_the_connector_and_endpoint_while_searches_still_see_the_deleted_model(aws, remote_run):
+    """ML Commons deletes a model without a refresh: for a moment, searches (its own connector check too) see it."""
+    server, spec, run_dir = remote_run
+    stats = run_stage(STAGE, str(spec), str(run_dir))[0].stats
+    server.refresh_lag = 2
+
+    result = cleanup_run(str(spec), str(run_dir))
+
+    assert f"ML Commons connector {stats.connector_id}" in result.deleted and result.kept == []
+    assert server.connectors == {} and aws.list_endpoints()["Endpoints"] == []
+
+
 def test_cleanup_keeps_a_connector_and_endpoint_another_run_still_uses(aws, remote_run):
     server, spec, run_dir = remote_run
     stats = run_stage(STAGE, str(spec), str(run_dir))[0].stats

@@ -100,8 +100,10 @@ def _cleanup_opensearch(spec: RunSpec, spec_uri: str, recorded: dict[str, Any], 
         task_timeout_s=options.task_timeout_s,
         poll_interval_s=options.poll_interval_s,
     )
+    removed: set[str] = set()
     for key in ("model_id", "tokenizer_model_id"):
         if recorded.get(key) and ml.remove_model(recorded[key]):
+            removed.add(recorded[key])
             result.deleted.append(f"ML Commons model {recorded[key]}")
     if recorded.get("cross_encoder_model_id"):
         result.kept.append(
@@ -110,7 +112,8 @@ def _cleanup_opensearch(spec: RunSpec, spec_uri: str, recorded: dict[str, Any], 
     connector_id = recorded.get("connector_id")
     if not connector_id:
         return False
-    others = ml.models_using_connector(connector_id)
+    # A search right after the delete may still see the deleted model (ML Commons deletes without a refresh).
+    others = [model_id for model_id in ml.models_using_connector(connector_id) if model_id not in removed]
     if others:
         result.kept.append(
             f"connector {connector_id} and the endpoint it calls: model(s) {', '.join(others)} of another run use them"

@@ -27,6 +27,23 @@ FAILED_STATES = ("FAILED", "COMPLETED_WITH_ERROR", "CANCELLED")
 UNUSABLE_MODEL_STATES = ("REGISTER_FAILED",)
 LOADED_MODEL_STATES = ("DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING")
 EXISTING_GROUP = re.compile(r"model group with ID:?\s*([A-Za-z0-9_\-]+)")
+DUPLICATE_DEPLOY = "Duplicate deploy model task"
+CONNECTOR_IN_USE = "still using this connector"
+REFRESH_WAIT_S = 30
+GENERIC_HINT = "see the reason above; ML Commons settings (plugins.ml_commons.*) may need changing"
+# Refusals caused by a cluster setting, by a fragment of ML Commons' reason: the setting (and spec field) to change.
+SETTING_HINTS = (
+    (
+        "trusted connector endpoint regex",
+        "add the connector URL to plugins.ml_commons.trusted_connector_endpoints_regex (PUT _cluster/settings), "
+        "or set deploy.opensearch.set_trusted_endpoints: true to let the registrar add it",
+    ),
+    (
+        "no eligible node found",
+        "the cluster has no ML node to run a local model on: add a node with node.roles [ml], or set "
+        "plugins.ml_commons.only_run_on_ml_node: false (PUT _cluster/settings) to run it on data nodes",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -100,9 +117,10 @@ class MLCommons:
                 hint="check deploy.opensearch.connection.url and the network path to the cluster",
             ) from None
         except TransportError as exc:
+            reason = error_reason(exc)
+            hint = next((hint for fragment, hint in SETTING_HINTS if fragment in reason.lower()), GENERIC_HINT)
             raise ServiceError(
-                f"OpenSearch at {self.url} rejected {action} ({exc.status_code}: {error_reason(exc)})",
-                hint="see the reason above; ML Commons settings (plugins.ml_commons.*) may need changing",
+                f"OpenSearch at {self.url} rejected {action} ({exc.status_code}: {reason})", hint=hint
             ) from None
 
     # --- cluster settings ------------------------------------------------------------------
@@ -284,14 +302,39 @@ class MLCommons:
             self.sleep(self.poll_interval_s)
 
     def deploy(self, model_id: str) -> None:
-        """Deploy a model and wait until its task completes (a model already deployed is left alone)."""
-        model = self.call(f"reading model {model_id}", self.client.plugins.ml.get_model, model_id=model_id)
-        if model.get("model_state") == "DEPLOYED":
+        """Deploy a model and wait until its task completes (a model already deployed is left alone).
+
+        A model already DEPLOYING (a killed run's deploy, or ML Commons' auto-redeploy) is waited for: a second
+        deploy task would fail with "Duplicate deploy model task" while the first one goes on.
+        """
+        state = self._state_once_deployed(model_id)
+        if state == "DEPLOYED":
             return
         response = self.call(f"deploying model {model_id}", self.client.plugins.ml.deploy_model, model_id=model_id)
         if response.get("task_id"):
-            self.wait_for_task(response["task_id"], f"deploying model {model_id}")
+            try:
+                self.wait_for_task(response["task_id"], f"deploying model {model_id}")
+            except ServiceError as exc:
+                if DUPLICATE_DEPLOY not in exc.message or self._state_once_deployed(model_id) != "DEPLOYED":
+                    raise
         self.log.info("model_deployed", model_id=model_id)
+
+    def _state_once_deployed(self, model_id: str) -> str | None:
+        """The model's state, after waiting (within ``task_timeout_s``) while it is DEPLOYING."""
+        deadline = time.monotonic() + self.task_timeout_s
+        while True:
+            model = self.call(f"reading model {model_id}", self.client.plugins.ml.get_model, model_id=model_id)
+            state = model.get("model_state")
+            if state != "DEPLOYING":
+                return state
+            if time.monotonic() >= deadline:
+                raise ServiceError(
+                    f"model {model_id} on {self.url} is still DEPLOYING after {self.task_timeout_s:g}s",
+                    hint="check GET _plugins/_ml/tasks for its deploy task and the ML nodes' logs, then run the stage "
+                    "again",
+                )
+            self.log.info("model_deploying_waited_for", model_id=model_id, state=state)
+            self.sleep(self.poll_interval_s)
 
     def wait_for_task(self, task_id: str, action: str) -> dict[str, Any]:
         """Poll ``GET _plugins/_ml/tasks/<id>`` until COMPLETED; FAILED or a timeout raise ServiceError."""
@@ -342,19 +385,35 @@ class MLCommons:
 
     def models_using_connector(self, connector_id: str) -> list[str]:
         """Ids of the models whose connector is ``connector_id``."""
+        # The model index does not map connector_id, so it is dynamically a text field: a term query on the
+        # mixed-case id matches nothing. ML Commons finds a connector's models with a match query; the analysed
+        # words may match other ids, so the exact id is compared here.
         found = self._search(
             f"searching models that use connector {connector_id}",
             self.client.plugins.ml.search_models,
-            {"term": {"connector_id": connector_id}},
+            {"match": {"connector_id": connector_id}},
         )
-        return [model.id for model in found]
+        return [model.id for model in found if model.source.get("connector_id") == connector_id]
 
     def remove_connector(self, connector_id: str) -> bool:
-        """Delete a connector (after the models that use it); False when it is already gone."""
+        """Delete a connector (after the models that use it); False when it is already gone.
+
+        ML Commons refuses while a search of the model index finds a model using the connector, and a model
+        deleted just before stays visible to searches until the index refreshes (about a second): such a
+        refusal is retried for ``REFRESH_WAIT_S``.
+        """
         ml = self.client.plugins.ml
         if self._get_or_none(f"reading connector {connector_id}", ml.get_connector, connector_id=connector_id) is None:
             return False
-        self.call(f"deleting connector {connector_id}", ml.delete_connector, connector_id=connector_id)
+        deadline = time.monotonic() + REFRESH_WAIT_S
+        while True:
+            try:
+                self.call(f"deleting connector {connector_id}", ml.delete_connector, connector_id=connector_id)
+                break
+            except ServiceError as exc:
+                if CONNECTOR_IN_USE not in exc.message or time.monotonic() >= deadline:
+                    raise
+            self.sleep(self.poll_interval_s)
         self.log.info("connector_deleted", connector_id=connector_id)
         return True
 
