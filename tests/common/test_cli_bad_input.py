@@ -78,6 +78,27 @@ def test_empty_spec_argument_is_named() -> None:
     assert result.exit_code == StorageError.exit_code and "no run spec given" in result.output
 
 
+def test_missing_local_inputs_are_named_by_validate_and_before_a_run_starts(tmp_path: Path) -> None:
+    """A judged split that is not there must not wait for the evaluate stage, after training, to be found."""
+    (tmp_path / "corpus.jsonl").write_text("")
+    (tmp_path / "judged" / "qrels").mkdir(parents=True)
+    (tmp_path / "judged" / "queries.jsonl").write_text("")
+    (tmp_path / "judged" / "qrels" / "dev.tsv").write_text("")
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps({**VALID, "evaluation": {"judged": {"path": "judged"}}, "querygen": {"examples_path": "ex.jsonl"}})
+    )
+
+    for command in (["validate", str(spec)], ["run", str(spec), "--run-dir", str(tmp_path / "run")]):
+        result = invoke(*command)
+        assert result.exit_code == SpecError.exit_code, result.output
+        assert f"evaluation.judged.split: {tmp_path}/judged/qrels/test.tsv: no such file (splits there: dev)" in (
+            result.output
+        )
+        assert f"querygen.examples_path: {tmp_path}/ex.jsonl: no such file" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 # --- the run folder --------------------------------------------------------------------------------------------
 
 
@@ -85,6 +106,7 @@ def test_empty_spec_argument_is_named() -> None:
 def test_run_folder_that_is_a_file_is_a_clear_error(tmp_path: Path, option: str) -> None:
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(VALID))
+    (tmp_path / "corpus.jsonl").write_text("")
     (tmp_path / "afile").write_text("x")
     result = invoke("run", str(spec), option, str(tmp_path / "afile"), "--until", "extract")
     assert result.exit_code == StorageError.exit_code, result.output
@@ -97,6 +119,19 @@ def test_status_of_a_missing_folder_or_a_file_is_an_error(tmp_path: Path) -> Non
     (tmp_path / "afile").write_text("x")
     a_file = invoke("status", str(tmp_path / "afile"))
     assert a_file.exit_code == StorageError.exit_code and "is a file" in a_file.output
+
+
+def test_status_of_a_runs_root_or_a_stage_folder_is_not_a_table_of_not_started(tmp_path: Path) -> None:
+    for name in ("alpha", "beta"):
+        (tmp_path / "runs" / name / "extract").mkdir(parents=True)
+        (tmp_path / "runs" / name / "spec.json").write_text("{}")
+
+    root = invoke("status", str(tmp_path / "runs"))
+    assert root.exit_code == StorageError.exit_code, root.output
+    assert "not a run folder" in root.output and "give one of them: alpha, beta" in root.output
+    stage = invoke("status", str(tmp_path / "runs" / "alpha" / "extract"))
+    assert stage.exit_code == StorageError.exit_code and "not a run folder" in stage.output
+    assert invoke("status", str(tmp_path / "runs" / "alpha")).exit_code == 0
 
 
 def test_status_on_s3_sees_an_interrupted_stage(bucket: str) -> None:
@@ -129,6 +164,23 @@ def test_force_that_would_do_nothing_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OsftError, match="--force train with --until querygen"):
         run_pipeline(str(spec), run_dir=str(tmp_path / "run"), force=("train",), until="querygen")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_of_another_spec_is_refused_before_anything_is_overwritten(
+    tmp_path: Path, tiny_corpus: Path
+) -> None:
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps({"name": "first", "source": {"type": "local", "path": str(tiny_corpus)}}))
+    second.write_text(json.dumps({"name": "second", "source": {"type": "local", "path": str(tiny_corpus)}}))
+    run_dir = str(tmp_path / "runs" / "first")
+    run_pipeline(str(first), run_dir=run_dir, until="extract")
+
+    for command in (["run", str(second), "--run-dir", run_dir], ["estimate", str(second), "--run-dir", run_dir]):
+        result = invoke(*command)
+        assert result.exit_code == 1, result.output
+        assert "holds the run of spec 'first', not of 'second'" in result.output
+    assert json.loads((Path(run_dir) / "spec.json").read_text())["name"] == "first"
+    assert read_manifest(run_dir, "extract").run_id == "first"
 
 
 def counting_stage(calls: list[int], *, fail_after: int | None = None) -> StageDefinition:

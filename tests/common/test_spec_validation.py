@@ -27,6 +27,9 @@ def with_changes(**changes: object) -> dict:
 
 MALFORMED = [
     pytest.param(with_changes(name="My Run"), "name: does not have the expected form", id="bad-name"),
+    pytest.param(
+        with_changes(name="-".join(["ab"] * 24)), "name: String should have at most 48 characters", id="name-too-long"
+    ),
     pytest.param({"source": VALID["source"]}, "name: required field is missing", id="missing-name"),
     pytest.param({"name": "x"}, "source: required field is missing", id="missing-source"),
     pytest.param(with_changes(source={"path": "c.jsonl"}), "source: needs a 'type' field", id="source-without-type"),
@@ -35,6 +38,11 @@ MALFORMED = [
     ),
     pytest.param(
         with_changes(source={"type": "local", "pth": "c"}), "source.pth: unknown field; did you mean 'path'?", id="typo"
+    ),
+    pytest.param(
+        with_changes(model={"bse": "x"}),
+        "model.bse: unknown field; did you mean 'base'?",
+        id="typo-beside-a-type-field",
     ),
     pytest.param(with_changes(epochs=3), "epochs: unknown field", id="unknown-top-level"),
     pytest.param(

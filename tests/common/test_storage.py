@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from osft.common.errors import StorageError
+from osft.common.errors import CredentialsError, StorageError
 from osft.common.stage import read_manifest, run_stage
 from osft.common.storage import Location, atomic_path
 from osft.extractor.stage import STAGE as EXTRACT
@@ -61,6 +61,9 @@ def test_missing_s3_object_and_bucket_are_clear_errors(bucket: str) -> None:
         Location(f"s3://{bucket}/nothing.json").read_text()
     with pytest.raises(StorageError, match="bucket does not exist"):
         Location("s3://no-such-bucket-here/x.json").read_text()
+    for uri in (f"s3://{bucket}", f"s3://{bucket}/"):  # `osft validate s3://bucket/`: no botocore parameter error
+        with pytest.raises(StorageError, match="names a bucket, not a file"):
+            Location(uri).read_text()
 
 
 def test_stages_run_with_spec_and_run_folder_on_s3(bucket: str, tiny_corpus: Path) -> None:
@@ -158,3 +161,48 @@ def test_mirror_uploads_what_changed_and_deletes_what_is_gone(bucket: str, tmp_p
     unchanged = s3.get_object(Bucket=bucket, Key="runs/x/train/_work/records.jsonl")["Body"].read()
     assert unchanged == b"changed remotely", "a file unchanged since it was sent is not uploaded again"
     assert set(sent) == {"checkpoints/checkpoint-4/model.safetensors", "records.jsonl"}
+
+
+def test_publishing_a_folder_again_on_s3_replaces_it_whole(bucket: str, tmp_path: Path) -> None:
+    """A re-run's model folder without the export the last run wrote must not come back with it on fetch."""
+    model = tmp_path / "model"
+    (model / "onnx").mkdir(parents=True)
+    (model / "model.safetensors").write_text("v1")
+    (model / "onnx" / "model.onnx").write_text("v1")
+    Location(f"s3://{bucket}/runs/x/model2/kept.bin").write_text("a sibling folder")
+    target = Location(f"s3://{bucket}/runs/x/model")
+    target.publish(model)
+
+    shutil.rmtree(model / "onnx")
+    (model / "model.safetensors").write_text("v2")
+    target.publish(model)
+
+    assert [loc.uri for loc in target.list_files()] == [f"s3://{bucket}/runs/x/model/model.safetensors"]
+    assert target.child("model.safetensors").read_text() == "v2"
+    assert Location(f"s3://{bucket}/runs/x/model2/kept.bin").exists()
+
+
+def test_a_refused_s3_delete_is_a_credentials_error_not_a_botocore_traceback(
+    bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run role without s3:DeleteObject meets this when a re-run removes the stage's old manifest."""
+    from botocore.exceptions import ClientError
+
+    from osft.common import storage
+
+    manifest = Location(f"s3://{bucket}/runs/x/train/manifest.json")
+    manifest.write_text("{}")
+    real_client = storage.s3_client
+
+    def refusing_client(region: str | None = None):
+        client = real_client(region)
+
+        def refuse(**kwargs: object) -> None:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "DeleteObject")
+
+        client.delete_object = refuse
+        return client
+
+    monkeypatch.setattr(storage, "s3_client", refusing_client)
+    with pytest.raises(CredentialsError, match=r"runs/x/train/manifest.json: access denied \(AccessDenied\)"):
+        manifest.delete_tree()

@@ -171,7 +171,8 @@ def test_run_over_max_cost_stops_after_extract_before_querygen(tiny_corpus, writ
         run_pipeline(str(spec_path), run_dir=str(run_dir))
 
     message = raised.value.render()
-    assert "max_cost_usd" in message and "over the limit of $0.00" in message and "nothing has been spent" in message
+    assert "max_cost_usd" in message and "over the limit of $0.0001" in message and "nothing has been spent" in message
+    assert "estimated at $0.00 " not in message, "an amount under a cent is shown to the tenth of a cent"
     assert read_manifest(str(run_dir), "extract") is not None
     assert not (run_dir / "querygen").exists()
     assert (run_dir / ESTIMATE_FILE).exists()

@@ -8,7 +8,7 @@ import click
 
 from osft.common.logging import configure_logging
 from osft.common.report import render_report, render_status
-from osft.common.runner import run_pipeline, run_status
+from osft.common.runner import check_local_inputs, run_pipeline, run_status
 from osft.common.spec import json_schema
 from osft.common.stage import STAGE_ORDER, load_spec
 from osft.common.stage_cli import report_errors
@@ -48,6 +48,7 @@ def status(run_dir: str) -> None:
 @click.argument("spec")
 def validate(spec: str) -> None:
     parsed = report_errors(lambda: load_spec(spec))
+    report_errors(lambda: check_local_inputs(parsed, spec))  # type: ignore[arg-type]
     click.echo(f"{spec}: valid run spec '{parsed.name}'")  # type: ignore[union-attr]
 
 

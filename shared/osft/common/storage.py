@@ -49,6 +49,14 @@ def split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def _split_s3_object(uri: str) -> tuple[str, str]:
+    """Bucket and key of a URI that must name one object, not a whole bucket."""
+    bucket, key = split_s3(uri)
+    if not key:
+        raise StorageError(f"{uri}: names a bucket, not a file", hint="give the full s3://bucket/key of the file")
+    return bucket, key
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -138,7 +146,7 @@ class Location:
     def exists(self) -> bool:
         if not is_s3(self.uri):
             return Path(self.uri).exists()
-        bucket, key = split_s3(self.uri)
+        bucket, key = _split_s3_object(self.uri)
         try:
             s3_client().head_object(Bucket=bucket, Key=key)
             return True
@@ -156,7 +164,7 @@ class Location:
                 raise StorageError(f"{self.uri}: file not found") from None
             except OSError as exc:
                 raise StorageError(f"{self.uri}: cannot read ({exc.strerror})") from None
-        bucket, key = split_s3(self.uri)
+        bucket, key = _split_s3_object(self.uri)
         try:
             return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
         except Exception as exc:  # noqa: BLE001
@@ -187,7 +195,7 @@ class Location:
                     hint="check that its folder is a folder you can write to, and that the disk has space",
                 ) from None
             return
-        bucket, key = split_s3(self.uri)
+        bucket, key = _split_s3_object(self.uri)
         try:
             s3_client().put_object(Bucket=bucket, Key=key, Body=data)
         except Exception as exc:  # noqa: BLE001
@@ -230,7 +238,7 @@ class Location:
             except FileNotFoundError:
                 raise StorageError(f"{self.uri}: file not found") from None
             return
-        bucket, key = split_s3(self.uri)
+        bucket, key = _split_s3_object(self.uri)
         try:
             body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
         except Exception as exc:  # noqa: BLE001
@@ -320,8 +328,16 @@ class Location:
         client = s3_client()
         try:
             if source.is_dir():
-                for path in sorted(p for p in source.rglob("*") if p.is_file()):
-                    client.upload_file(str(path), bucket, f"{key.rstrip('/')}/{path.relative_to(source).as_posix()}")
+                prefix = _folder_prefix(key)
+                sent = {prefix + p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()}
+                for item_key in sorted(sent):
+                    client.upload_file(str(source / item_key.removeprefix(prefix)), bucket, item_key)
+                # Like the local swap: files an earlier publish left here (a re-run's outputs, say without
+                # an export it had before) must not be fetched with the new ones. Never a whole bucket.
+                stale = Location(f"s3://{bucket}/{prefix}")._s3_tree() if prefix else []
+                for item_key, _ in stale:
+                    if item_key not in sent:
+                        client.delete_object(Bucket=bucket, Key=item_key)
             else:
                 client.upload_file(str(source), bucket, key)
         except Exception as exc:  # noqa: BLE001
@@ -363,4 +379,7 @@ class Location:
         bucket, _ = split_s3(self.uri)
         client = s3_client()
         for item in self.list_files():
-            client.delete_object(Bucket=bucket, Key=split_s3(item.uri)[1])
+            try:
+                client.delete_object(Bucket=bucket, Key=split_s3(item.uri)[1])
+            except Exception as exc:  # noqa: BLE001
+                raise _s3_error(exc, item.uri) from None

@@ -16,7 +16,7 @@ from osft.common.estimate.corpus_sample import count_tokens_function, sample_cor
 from osft.common.estimate.model import ESTIMATE_FILE, Estimate, LineItem
 from osft.common.estimate.prices import PriceTable, load_price_table
 from osft.common.estimate.prompt_size import measure_prompt, spec_relative
-from osft.common.estimate.render import render_comparison, render_estimate
+from osft.common.estimate.render import render_comparison, render_estimate, usd
 from osft.common.manifests import ExtractManifest, QuerygenManifest, StageManifest
 from osft.common.registry import load_stage
 from osft.common.spec import RunSpec
@@ -114,6 +114,10 @@ def estimate_from_run_dir(
 
 def estimate_run(spec_uri: str, run_dir: str | None = None, *, on_sagemaker: bool = False) -> Estimate:
     """Run (or reuse) the extract stage, then estimate. Without ``run_dir`` a temporary folder is used."""
+    from osft.common.runner import check_run_folder_owner  # the runner imports this module
+
+    if run_dir is not None:
+        check_run_folder_owner(load_spec(spec_uri), run_dir)
     with tempfile.TemporaryDirectory(prefix="osft-estimate-run-") as scratch:
         folder = run_dir or scratch
         run_stage(load_stage("extract"), spec_uri, folder)
@@ -131,15 +135,15 @@ def check_budget(estimate: Estimate) -> None:
     unpriced = [f"{i.stage}: {i.item}" for i in estimate.items if i.usd is None and not i.alternative and not i.monthly]
     if unpriced:
         raise QuotaError(
-            f"max_cost_usd: cannot check the budget of ${limit:,.2f}: no price for {'; '.join(unpriced)}",
+            f"max_cost_usd: cannot check the budget of {usd(limit)}: no price for {'; '.join(unpriced)}",
             hint="add the model or instance type to the price table (osft/common/data/prices.json or the querygen "
             "Bedrock table), or remove max_cost_usd from the spec",
         )
     if estimate.over_budget:
         biggest = max((i for i in estimate.items if not i.alternative and not i.monthly), key=lambda i: i.usd or 0)
         raise QuotaError(
-            f"max_cost_usd: the run is estimated at ${estimate.run_usd:,.2f}, over the limit of ${limit:,.2f}; "
-            f"nothing has been spent yet. Largest item: {biggest.stage}: {biggest.item} (${biggest.usd or 0:,.2f})",
+            f"max_cost_usd: the run is estimated at {usd(estimate.run_usd)}, over the limit of {usd(limit)}; "
+            f"nothing has been spent yet. Largest item: {biggest.stage}: {biggest.item} ({usd(biggest.usd or 0)})",
             hint="raise max_cost_usd, sample fewer documents (sampling.max_docs), lower querygen.queries_per_doc, "
             "use bedrock-batch or a cheaper model_id; 'osft estimate SPEC' prints every line",
         )

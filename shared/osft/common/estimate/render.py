@@ -6,7 +6,7 @@ from osft.common.estimate.model import Estimate
 from osft.common.manifests import EvaluateManifest, QuerygenManifest, TrainManifest
 
 
-def _usd(value: float | None) -> str:
+def usd(value: float | None) -> str:
     if value is None:
         return "no price"
     return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
@@ -25,16 +25,16 @@ def render_estimate(estimate: Estimate) -> str:
     for item in estimate.items:
         quantity = f"{item.quantity:,.4g} {item.unit}" if item.quantity < 1000 else f"{item.quantity:,.0f} {item.unit}"
         flag = " (alternative, not in total)" if item.alternative else (" (per month)" if item.monthly else "")
-        lines.append(f"{item.stage:<14}{_usd(item.usd):>12}  {quantity:>22}  {item.item}{flag}")
+        lines.append(f"{item.stage:<14}{usd(item.usd):>12}  {quantity:>22}  {item.item}{flag}")
     lines.append("")
-    lines.append(f"run total: {_usd(estimate.run_usd)}")
+    lines.append(f"run total: {usd(estimate.run_usd)}")
     if estimate.endpoint_monthly_usd is not None:
-        lines.append(f"endpoint: {_usd(estimate.endpoint_monthly_usd)} per month while deployed (not in the run total)")
+        lines.append(f"endpoint: {usd(estimate.endpoint_monthly_usd)} per month while deployed (not in the run total)")
     for item in estimate.unpriced:
         lines.append(f"not priced: {item}")
     if estimate.max_cost_usd is not None:
         verdict = "OVER BUDGET" if estimate.over_budget else "within budget"
-        lines.append(f"max_cost_usd: {_usd(estimate.max_cost_usd)}: {verdict}")
+        lines.append(f"max_cost_usd: {usd(estimate.max_cost_usd)}: {verdict}")
     lines += [f"note: {note}" for note in estimate.notes]
     return "\n".join(lines)
 
@@ -53,7 +53,7 @@ def render_comparison(
         rows.append(("output tokens", f"{expected.output_tokens:,}", f"{querygen.stats.output_tokens:,}"))
         if querygen.stats.estimated_cost_usd is not None:
             guessed = next((i.usd for i in estimate.items if i.stage == "querygen" and not i.alternative), None)
-            rows.append(("querygen USD", _usd(guessed), _usd(querygen.stats.estimated_cost_usd)))
+            rows.append(("querygen USD", usd(guessed), usd(querygen.stats.estimated_cost_usd)))
     if train is not None:
         # The estimate's seconds cover building the rows (mining, teacher scores), training and choosing the
         # merge ratio: the train stage's steps but its export.

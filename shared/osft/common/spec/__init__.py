@@ -33,7 +33,10 @@ class RunSpec(SpecModel):
     spec_version: int = Field(default=SPEC_VERSION, ge=1, le=SPEC_VERSION)
     name: str = Field(
         pattern=r"^[a-z0-9](-?[a-z0-9]){0,47}$",
-        description="Run name: lowercase letters, digits and single hyphens; names the run folder and AWS resources.",
+        # The pattern alone lets hyphens add up to 47 more characters; osft-<name> must fit SageMaker's 63.
+        max_length=48,
+        description="Run name: at most 48 characters, lowercase letters, digits and single hyphens, starting and "
+        "ending with a letter or digit; names the run folder and AWS resources.",
     )
     source: Source
     cleaning: Cleaning = Field(default_factory=Cleaning)
@@ -94,7 +97,9 @@ def _walk_models(
         if field.description:
             described[(*prefix, name)] = field.description
         for candidate in _spec_models_in(field.annotation):
-            tag_field = candidate.model_fields.get("type")
+            # Only a discriminated union's member is located under its tag; a plain section with a
+            # ``type`` field (``model.type``) is not.
+            tag_field = candidate.model_fields.get("type") if name in UNION_TAGS else None
             tags = getattr(tag_field.annotation, "__args__", ()) if tag_field else ()
             location = prefix + (name,) + ((tags[0],) if tags else ())
             _walk_models(candidate, location, known, described)

@@ -74,7 +74,11 @@ class S3Source(SpecModel):
     """One S3 object or every object under a prefix (``.gz`` objects are decompressed)."""
 
     type: Literal["s3"]
-    uri: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
+    uri: str = Field(
+        pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$",
+        description="s3://bucket/key of one object, or s3://bucket/prefix/ (bucket names are 3 to 63 lowercase "
+        "letters, digits, dots and hyphens).",
+    )
     format: FileFormat = "auto"
     text_unit: Literal["line", "file"] = "line"
     encoding: Encoding = "utf-8"
