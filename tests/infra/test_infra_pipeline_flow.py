@@ -148,11 +148,12 @@ def test_require_gate_false_deploys_a_rejected_model(tools: Tools) -> None:
     [
         {"name": "local-run", "source": {"type": "local", "path": "data/docs.jsonl"}},
         {"name": "Bad_Name", "source": {"type": "s3", "uri": "s3://b/docs"}},
+        {"name": "-".join(["ab"] * 17), "source": {"type": "s3", "uri": "s3://b/docs"}},
         {"name": "pairs-run", "source": {"type": "pairs", "path": "pairs.jsonl"}},
         {"source": {"type": "s3", "uri": "s3://b/docs"}},
         "not a spec",
     ],
-    ids=["local-source", "bad-name", "local-pairs", "no-name", "not-an-object"],
+    ids=["local-source", "bad-name", "name-over-48", "local-pairs", "no-name", "not-an-object"],
 )
 def test_input_a_cloud_run_cannot_use_fails_before_any_compute(tools: Tools, spec: Any) -> None:
     trace = execute(tools, spec)
