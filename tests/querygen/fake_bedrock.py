@@ -42,11 +42,13 @@ def reply_for(doc_id: str, kinds: int = 2) -> str:
     return json.dumps({"queries": queries[:kinds]})
 
 
-def converse_body(text: str, input_tokens: int = 420, output_tokens: int = 60) -> dict[str, Any]:
+def converse_body(
+    text: str, input_tokens: int = 420, output_tokens: int = 60, stop_reason: str = "end_turn"
+) -> dict[str, Any]:
     """A Converse response body as Bedrock returns it (also the modelOutput of a Converse batch record)."""
     return {
         "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
-        "stopReason": "end_turn",
+        "stopReason": stop_reason,
         "usage": {
             "inputTokens": input_tokens,
             "outputTokens": output_tokens,
@@ -65,6 +67,7 @@ class FakeConverse:
         kill_after: raise SimulatedKill on this call number (1-based), after serving the earlier ones.
         lost_connections: the first calls that end in a read timeout (what botocore raises once its
             own retries of a hung connection are spent).
+        stop_reasons: doc id -> the Converse ``stopReason`` of its reply (``end_turn`` otherwise).
     """
 
     def __init__(
@@ -73,8 +76,10 @@ class FakeConverse:
         malformed: dict[str, str] | None = None,
         kill_after: int | None = None,
         lost_connections: int = 0,
+        stop_reasons: dict[str, str] | None = None,
     ) -> None:
         self.throttle_rate = throttle_rate
+        self.stop_reasons = stop_reasons or {}
         self.lost_connections = lost_connections
         self.malformed = malformed or {}
         self.kill_after = kill_after
@@ -113,7 +118,7 @@ class FakeConverse:
                 }
             self.served[doc_id] += 1
         text = self.malformed.get(doc_id, reply_for(doc_id))
-        parsed = converse_body(text)
+        parsed = converse_body(text, stop_reason=self.stop_reasons.get(doc_id, "end_turn"))
         parsed["ResponseMetadata"] = {"HTTPStatusCode": 200, "RetryAttempts": 0}
         return AWSResponse("https://bedrock-runtime", 200, {}, None), parsed
 

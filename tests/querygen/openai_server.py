@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,9 +22,22 @@ class ChatServer:
     """Start with ``start()``; ``url`` is the base URL to put in ``querygen.openai.base_url``."""
 
     def __init__(
-        self, api_key: str = "sk-test", fail_first: int = 0, delay_s: float = 0.0, also_answer: str = ""
+        self,
+        api_key: str = "sk-test",
+        fail_first: int = 0,
+        delay_s: float = 0.0,
+        also_answer: str = "",
+        message_for: Callable[[str, str], tuple[dict[str, Any], str]] | None = None,
+        reject_response_format: bool = False,
     ) -> None:
-        """``also_answer``: a query added to every reply, as a small model repeats a prompt's example."""
+        """``also_answer``: a query added to every reply, as a small model repeats a prompt's example.
+        ``message_for(doc_id, reply)``: the ``message`` and ``finish_reason`` to answer with instead of
+        the reply in a code fence (a reasoning model's fields, a reply cut at ``max_tokens``).
+        ``reject_response_format``: answer 400 to a request with ``response_format``, as servers without
+        JSON mode do."""
+        self.reject_response_format = reject_response_format
+        self.rejected = 0
+        self.message_for = message_for
         self.api_key = api_key
         self.also_answer = also_answer
         self.fail_first = fail_first
@@ -73,6 +87,12 @@ class ChatServer:
                     status = 429 if number % 2 else 500
                     self._send(status, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}})
                     return
+                if server.reject_response_format and "response_format" in body:
+                    with server.lock:
+                        server.rejected += 1
+                    message = "Unsupported parameter: 'response_format' is not supported with this model."
+                    self._send(400, {"error": {"message": message, "type": "invalid_request_error"}})
+                    return
                 if not (body.get("model") and isinstance(body.get("messages"), list)):
                     self._send(400, {"error": {"message": "model and messages are required"}})
                     return
@@ -85,6 +105,10 @@ class ChatServer:
                 if server.also_answer:
                     queries = json.loads(reply)["queries"] + [{"type": "factoid", "query": server.also_answer}]
                     reply = json.dumps({"queries": queries})
+                message: dict[str, Any] = {"role": "assistant", "content": "```json\n" + reply + "\n```"}
+                finish_reason = "stop"
+                if server.message_for is not None:
+                    message, finish_reason = server.message_for(doc_id, reply)
                 self._send(
                     200,
                     {
@@ -92,13 +116,7 @@ class ChatServer:
                         "object": "chat.completion",
                         "created": int(time.time()),
                         "model": body["model"],
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": "```json\n" + reply + "\n```"},
-                                "finish_reason": "stop",
-                            }
-                        ],
+                        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
                         "usage": {"prompt_tokens": 380, "completion_tokens": 55, "total_tokens": 435},
                     },
                 )

@@ -56,6 +56,29 @@ def test_malformed_model_output_is_counted_and_skipped(run_folder, fake_converse
     assert any("could not be parsed" in note for note in manifest.notes)
 
 
+def test_replies_stopped_at_max_tokens_keep_their_whole_queries_and_say_which_setting_to_raise(
+    run_folder, fake_converse
+):
+    cut = '{"queries": [{"type": "factoid", "query": "which cohort had the largest glacier melt"}, {"type": "conc'
+    fake_converse(
+        malformed={"d0": cut, "d1": '{"queries": [{"type": "fac', "d2": "Sorry, the model cannot answer that."},
+        stop_reasons={"d0": "max_tokens", "d1": "max_tokens", "d2": "guardrail_intervened"},
+    )
+    spec, run_dir = run_folder({"provider": "bedrock", "bedrock": FAST}, make_docs(4))
+    manifest = run_querygen(spec, run_dir)
+    by_doc = {p["doc_id"]: p["query"] for p in read_pairs(run_dir) if p["doc_id"] in ("d0", "d1", "d2")}
+    assert by_doc == {"d0": "which cohort had the largest glacier melt"}
+    assert manifest.stats.unparseable_replies == 2
+    notes = " ".join(manifest.notes)
+    assert "2 reply(ies) stopped at the token limit (1 kept" in notes and "querygen.bedrock.max_tokens" in notes
+    assert "1 reply(ies) ended with stop reason guardrail_intervened" in notes
+    records = [json.loads(line) for line in (Path(run_dir) / "querygen/_work/records.jsonl").open()]
+    assert {r["error"].split(":")[0] for r in records if r["status"] == "unparseable"} == {
+        "stopped by max_tokens",
+        "stopped by guardrail_intervened",
+    }
+
+
 def test_killed_querygen_resumes_without_duplicates(run_folder, fake_converse):
     spec, run_dir = run_folder({"provider": "bedrock", "bedrock": {**FAST, "max_concurrency": 1}}, make_docs(10))
     first = fake_converse(kill_after=5)
@@ -152,3 +175,32 @@ def test_a_line_cut_short_by_a_kill_does_not_swallow_the_next_record(tmp_path):
     assert set(log.done) == {"R1"}
     log.append(RecordResult("R3", "d3", "ok", "on-demand", [("a query", "factoid")]))
     assert set(RecordLog(path).done) == {"R1", "R3"}
+
+
+def test_a_base_model_id_that_needs_an_inference_profile_stops_at_the_first_call(run_folder, aws_env, monkeypatch):
+    from botocore.stub import Stubber
+
+    from osft.common.errors import ServiceError
+    from osft.querygen import bedrock_clients
+
+    real = bedrock_clients.runtime_client
+    stubbers: list[Stubber] = []
+    message = (
+        "Invocation of model ID anthropic.claude-haiku-4-5-20251001-v1:0 with on-demand throughput isn\u2019t "
+        "supported. Retry your request with the ID or ARN of an inference profile that contains this model."
+    )
+
+    def refused(*args, **kwargs):
+        client = real(*args, **kwargs)
+        stubbers.append(Stubber(client))
+        for _ in range(3):
+            stubbers[-1].add_client_error("converse", "ValidationException", message, 400)
+        stubbers[-1].activate()
+        return client
+
+    monkeypatch.setattr(bedrock_clients, "runtime_client", refused)
+    querygen = {"provider": "bedrock", "model_id": "anthropic.claude-haiku-4-5-20251001-v1:0"}
+    spec, run_dir = run_folder({**querygen, "bedrock": {**FAST, "max_concurrency": 1}}, make_docs(3))
+    with pytest.raises(ServiceError, match=r"(?s)querygen\.model_id.*inference-profile id"):
+        run_querygen(spec, run_dir)
+    assert len(stubbers[0]._queue) == 2, "one call, not one per document"

@@ -62,7 +62,7 @@ def test_wrong_base_url_stops_with_a_hint(run_folder, chat_server, monkeypatch):
     monkeypatch.setenv("QG_TEST_KEY", "sk-test")
     server = chat_server()
     querygen = openai_spec(server)
-    querygen["openai"]["base_url"] = server.url.removesuffix("/v1")
+    querygen["openai"]["base_url"] = server.url.removesuffix("/v1") + "/openai"  # neither it nor /openai/v1 serves
     spec, run_dir = run_folder(querygen, make_docs(2))
     with pytest.raises(ServiceError, match="base_url"):
         run_querygen(spec, run_dir)
@@ -166,3 +166,49 @@ def test_content_parts_and_null_token_counts_are_read_not_a_crash():
         assert (completion.text, completion.input_tokens, completion.output_tokens) == ('["a b c"]', 0, 7)
     finally:
         chat.close()
+
+
+def test_a_reasoning_model_reply_in_reasoning_content_or_cut_at_the_limit_is_read(run_folder, chat_server, monkeypatch):
+    def message_for(doc_id: str, reply: str) -> tuple[dict, str]:
+        if doc_id == "d0":  # vLLM's reasoning parser found no end of thinking: all of it is reasoning
+            return {"role": "assistant", "content": None, "reasoning_content": reply}, "stop"
+        if doc_id == "d1":  # Ollama's field name, and an empty content string
+            return {"role": "assistant", "content": "", "reasoning": reply}, "stop"
+        if doc_id == "d2":  # thinking inline (no reasoning parser) with a draft, then the answer
+            draft = '{"queries": [{"type": "factoid", "query": "draft query about nothing in particular"}]}'
+            return {"role": "assistant", "content": f"<think>Draft: {draft}. Better:</think>\n{reply}"}, "stop"
+        # thought until max_tokens: the answer was cut after its first query
+        return {"role": "assistant", "content": reply[: reply.index("}") + 3]}, "length"
+
+    monkeypatch.setenv("QG_TEST_KEY", "sk-test")
+    server = chat_server(message_for=message_for)
+    spec, run_dir = run_folder(openai_spec(server), make_docs(4))
+    manifest = run_querygen(spec, run_dir)
+    pairs = read_pairs(run_dir)
+    assert sorted(p["doc_id"] for p in pairs) == ["d0", "d0", "d1", "d1", "d2", "d2", "d3"]
+    assert not [p for p in pairs if "draft" in p["query"]]
+    assert manifest.stats.unparseable_replies == 0
+    assert any(
+        "1 reply(ies) stopped at the token limit" in n and "querygen.openai.max_tokens" in n for n in manifest.notes
+    )
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/v1/chat/completions"], ids=["root", "root-slash", "full-endpoint"])
+def test_a_base_url_without_v1_or_with_the_endpoint_reaches_the_server(run_folder, chat_server, monkeypatch, suffix):
+    monkeypatch.setenv("QG_TEST_KEY", "sk-test")
+    server = chat_server()
+    querygen = openai_spec(server, max_concurrency=1)
+    querygen["openai"]["base_url"] = server.url.removesuffix("/v1") + suffix
+    spec, run_dir = run_folder(querygen, make_docs(3))
+    manifest = run_querygen(spec, run_dir)
+    assert sorted(server.served) == ["d0", "d1", "d2"] and manifest.stats.failures == 0
+    assert manifest.stats.requests == (3 if suffix.endswith("completions") else 4), "one 404 before /v1 is used"
+
+
+def test_a_server_without_json_mode_is_asked_again_without_it(run_folder, chat_server, monkeypatch):
+    monkeypatch.setenv("QG_TEST_KEY", "sk-test")
+    server = chat_server(reject_response_format=True)
+    spec, run_dir = run_folder(openai_spec(server, json_mode=True, max_concurrency=1), make_docs(4))
+    manifest = run_querygen(spec, run_dir)
+    assert sorted(server.served) == ["d0", "d1", "d2", "d3"]
+    assert manifest.stats.failures == 0 and server.rejected == 1, "json_mode is dropped after the first refusal"

@@ -65,3 +65,30 @@ def test_examples_file_without_query_text_names_the_line(tmp_path: Path):
     path.write_text('{"query": "ok"}\n{"q": "no"}\n')
     with pytest.raises(InputDataError, match=r"queries\.jsonl:2"):
         load_examples(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line", "message"),
+    [
+        ("user.txt", "Title: $title\nDoc: $document\n", 1, r"unknown placeholder \$title"),
+        ("factoid.txt", "- $n factoid queries\n- out of $count\n", 2, r"unknown placeholder \$count"),
+        ("system.txt", "You write queries.\nIt costs $5.\n", 2, r"a '\$' that starts no placeholder"),
+    ],
+)
+def test_a_template_placeholder_that_is_never_filled_names_the_file_and_line(
+    tmp_path: Path, name: str, text: str, line: int, message: str
+):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(InputDataError, match=rf"{name}:{line}: {message}"):
+        load_templates(tmp_path)
+
+
+def test_a_template_that_is_not_utf8_is_a_named_error(tmp_path: Path):
+    (tmp_path / "user.txt").write_bytes("Document : $document, café".encode("latin-1"))
+    with pytest.raises(InputDataError, match=r"user\.txt: prompt template is not UTF-8"):
+        load_templates(tmp_path)
+
+
+def test_a_dollar_sign_written_as_two_in_the_system_prompt_is_sent_as_one(tmp_path: Path):
+    (tmp_path / "system.txt").write_text("Queries about prices in $$ are welcome.\n")
+    assert builder(tmp_path).build(0, make_docs(1)[0]).system == "Queries about prices in $ are welcome."

@@ -43,3 +43,24 @@ def test_unknown_kind_falls_back_to_the_requested_one():
 def test_a_bracket_in_the_prose_does_not_hide_the_json_after_it():
     reply = 'As the abstract says [1], here they are: {"queries": ["a b c", "d e f"]}'
     assert parse_reply(reply, KINDS) == [("a b c", "factoid"), ("d e f", "conceptual")]
+
+
+def test_json_drafted_inside_inline_thinking_is_not_taken_for_the_answer():
+    reply = (
+        '<think>A first draft: {"queries": ["draft one", "draft two"]}. Too vague; try again.</think>\n'
+        '{"queries": ["a b c", "d e f"]}'
+    )
+    assert parse_reply(reply, KINDS) == [("a b c", "factoid"), ("d e f", "conceptual")]
+
+
+def test_thinking_cut_off_before_it_ends_holds_no_answer():
+    with pytest.raises(UnparseableReply):
+        parse_reply('<think>Drafting: {"queries": ["draft one"]} and then', KINDS, cut=True)
+
+
+def test_a_reply_cut_at_the_token_limit_keeps_its_whole_queries():
+    reply = 'Here:\n```json\n{"queries": [{"type": "conceptual", "query": "a b c"}, {"type": "factoid", "query": "d e'
+    assert parse_reply(reply, KINDS, cut=True) == [("a b c", "conceptual")]
+    assert parse_reply('See [1]. ["a b c", "d e f", "g h', KINDS, cut=True)[:1] == [("a b c", "factoid")]
+    with pytest.raises(UnparseableReply):
+        parse_reply(reply, KINDS)  # not known to be cut: an unfinished list stays unparseable

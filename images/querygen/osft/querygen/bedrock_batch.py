@@ -30,8 +30,8 @@ from typing import Any
 from osft.common.errors import CredentialsError, QuotaError, ServiceError
 from osft.common.spec.querygen import BedrockOptions
 from osft.common.storage import Location, join
-from osft.querygen.bedrock_converse import converse_request, converse_text
-from osft.querygen.on_demand import Completion, result_of
+from osft.querygen.bedrock_converse import converse_completion, converse_request
+from osft.querygen.on_demand import result_of
 from osft.querygen.prompts import PromptRecord
 from osft.querygen.record_log import RecordLog
 
@@ -364,8 +364,7 @@ class BatchRunner:
                 seen.add(record.record_id)
                 if record.record_id in log.done or "modelOutput" not in item:
                     continue
-                text, tokens_in, tokens_out = converse_text(item["modelOutput"])
-                log.append(result_of(record, Completion(text, tokens_in, tokens_out), "batch"))
+                log.append(result_of(record, converse_completion(item["modelOutput"]), "batch"))
         retry = [rid for rid in job.record_ids if rid not in log.done]
         if job.status == "Failed" and not seen:
             # A job that failed as a whole (role, bucket, model) would fail again: retrying every

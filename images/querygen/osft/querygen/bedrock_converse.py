@@ -7,6 +7,7 @@ out (or a connection is lost or times out), ``BedrockConverse`` waits (exponenti
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,11 @@ RETRYABLE = frozenset(
     }
 )
 FATAL_CREDENTIALS = frozenset({"AccessDeniedException", "UnrecognizedClientException", "ExpiredTokenException"})
+# ValidationException messages that refuse the model itself, so every record would fail the same way:
+# "Invocation of model ID ... with on-demand throughput isn't supported" (a base id where an inference
+# profile is needed), "The provided model doesn't support on-demand throughput", "The provided model
+# identifier is invalid", "This action doesn't support the model that you provided".
+_MODEL_REFUSED = re.compile(r"on-demand throughput|model identifier is invalid|support the model", re.IGNORECASE)
 
 
 def converse_request(record: PromptRecord, options: BedrockOptions) -> dict[str, Any]:
@@ -39,12 +45,30 @@ def converse_request(record: PromptRecord, options: BedrockOptions) -> dict[str,
     }
 
 
-def converse_text(response: dict[str, Any]) -> tuple[str, int, int]:
-    """(reply text, input tokens, output tokens) from a Converse response body."""
+# Converse stopReason values after which the text is not a whole reply (end_turn and stop_sequence are).
+ABNORMAL_STOPS = frozenset(
+    {
+        "max_tokens",
+        "model_context_window_exceeded",
+        "guardrail_intervened",
+        "content_filtered",
+    }
+)
+
+
+def converse_completion(response: dict[str, Any], requests: int = 1) -> Completion:
+    """The reply text, tokens and abnormal stop reason of a Converse response body (or batch modelOutput)."""
     content = response.get("output", {}).get("message", {}).get("content", [])
     text = "".join(block.get("text", "") for block in content if isinstance(block, dict))
     usage = response.get("usage", {})
-    return text, int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0))
+    stop = response.get("stopReason")
+    return Completion(
+        text,
+        int(usage.get("inputTokens", 0)),
+        int(usage.get("outputTokens", 0)),
+        requests,
+        stop_reason=stop if stop in ABNORMAL_STOPS else None,
+    )
 
 
 class BedrockConverse:
@@ -97,6 +121,12 @@ class BedrockConverse:
                         f"Bedrock refused Converse on {self.model_id} ({code}: {message})",
                         hint="grant bedrock:InvokeModel on the model (and inference profile) and request model access",
                     ) from None
+                if code == "ValidationException" and _MODEL_REFUSED.search(message):
+                    raise ServiceError(
+                        f"querygen.model_id: Bedrock cannot run '{self.model_id}' on demand ({message})",
+                        hint="use an inference-profile id (e.g. 'us.' + the model id) or ARN, or a text model "
+                        "the region offers on demand",
+                    ) from None
                 if code == "ResourceNotFoundException":
                     raise ServiceError(
                         f"querygen.model_id: Bedrock does not know '{self.model_id}' ({message})",
@@ -109,5 +139,4 @@ class BedrockConverse:
                         continue
                 raise CompletionFailed(f"{code}: {message}", requests) from None
             requests += 1 + response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-            text, tokens_in, tokens_out = converse_text(response)
-            return Completion(text, tokens_in, tokens_out, requests)
+            return converse_completion(response, requests)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,10 @@ from osft.querygen.accounting import Usage
 from osft.querygen.bedrock_batch import BatchRunner
 from osft.querygen.bedrock_converse import BedrockConverse
 from osft.querygen.offline import GeneratedQuery
-from osft.querygen.on_demand import Checkpointer, run_records
+from osft.querygen.on_demand import CUT_OFF, Checkpointer, run_records
 from osft.querygen.openai_chat import OpenAIChat
 from osft.querygen.prompts import PromptBuilder, PromptRecord, load_examples, load_templates
-from osft.querygen.record_log import RecordLog
+from osft.querygen.record_log import RecordLog, RecordResult
 
 RECORD_LOG = "records.jsonl"
 CHECKPOINT_SECONDS = 30.0
@@ -102,6 +103,7 @@ def generate_with_llm(ctx: StageContext, corpus: dict[str, Document], queried: C
         outcome.notes.append(f"{outcome.usage.failures} document(s) got no reply after retries and were skipped.")
     if outcome.usage.unparseable:
         outcome.notes.append(f"{outcome.usage.unparseable} reply(ies) could not be parsed as JSON and were skipped.")
+    outcome.notes.extend(_stop_notes(results, "openai" if options.provider == "openai" else "bedrock"))
     outcome.queries = [
         GeneratedQuery(result.doc_id, query, kind)
         for result in results
@@ -109,6 +111,23 @@ def generate_with_llm(ctx: StageContext, corpus: dict[str, Document], queried: C
         for query, kind in result.queries
     ]
     return outcome
+
+
+def _stop_notes(results: list[RecordResult], section: str) -> list[str]:
+    """What replies that did not end normally mean: cut at the token limit, or filtered."""
+    notes: list[str] = []
+    cut = [r for r in results if r.stop_reason in CUT_OFF]
+    if cut:
+        salvaged = sum(r.status == "ok" for r in cut)
+        notes.append(
+            f"{len(cut)} reply(ies) stopped at the token limit ({salvaged} kept the queries written before the cut): "
+            f"raise querygen.{section}.max_tokens (reasoning models need room to think), "
+            "or lower querygen.max_document_chars for a model with a small context."
+        )
+    filtered = Counter(r.stop_reason for r in results if r.stop_reason and r.stop_reason not in CUT_OFF)
+    for reason, count in sorted(filtered.items()):
+        notes.append(f"{count} reply(ies) ended with stop reason {reason} (a guardrail or content filter).")
+    return notes
 
 
 def _run_provider(

@@ -18,15 +18,24 @@ from osft.querygen.prompts import PromptRecord
 from osft.querygen.record_log import Mode, RecordLog, RecordResult
 from osft.querygen.replies import UnparseableReply, parse_reply
 
+MAX_TOKENS = "max_tokens"
+# Stop reasons after which a reply may end mid-list (Bedrock's names; OpenAI's "length" maps to max_tokens).
+CUT_OFF = frozenset({MAX_TOKENS, "model_context_window_exceeded"})
+
 
 @dataclass(frozen=True)
 class Completion:
-    """A model reply and what it cost; ``requests`` counts the calls it took, retries included."""
+    """A model reply and what it cost; ``requests`` counts the calls it took, retries included.
+
+    ``stop_reason`` is set when the reply did not end normally: ``max_tokens`` (cut at the token
+    limit) or why a filter or guardrail replaced it, as the provider says.
+    """
 
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
     requests: int = 1
+    stop_reason: str | None = None
 
 
 class CompletionFailed(Exception):
@@ -55,10 +64,12 @@ def backoff_delays(base: float, retries: int, cap: float = 60.0, seed: int | Non
 def result_of(record: PromptRecord, completion: Completion, mode: Mode) -> RecordResult:
     """Parse a reply into a record result: ``ok`` with its queries, or ``unparseable``."""
     try:
-        queries = parse_reply(completion.text, record.kinds)
+        queries = parse_reply(completion.text, record.kinds, cut=completion.stop_reason in CUT_OFF)
         status, error = "ok", None
     except UnparseableReply as exc:
         queries, status, error = [], "unparseable", str(exc)
+        if completion.stop_reason:
+            error = f"stopped by {completion.stop_reason}: {error}"
     return RecordResult(
         record_id=record.record_id,
         doc_id=record.doc_id,
@@ -69,6 +80,7 @@ def result_of(record: PromptRecord, completion: Completion, mode: Mode) -> Recor
         output_tokens=completion.output_tokens,
         requests=completion.requests,
         error=error,
+        stop_reason=completion.stop_reason,
     )
 
 

@@ -12,12 +12,14 @@ import os
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from osft.common.errors import CredentialsError, ServiceError
+from osft.common.logging import get_logger
 from osft.common.spec.querygen import OpenAIOptions
-from osft.querygen.on_demand import Completion, CompletionFailed, backoff_delays
+from osft.querygen.on_demand import MAX_TOKENS, Completion, CompletionFailed, backoff_delays
 from osft.querygen.prompts import PromptRecord
 
 
@@ -50,12 +52,18 @@ class OpenAIChat:
         headers = {"Content-Type": "application/json"}
         if key := api_key(options):
             headers["Authorization"] = f"Bearer {key}"
+        # A base URL pasted with its endpoint works as the base it contains.
+        self.base_url = options.base_url.rstrip("/").removesuffix("/chat/completions")
         self.client = httpx.Client(
-            base_url=options.base_url.rstrip("/") + "/",
+            base_url=self.base_url + "/",
             headers=headers,
             timeout=options.timeout_s,
             limits=httpx.Limits(max_connections=options.max_concurrency),
         )
+        self.path = "chat/completions"
+        # Given a server's root (http://localhost:11434), /chat/completions is a 404 on vLLM and Ollama.
+        self._try_v1 = not urlsplit(self.base_url).path.endswith("/v1")
+        self.json_mode = options.json_mode
 
     def close(self) -> None:
         self.client.close()
@@ -67,7 +75,7 @@ class OpenAIChat:
             "max_tokens": self.options.max_tokens,
             "temperature": self.options.temperature,
         }
-        if self.options.json_mode:
+        if self.json_mode:
             body["response_format"] = {"type": "json_object"}
         return body
 
@@ -75,17 +83,20 @@ class OpenAIChat:
         body = self.request_body(record)
         delays = backoff_delays(self.options.retry_base_seconds, self.options.max_retries)
         requests = 0
-        url = f"{self.options.base_url.rstrip('/')}/chat/completions"
         while True:
             requests += 1
             try:
-                response = self.client.post("chat/completions", json=body)
+                response, calls = self._post(body)
             except httpx.TransportError as exc:
                 reason, retry_after = f"{type(exc).__name__}: {exc}", None
             else:
+                requests += calls - 1
+                url = f"{self.base_url}/{self.path}"
                 if response.status_code == 200:
                     return self._completion(response, requests)
                 reason = f"HTTP {response.status_code}: {response.text[:200]}"
+                if response.status_code in (400, 422) and self._refuses_json_mode(body, response):
+                    continue
                 retry_after = response.headers.get("Retry-After")
                 if response.status_code in (401, 403):
                     env = self.options.api_key_env
@@ -109,15 +120,56 @@ class OpenAIChat:
                 delay = max(delay, min(60.0, float(retry_after)))
             self.sleep(delay)
 
+    def _post(self, body: dict[str, Any]) -> tuple[httpx.Response, int]:
+        """POST to the chat endpoint; (response, HTTP calls made). A 404 from a base URL without /v1
+        is tried once more under /v1, which then serves every later call."""
+        path = self.path
+        response = self.client.post(path, json=body)
+        if response.status_code != 404 or not self._try_v1 or path != "chat/completions":
+            return response, 1
+        retried = self.client.post("v1/chat/completions", json=body)
+        if retried.status_code == 404:
+            return response, 2
+        if self._try_v1:
+            self._try_v1, self.path = False, "v1/chat/completions"
+            get_logger().warning("openai_base_url_without_v1", base_url=self.base_url, using=f"{self.base_url}/v1")
+        return retried, 2
+
+    def _refuses_json_mode(self, body: dict[str, Any], response: httpx.Response) -> bool:
+        """True (and json_mode is off from now on) when the server rejects ``response_format``;
+        the prompt asks for JSON anyway, and the reply parser does not need it."""
+        if "response_format" not in body or "response_format" not in response.text:
+            return False
+        body.pop("response_format")
+        if self.json_mode:
+            self.json_mode = False
+            get_logger().warning(
+                "openai_json_mode_unsupported", reason=response.text[:200], hint="set querygen.openai.json_mode false"
+            )
+        return True
+
     def _completion(self, response: httpx.Response, requests: int) -> Completion:
         try:
             data = response.json()
-            text = _content_text(data["choices"][0]["message"]["content"])
-        except (ValueError, KeyError, IndexError, TypeError):
+            choice = data["choices"][0]
+            message = choice["message"]
+            text = _content_text(message.get("content"))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise CompletionFailed(f"not a chat-completions response: {response.text[:200]}", requests) from None
+        if not text.strip():
+            # A reasoning parser (vLLM, llama.cpp, Ollama) that found no end of thinking puts the whole
+            # reply, JSON included, in reasoning_content (or reasoning) and leaves content empty.
+            reasoning = message.get("reasoning_content") or message.get("reasoning")
+            text = reasoning if isinstance(reasoning, str) else text
         usage = data.get("usage")
         usage = usage if isinstance(usage, dict) else {}
-        return Completion(text, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), requests)
+        return Completion(
+            text,
+            _count(usage.get("prompt_tokens")),
+            _count(usage.get("completion_tokens")),
+            requests,
+            stop_reason=_stop_reason(choice.get("finish_reason")),
+        )
 
 
 def _content_text(content: object) -> str:
@@ -133,6 +185,13 @@ def _content_text(content: object) -> str:
             if isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str)
         )
     raise TypeError(f"message content is a {type(content).__name__}")
+
+
+def _stop_reason(finish_reason: object) -> str | None:
+    """``max_tokens`` for a reply cut at the limit ("length"), the reason for a filtered one, else None."""
+    if finish_reason == "length":
+        return MAX_TOKENS
+    return "content_filter" if finish_reason == "content_filter" else None
 
 
 def _count(value: object) -> int:

@@ -31,6 +31,14 @@ TEMPLATE_FILES: dict[str, set[str]] = {
     "conceptual.txt": {"n"},
     "examples.txt": {"examples"},
 }
+# Every placeholder each template is filled with; any other $name would fail mid-run with a KeyError.
+TEMPLATE_PLACEHOLDERS: dict[str, set[str]] = {
+    "system.txt": set(),
+    "user.txt": {"document", "count", "instructions", "examples"},
+    "factoid.txt": {"n", "plural"},
+    "conceptual.txt": {"n", "plural"},
+    "examples.txt": {"examples"},
+}
 KINDS = ("factoid", "conceptual")
 
 
@@ -54,21 +62,52 @@ def load_templates(prompt_dir: Path | None) -> dict[str, Template]:
     """The five templates, each from ``prompt_dir`` when it has the file, else built in."""
     builtin = resources.files("osft.querygen") / "prompts"
     templates: dict[str, Template] = {}
-    for name, required in TEMPLATE_FILES.items():
+    for name in TEMPLATE_FILES:
         override = prompt_dir / name if prompt_dir is not None else None
-        text = override.read_text(encoding="utf-8") if override and override.is_file() else (builtin / name).read_text()
-        template = Template(text)
-        missing = required - set(template.get_identifiers())
-        if missing or not template.is_valid():
-            where = override if override and override.is_file() else f"built-in prompts/{name}"
-            raise OsftError(
-                f"{where}: prompt template is missing placeholder(s) {sorted(missing)} or has a bad '$'",
-                hint="write placeholders as $name; a literal dollar sign as $$",
-            )
-        templates[name] = template
+        if override is not None and override.is_file():
+            templates[name] = _checked_template(_read_template(override), name, str(override))
+        else:
+            templates[name] = _checked_template((builtin / name).read_text(), name, f"built-in prompts/{name}")
     if prompt_dir is not None and not prompt_dir.is_dir():
         raise OsftError(f"querygen.prompt_dir: {prompt_dir} is not a folder", hint="give a folder of .txt templates")
     return templates
+
+
+def _read_template(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputDataError(
+            f"prompt template is not UTF-8 text (byte {exc.start})", path=str(path), hint="save the file as UTF-8"
+        ) from None
+
+
+def _checked_template(text: str, name: str, where: str) -> Template:
+    """The template, or an error naming the file and line of a bad '$', an unknown or a missing placeholder."""
+    template = Template(text)
+    allowed = TEMPLATE_PLACEHOLDERS[name]
+    hint = "write placeholders as $name (or ${name}); a literal dollar sign as $$"
+    for match in template.pattern.finditer(text):
+        placeholder = match.group("named") or match.group("braced")
+        line = text.count("\n", 0, match.start()) + 1
+        if match.group("invalid") is not None:
+            raise InputDataError("a '$' that starts no placeholder", path=where, line=line, hint=hint)
+        if placeholder is not None and placeholder not in allowed:
+            known = ", ".join(f"${p}" for p in sorted(allowed)) or "none"
+            raise InputDataError(
+                f"unknown placeholder ${placeholder} (placeholders of {name}: {known})",
+                path=where,
+                line=line,
+                hint=hint,
+            )
+    missing = TEMPLATE_FILES[name] - set(template.get_identifiers())
+    if missing:
+        raise InputDataError(
+            f"prompt template is missing placeholder(s) {', '.join('$' + p for p in sorted(missing))}",
+            path=where,
+            hint=hint,
+        )
+    return template
 
 
 def templates_digest(templates: dict[str, Template]) -> str:
@@ -134,4 +173,5 @@ class PromptBuilder:
             examples=shots,
         )
         kinds = tuple(kind for kind, n in counts.items() for _ in range(n))
-        return PromptRecord(record_id(index), doc["id"], self.templates["system.txt"].template.strip(), user, kinds)
+        system = self.templates["system.txt"].substitute().strip()  # turns $$ into $
+        return PromptRecord(record_id(index), doc["id"], system, user, kinds)

@@ -33,6 +33,7 @@ class RecordResult:
     output_tokens: int = 0
     requests: int = 1
     error: str | None = None
+    stop_reason: str | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> RecordResult:
