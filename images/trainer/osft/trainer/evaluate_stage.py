@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from osft.common.corpus import document_text, load_corpus, query_key, read_pairs
 from osft.common.errors import InputDataError
 from osft.common.manifests import EvaluateStats, StageManifest
 from osft.common.progress import progress_enabled
+from osft.common.spec.evaluation import JudgedQueries
 from osft.common.stage import StageContext, StageDefinition, StageResult
+from osft.common.storage import Location, is_s3, join, split_s3
 from osft.trainer import base_embeddings
 from osft.trainer.base_embeddings import encode_texts
 from osft.trainer.gate import decide
@@ -56,11 +59,24 @@ def synthetic_set(ctx: StageContext, corpus_ids: set[str]) -> JudgedSet:
     )
 
 
+def judged_folder(ctx: StageContext, judged: JudgedQueries) -> Path:
+    """The judged BEIR folder as a local path. From S3 (what a SageMaker job is given) only the split's
+    qrels and the queries file are downloaded, not the corpus a BEIR folder also holds."""
+    folder = ctx.resolve(judged.path)
+    if not is_s3(folder):
+        return Path(folder)
+    cache = Path(tempfile.gettempdir()) / "osft-cache" / "judged"
+    for relative in (f"qrels/{judged.split}.tsv", judged.queries_file):
+        Location(join(folder, relative)).fetch(cache)
+    bucket, key = split_s3(folder)
+    return cache / bucket / key.strip("/")
+
+
 def judged_set(ctx: StageContext, corpus_ids: set[str]) -> tuple[JudgedSet, int]:
     """The spec's judged queries restricted to documents in the corpus; also how many were dropped."""
     judged = ctx.spec.evaluation.judged
     assert judged is not None
-    full = read_judged_set(Path(ctx.resolve(judged.path)), judged.split, judged.queries_file)
+    full = read_judged_set(judged_folder(ctx, judged), judged.split, judged.queries_file)
     relevant = {q: docs & corpus_ids for q, docs in full.relevant.items()}
     kept = {q: docs for q, docs in relevant.items() if docs}
     if not kept:
