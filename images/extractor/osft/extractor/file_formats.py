@@ -309,7 +309,12 @@ def read_file(
     """Every record in ``file``; an empty file goes to the bad-record policy (reason ``empty_file``)."""
     fmt = detect_format(file, fmt)
     if file.size == 0:
-        policy.bad("empty_file", "file is empty", where=file.where, hint="remove it, or set bad_records.on_error: skip")
+        policy.bad(
+            "empty_file",
+            "file is empty",
+            where=file.where,
+            hint="remove it, or set source.bad_records.on_error to 'skip'",
+        )
         return
     if fmt == "parquet":
         yield from _parquet(file, columns, encoding, policy)
