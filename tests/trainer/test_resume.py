@@ -97,6 +97,7 @@ def test_a_run_killed_after_its_last_checkpoint_keeps_it_without_training_a_step
     manifest, _ = run_stage(STAGE, spec, run_dir)
     events = _events(capfd.readouterr().err)
     assert manifest.stats.steps == 2, "the HF trainer would resume into a third step"
+    assert manifest.stats.hyperparameters["precision"] == "fp32", "mixed precision 'auto' on CPUs"
     assert manifest.stats.final_loss == pytest.approx(logged[-1]["loss"])
     assert [e["steps"] for e in events if e["event"] == "training_already_finished"] == [2]
     assert not any(e["event"] == "train_progress" for e in events)

@@ -36,6 +36,7 @@ from osft.trainer.hf_training import (
     is_first_process,
     memory_bytes,
     on_gpu,
+    precision_used,
     rows_kept_in_work,
     shared_rows,
     train_from_checkpoint,
@@ -429,6 +430,7 @@ def train_dense(ctx: StageContext, callbacks: Sequence[TrainerCallback] = ()) ->
         else 0,
         "gather_across_devices": gather,
         "world_size": world_size(),
+        "precision": precision_used(args),
         **extras,
     }
     stats = TrainStats(

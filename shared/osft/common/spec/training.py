@@ -125,6 +125,11 @@ class Training(SpecModel):
         default=None, description="Share in-batch negatives across GPUs/hosts; defaults to on when training on several."
     )
     seed: int = 13
+    mixed_precision: Literal["auto", "bf16", "fp16", "no"] = Field(
+        default="auto",
+        description="Half precision while training: auto is bf16 on a GPU that has it (A10G, L4, A100, H100), fp16 "
+        "on an older one (T4, V100), and full precision on CPUs, where half precision is slow. fp16 needs a GPU.",
+    )
     compute: Literal["local", "sagemaker"] = Field(
         default="local",
         description="Where `osft run` runs the train and evaluate stages: on this machine, or as SageMaker training "

@@ -16,6 +16,7 @@ from osft.trainer.defaults import choose_hyperparameters
 from osft.trainer.hf_training import (
     checkpoint_folder,
     gather_across_devices,
+    precision_used,
     rows_kept_in_work,
     shared_rows,
     train_from_checkpoint,
@@ -165,6 +166,7 @@ def train_sparse(ctx: StageContext) -> StageResult:
             "prune_ratio": options.prune_ratio,
             "gather_across_devices": gather,
             "world_size": world_size(),
+            "precision": precision_used(args),
         },
         chosen_because=reasons,
         final_loss=output.training_loss,
