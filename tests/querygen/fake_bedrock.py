@@ -58,6 +58,12 @@ def converse_body(
     }
 
 
+MESSAGES = {
+    "ThrottlingException": "Too many requests, please wait before trying again.",
+    "ModelErrorException": "The system encountered an unexpected error during processing. Try your request again.",
+}
+
+
 class FakeConverse:
     """Answers Converse calls; can throttle a share of calls, garble some replies, or 'kill' the run.
 
@@ -68,6 +74,7 @@ class FakeConverse:
         lost_connections: the first calls that end in a read timeout (what botocore raises once its
             own retries of a hung connection are spent).
         stop_reasons: doc id -> the Converse ``stopReason`` of its reply (``end_turn`` otherwise).
+        refusal: the error code and HTTP status of the calls ``throttle_rate`` picks.
     """
 
     def __init__(
@@ -77,8 +84,10 @@ class FakeConverse:
         kill_after: int | None = None,
         lost_connections: int = 0,
         stop_reasons: dict[str, str] | None = None,
+        refusal: tuple[str, int] = ("ThrottlingException", 429),
     ) -> None:
         self.throttle_rate = throttle_rate
+        self.refusal = refusal
         self.stop_reasons = stop_reasons or {}
         self.lost_connections = lost_connections
         self.malformed = malformed or {}
@@ -108,13 +117,11 @@ class FakeConverse:
                 raise ReadTimeoutError(endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com")
             if self.rng.random() < self.throttle_rate:
                 self.throttled += 1
-                error = {
-                    "Code": "ThrottlingException",
-                    "Message": "Too many requests, please wait before trying again.",
-                }
-                return AWSResponse("https://bedrock-runtime", 429, {}, None), {
+                code, status = self.refusal
+                error = {"Code": code, "Message": MESSAGES.get(code, "The request failed.")}
+                return AWSResponse("https://bedrock-runtime", status, {}, None), {
                     "Error": error,
-                    "ResponseMetadata": {"HTTPStatusCode": 429, "RetryAttempts": 0},
+                    "ResponseMetadata": {"HTTPStatusCode": status, "RetryAttempts": 0},
                 }
             self.served[doc_id] += 1
         text = self.malformed.get(doc_id, reply_for(doc_id))

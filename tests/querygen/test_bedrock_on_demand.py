@@ -40,6 +40,14 @@ def test_throttling_on_30_percent_of_calls_loses_no_document(run_folder, fake_co
     assert len({p["doc_id"] for p in read_pairs(run_dir)}) == 24
 
 
+def test_model_errors_the_model_may_not_repeat_are_asked_again(run_folder, fake_converse):
+    fake = fake_converse(throttle_rate=0.3, refusal=("ModelErrorException", 424))
+    spec, run_dir = run_folder({"provider": "bedrock", "bedrock": {**FAST, "max_concurrency": 2}}, make_docs(10))
+    manifest = run_querygen(spec, run_dir)
+    assert fake.throttled >= 2 and sorted(fake.served) == sorted(f"d{i}" for i in range(10))
+    assert manifest.stats.failures == 0
+
+
 def test_malformed_model_output_is_counted_and_skipped(run_folder, fake_converse):
     malformed = {
         "d0": "Sure! Here are some queries you could use for this document.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import os
 import subprocess
@@ -212,3 +213,14 @@ def test_a_server_without_json_mode_is_asked_again_without_it(run_folder, chat_s
     manifest = run_querygen(spec, run_dir)
     assert sorted(server.served) == ["d0", "d1", "d2", "d3"]
     assert manifest.stats.failures == 0 and server.rejected == 1, "json_mode is dropped after the first refusal"
+
+
+def test_retry_after_is_read_in_seconds_or_as_an_http_date():
+    from osft.querygen.openai_chat import retry_after_seconds
+
+    now = 1_800_000_000.0
+    assert retry_after_seconds("7") == 7.0 and retry_after_seconds("1.5") == 1.5
+    in_five = email.utils.formatdate(now + 5, usegmt=True)
+    assert retry_after_seconds(in_five, now=now) == pytest.approx(5.0)
+    assert retry_after_seconds(email.utils.formatdate(now - 5, usegmt=True), now=now) == 0.0
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None

@@ -26,6 +26,7 @@ RETRYABLE = frozenset(
         "ModelNotReadyException",
         "ModelTimeoutException",
         "TooManyRequestsException",
+        "ModelErrorException",  # 424: the model failed on this request ("Try your request again")
     }
 )
 FATAL_CREDENTIALS = frozenset({"AccessDeniedException", "UnrecognizedClientException", "ExpiredTokenException"})

@@ -8,6 +8,7 @@ a bearer token. 429, 5xx and lost connections are retried with backoff (honourin
 
 from __future__ import annotations
 
+import email.utils
 import os
 import time
 from collections.abc import Callable
@@ -116,8 +117,8 @@ class OpenAIChat:
             delay = next(delays, None)
             if delay is None:
                 raise CompletionFailed(reason, requests)
-            if retry_after and retry_after.replace(".", "", 1).isdigit():
-                delay = max(delay, min(60.0, float(retry_after)))
+            if (wait := retry_after_seconds(retry_after)) is not None:
+                delay = max(delay, min(60.0, wait))
             self.sleep(delay)
 
     def _post(self, body: dict[str, Any]) -> tuple[httpx.Response, int]:
@@ -185,6 +186,19 @@ def _content_text(content: object) -> str:
             if isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str)
         )
     raise TypeError(f"message content is a {type(content).__name__}")
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A ``Retry-After`` header in seconds: a number of seconds, or an HTTP date (RFC 9110); else None."""
+    if not value:
+        return None
+    if value.replace(".", "", 1).isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _stop_reason(finish_reason: object) -> str | None:
