@@ -8,7 +8,8 @@ It follows the documented OpenSearch REST API for:
   required; unknown query parameters refused like OpenSearch's REST layer does),
   ``DELETE /_search/point_in_time`` (body ``{"pit_id": [...]}``), ``DELETE /_search/point_in_time/_all``;
 - ``GET|POST /_search`` with ``pit`` + ``sort`` + ``search_after`` + ``slice`` (no index in the path)
-  and ``allow_partial_search_results``;
+  and ``allow_partial_search_results``; ``hits.total`` follows ``track_total_hits`` (exact up to
+  10,000 by default, then ``relation: gte``);
 - ``POST /<index>/_search?scroll=``, ``POST /_search/scroll``, ``DELETE /_search/scroll``.
 
 Wrong requests get the status codes and error bodies OpenSearch returns (400 with
@@ -43,6 +44,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 MAX_RESULT_WINDOW = 10_000
+TRACK_TOTAL_HITS = 10_000  # counted exactly up to this many matches unless track_total_hits says otherwise
 SEARCH_KEYS = {
     "size",
     "from",
@@ -257,6 +259,7 @@ class Context:
     hits_list: list[Doc] = field(default_factory=list)
     sort_values: list[tuple] = field(default_factory=list)
     allow_partial: bool = True
+    total: dict[str, Any] | None = None
 
 
 class FakeOpenSearch:
@@ -696,6 +699,7 @@ class FakeOpenSearch:
         if timed_out:
             window = window[: len(window) // 2]  # the shard returned what it had collected in time
 
+        total = total_hits(body.get("track_total_hits"), len(ordered))
         if scroll is not None:
             seconds = parse_time(scroll, "scroll")
             if seconds > self.scroll_max_keep_alive:
@@ -710,13 +714,13 @@ class FakeOpenSearch:
                     page_size=size,
                     source_filter=body.get("_source", True),
                     allow_partial=allow_partial,
+                    total=total,
                 )
                 self.scrolls_created += 1
-            response = search_response(window, sort, body.get("_source", True), total=len(ordered), shards=self.shards)
+            response = search_response(window, sort, body.get("_source", True), total=total, shards=self.shards)
             response["_scroll_id"] = scroll_id
             response["timed_out"] = timed_out
             return Reply(200, response)
-        total = None if body.get("track_total_hits") is False else len(ordered)
         response = search_response(window, sort, body.get("_source", True), total=total, shards=self.shards)
         response["timed_out"] = timed_out
         if pit is not None:
@@ -766,7 +770,7 @@ class FakeOpenSearch:
             if timed_out:
                 window = window[: len(window) // 2]
             context.position += len(window)
-        response = search_response(window, [], context.source_filter, total=len(context.docs), shards=self.shards)
+        response = search_response(window, [], context.source_filter, total=context.total, shards=self.shards)
         response["_scroll_id"] = scroll_id
         response["timed_out"] = timed_out
         return Reply(200, response)
@@ -990,8 +994,17 @@ def filter_source(source: dict[str, Any], spec: Any) -> dict[str, Any] | None:
     return result
 
 
+def total_hits(track: Any, matched: int) -> dict[str, Any] | None:
+    """``hits.total`` under ``track_total_hits``: exact when true, none when false, else a lower
+    bound past the threshold (10,000 by default)."""
+    if track is False:
+        return None
+    threshold = matched if track is True else (TRACK_TOTAL_HITS if track is None else int(track))
+    return {"value": matched, "relation": "eq"} if matched <= threshold else {"value": threshold, "relation": "gte"}
+
+
 def search_response(
-    docs: list[Doc], sort: list, source_filter: Any, *, total: int | None, shards: int = 1
+    docs: list[Doc], sort: list, source_filter: Any, *, total: dict[str, Any] | None, shards: int = 1
 ) -> dict[str, Any]:
     hits = []
     for doc in docs:
@@ -1004,7 +1017,7 @@ def search_response(
         hits.append(hit)
     result: dict[str, Any] = {"max_score": None if sort else 1.0, "hits": hits}
     if total is not None:
-        result = {"total": {"value": total, "relation": "eq"}, **result}
+        result = {"total": total, **result}
     return {
         "took": 1,
         "timed_out": False,

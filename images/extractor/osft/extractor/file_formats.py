@@ -14,7 +14,8 @@ import json
 import re
 import sys
 import zlib
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import IO, Any
@@ -186,13 +187,53 @@ def _jsonl(lines: Iterator[tuple[int, str]], where: str, policy: BadRecordPolicy
         yield RawRecord(where, number, record)
 
 
-def _text(lines: Iterator[tuple[int, str]], file: SourceFile, text_unit: str) -> Iterator[RawRecord]:
-    path = PurePosixPath(file.name)
+def text_stem(name: str) -> str:
+    """A plain-text file's name without ``.gz`` and its extension: "guides/setup.txt.gz" -> "guides/setup"."""
+    path = PurePosixPath(name)
     path = path.with_suffix("") if path.suffix.lower() == ".gz" else path
-    stem = str(path.with_suffix(""))  # "guides/setup.txt.gz" -> "guides/setup"
+    return str(path.with_suffix(""))
+
+
+def _reads_as_text(file: SourceFile, declared: str) -> bool:
+    try:
+        return detect_format(file, declared) == "text"
+    except InputDataError:
+        return False  # reported when the file is read
+
+
+def text_id_stems(files: Sequence[SourceFile], declared: str) -> dict[str, str]:
+    """The id stem of each file read as plain text, by ``where``: unique across the source.
+
+    A stem only one file has is kept, so existing ids stay valid. Files sharing a stem ("a.txt",
+    "a.md", "a.txt.gz") use their whole name instead; where that is taken too (another file's stem,
+    or the same name twice from a glob reaching outside its folder), their location. The result
+    depends on the set of files only, never on their order.
+    """
+    stems = {f.where: text_stem(f.name) for f in files if _reads_as_text(f, declared)}
+    shared = {stem for stem, n in Counter(stems.values()).items() if n > 1}
+    kept = set(stems.values()) - shared
+    renamed = Counter(f.name for f in files if stems.get(f.where) in shared)
+    unique: dict[str, str] = {}
+    for file in files:
+        stem = stems.get(file.where)
+        if stem is None:
+            continue
+        if stem not in shared:
+            unique[file.where] = stem
+        elif file.name in kept or renamed[file.name] > 1:
+            unique[file.where] = file.where
+        else:
+            unique[file.where] = file.name
+    return unique
+
+
+def _text(
+    lines: Iterator[tuple[int, str]], file: SourceFile, text_unit: str, id_stem: str | None
+) -> Iterator[RawRecord]:
+    title = PurePosixPath(text_stem(file.name)).name
+    stem = id_stem or text_stem(file.name)
     if text_unit == "file":
         body = "".join(line for _, line in lines)
-        title = PurePosixPath(stem).name
         yield RawRecord(file.where, None, {"id": stem, "title": title, "text": body}, mapped=True)
         return
     for number, line in lines:
@@ -305,8 +346,12 @@ def read_file(
     encoding: str,
     policy: BadRecordPolicy,
     columns: list[str] | None = None,
+    id_stem: str | None = None,
 ) -> Iterator[RawRecord]:
-    """Every record in ``file``; an empty file goes to the bad-record policy (reason ``empty_file``)."""
+    """Every record in ``file``; an empty file goes to the bad-record policy (reason ``empty_file``).
+
+    ``id_stem`` names plain-text documents (``text_id_stems``); by default the file's stem.
+    """
     fmt = detect_format(file, fmt)
     if file.size == 0:
         policy.bad(
@@ -324,7 +369,7 @@ def read_file(
         if fmt == "jsonl":
             yield from _jsonl(lines, file.where, policy)
         elif fmt == "text":
-            yield from _text(lines, file, text_unit)
+            yield from _text(lines, file, text_unit, id_stem)
         elif fmt in ("csv", "tsv"):
             yield from _delimited(lines, file.where, fmt, policy)
         else:

@@ -51,13 +51,34 @@ _DONE = object()
 
 @dataclass
 class ExportState:
-    """What the export did, for the manifest and for tests."""
+    """What the export did, for the manifest and for tests.
+
+    ``expected`` is the count of matching documents taken before the export, on the live index;
+    ``slice_totals`` are the counts each slice's PIT or scroll context reported on its first page,
+    over the same frozen view the export reads (None: the response gave no exact count).
+    """
 
     iteration: str = ""
     expected: int | None = None
+    slice_totals: dict[int, int | None] = field(default_factory=dict)
+    hits_read: int = 0
     pit_ids: set[str] = field(default_factory=set)
     scroll_ids: set[str] = field(default_factory=set)
     contexts_deleted: bool = False
+
+    def expected_hits(self, slices: int) -> int | None:
+        """Matching documents in the PIT or scroll contexts, when every slice reported an exact count."""
+        totals = [self.slice_totals.get(n) for n in range(slices)]
+        return None if any(t is None for t in totals) else sum(t for t in totals if t is not None)
+
+
+def exact_total(response: Any) -> int | None:
+    """``hits.total.value`` when it is exact (``relation: eq``), else None."""
+    hits = response.get("hits") if isinstance(response, dict) else None
+    total = hits.get("total") if isinstance(hits, dict) else None
+    if isinstance(total, dict) and total.get("relation") == "eq" and isinstance(total.get("value"), int):
+        return total["value"]
+    return None
 
 
 class OpenSearchExporter:
@@ -175,12 +196,42 @@ class OpenSearchExporter:
             pit_id = self._open_pit() if self.source.iteration in ("auto", "pit") else None
             if pit_id is not None:
                 self.state.iteration = "pit"
-                yield from self._parallel(lambda i, stop: self._pit_slice(pit_id, i, stop))
+                yield from self._counted(self._parallel(lambda i, stop: self._pit_slice(pit_id, i, stop)))
             else:
                 self.state.iteration = "scroll"
-                yield from self._parallel(self._scroll_slice)
+                yield from self._counted(self._parallel(self._scroll_slice))
         finally:
             self._delete_contexts()
+        shortfall = self.shortfall()
+        if shortfall:
+            self.log.warning("export_incomplete", message=shortfall)
+
+    def _counted(self, hits: Iterator[Hit]) -> Iterator[Hit]:
+        for hit in hits:
+            self.state.hits_read += 1
+            yield hit
+
+    def shortfall(self) -> str | None:
+        """A message when the export read fewer hits than the index counted, else None.
+
+        The counts taken over the export's own PIT or scroll contexts see the same frozen documents
+        as the pages, so any difference is a loss. Without them, the count taken before the export
+        is used, and documents deleted since then may explain the difference.
+        """
+        read, snapshot = self.state.hits_read, self.state.expected_hits(self.source.slices)
+        context = "point in time" if self.state.iteration == "pit" else "scroll"
+        if snapshot is not None and read < snapshot:
+            return (
+                f"the export read {read} document(s) but the {context} it read from held {snapshot} "
+                f"matching the query: {snapshot - read} missing"
+            )
+        expected = self.state.expected
+        if snapshot is None and expected is not None and read < expected:
+            return (
+                f"the export read {read} document(s) but the index counted {expected} matching the query "
+                "before the export (documents deleted meanwhile would explain the difference)"
+            )
+        return None
 
     # -- point in time ------------------------------------------------------------------------
 
@@ -239,7 +290,8 @@ class OpenSearchExporter:
             "pit": {"id": pit_id, "keep_alive": self.source.keep_alive},
             "sort": self._sort(),
             "_source": self._source_filter(),
-            "track_total_hits": False,
+            # Counted once, on the first page: the slice's documents in the PIT, to check the export against.
+            "track_total_hits": True,
         }
         if self.source.slices > 1:
             body["slice"] = {"id": number, "max": self.source.slices}
@@ -251,6 +303,9 @@ class OpenSearchExporter:
                 context="point in time",
             )
             page = self._page(response, "reading a page")
+            if body["track_total_hits"]:
+                self.state.slice_totals[number] = exact_total(response)
+                body["track_total_hits"] = False
             if response.get("pit_id"):
                 body["pit"]["id"] = response["pit_id"]
                 self.state.pit_ids.add(response["pit_id"])
@@ -267,6 +322,7 @@ class OpenSearchExporter:
             "query": self.query,
             "sort": ["_doc"],
             "_source": self._source_filter(),
+            "track_total_hits": True,
         }
         if self.source.slices > 1:
             body["slice"] = {"id": number, "max": self.source.slices}
@@ -279,6 +335,7 @@ class OpenSearchExporter:
             ),
             stop=stop,
         )
+        self.state.slice_totals[number] = exact_total(response)
         while True:
             scroll_id = response.get("_scroll_id") if isinstance(response, dict) else None
             if scroll_id:

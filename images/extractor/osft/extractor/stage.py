@@ -19,7 +19,7 @@ from osft.common.spec.source import FieldMapping, LocalSource, OpenSearchSource,
 from osft.common.stage import StageContext, StageDefinition, StageResult
 from osft.extractor.bad_records import BadRecordPolicy
 from osft.extractor.cleaning import DocumentCleaner
-from osft.extractor.file_formats import RawRecord, read_file
+from osft.extractor.file_formats import RawRecord, read_file, text_id_stems
 from osft.extractor.opensearch_source import OpenSearchExporter
 from osft.extractor.pairs import PAIRS_FILE, PairsWriter, labelled_pairs
 from osft.extractor.passages import PassageSplitter, load_tokenizer, resolve_tokenizer
@@ -56,9 +56,17 @@ def _file_records(ctx: StageContext, policy: BadRecordPolicy) -> Iterator[RawRec
     assert isinstance(source, (LocalSource, S3Source, PairsSource))
     text_unit = getattr(source, "text_unit", "line")
     columns = top_level_fields(source.fields) if isinstance(source, (LocalSource, S3Source)) else None
-    for file in _files(ctx):
+    files = _files(ctx)
+    id_stems = text_id_stems(files, source.format) if isinstance(source, (LocalSource, S3Source)) else {}
+    for file in files:
         yield from read_file(
-            file, fmt=source.format, text_unit=text_unit, encoding=source.encoding, policy=policy, columns=columns
+            file,
+            fmt=source.format,
+            text_unit=text_unit,
+            encoding=source.encoding,
+            policy=policy,
+            columns=columns,
+            id_stem=id_stems.get(file.where),
         )
 
 
@@ -230,10 +238,23 @@ def run(ctx: StageContext) -> StageResult:
             "documents": writer.count,
             "skipped": policy.total,
             **({"pairs": stats.pairs_written} if pairs_writer else {}),
+            **(_index_counts(exporter) if exporter else {}),
         },
         notes=_notes(stats, exporter),
         steps={"read_clean_write": round(seconds, 3)},
     )
+
+
+def _index_counts(exporter: OpenSearchExporter) -> dict[str, int]:
+    """What the index counted and what the export read (ExtractStats has no field for them)."""
+    state = exporter.state
+    counts = {"hits_read": state.hits_read}
+    if state.expected is not None:
+        counts["index_count"] = state.expected
+    expected_hits = state.expected_hits(exporter.source.slices)
+    if expected_hits is not None:
+        counts["expected_hits"] = expected_hits
+    return counts
 
 
 def _notes(stats: ExtractStats, exporter: OpenSearchExporter | None) -> list[str]:
@@ -247,6 +268,9 @@ def _notes(stats: ExtractStats, exporter: OpenSearchExporter | None) -> list[str
             notes.append("the cluster does not offer point in time; the index was read with scroll")
         if not exporter.state.contexts_deleted:
             notes.append("some PIT/scroll contexts could not be deleted; they expire after keep_alive")
+        shortfall = exporter.shortfall()
+        if shortfall:
+            notes.append(f"warning: {shortfall}")
     if stats.pairs_file:
         notes.append(f"{stats.pairs_written} labelled pair(s) from the source; query generation uses them as they are")
     return notes
@@ -273,6 +297,6 @@ STAGE = StageDefinition(
     upstream=(),
     spec_sections=("source", "cleaning", "sampling"),
     run=run,
-    version="3",
+    version="4",  # 4: plain-text files sharing a stem get distinct ids
     input_fingerprint=input_fingerprint,
 )
