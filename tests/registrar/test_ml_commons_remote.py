@@ -82,6 +82,29 @@ def test_register_stage_ends_with_a_remote_model_that_answers_like_the_local_mod
         assert len(server.calls("POST", created_by)) == 1, created_by
 
 
+def test_a_changed_connector_role_gets_a_new_connector_instead_of_the_stale_one(remote_run):
+    """ML Commons hides credentials in search answers; the fingerprint in the description tells the bodies apart."""
+    server, spec, run_dir = remote_run
+    first, _ = run_stage(STAGE, str(spec), str(run_dir))
+    fixed_role = "arn:aws:iam::123456789012:role/osft-connector-fixed"
+    document = json.loads(spec.read_text())
+    document["deploy"]["opensearch"]["connector_role_arn"] = fixed_role
+    spec.write_text(json.dumps(document))
+
+    second, _ = run_stage(STAGE, str(spec), str(run_dir), force=True)
+
+    assert second.stats.connector_id != first.stats.connector_id
+    assert server.connectors[second.stats.connector_id]["credential"] == {"roleArn": fixed_role}
+    assert second.stats.model_id != first.stats.model_id  # a remote model is bound to its connector
+    assert server.models[second.stats.model_id]["connector_id"] == second.stats.connector_id
+    assert second.stats.smoke_test.startswith("passed")
+    # The superseded connector is left to the model that uses it; a third run reuses the new one.
+    assert first.stats.connector_id in server.connectors
+    third, _ = run_stage(STAGE, str(spec), str(run_dir), force=True)
+    assert (third.stats.connector_id, third.stats.model_id) == (second.stats.connector_id, second.stats.model_id)
+    assert third.stats.created == []
+
+
 def test_cleanup_removes_the_remote_model_its_connector_and_the_endpoint(aws, remote_run):
     server, spec, run_dir = remote_run
     stats = run_stage(STAGE, str(spec), str(run_dir))[0].stats

@@ -15,9 +15,17 @@ from osft.common.errors import OsftError, ServiceError
 from osft.common.spec.deploy import SageMakerEndpoint
 from osft.common.stage import run_stage
 from osft.registrar.cli import cli
-from osft.registrar.sagemaker_deploy import SageMakerDeployer, Variant, config_name, production_variants
+from osft.registrar.sagemaker_deploy import (
+    PREVIOUS_CONFIG_TAG,
+    SageMakerDeployer,
+    Variant,
+    config_name,
+    production_variants,
+)
 from osft.registrar.stage import STAGE
 from tests.registrar.conftest import BUCKET, IMAGE, REGION, ROLE, sagemaker_section
+
+ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/osft-tiny"
 
 
 def test_serverless_endpoint_serves_the_uploaded_model_folder(aws, run_folder):
@@ -93,7 +101,7 @@ def _endpoint(status: str, config: str, reason: str | None = None) -> dict:
     now = datetime.now(UTC)
     answer = {
         "EndpointName": "osft-tiny",
-        "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/osft-tiny",
+        "EndpointArn": ARN,
         "EndpointConfigName": config,
         "EndpointStatus": status,
         "CreationTime": now,
@@ -132,6 +140,10 @@ def test_a_new_model_updates_the_existing_endpoint_in_place_and_deletes_the_old_
     stubber.add_response(
         "create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/x"}
     )
+    # Recorded before the switch, so a run killed during the update leaves the old config findable.
+    stubber.add_response(
+        "add_tags", {}, {"ResourceArn": ARN, "Tags": [{"Key": PREVIOUS_CONFIG_TAG, "Value": "osft-tiny-old"}]}
+    )
     stubber.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/osft-tiny"})
     stubber.add_response("describe_endpoint", _endpoint("Updating", new_config))
     stubber.add_response("describe_endpoint", _endpoint("InService", new_config))
@@ -143,6 +155,9 @@ def test_a_new_model_updates_the_existing_endpoint_in_place_and_deletes_the_old_
         {"ModelName": "osft-tiny-oldmodel", "ModelArn": "arn:aws:sagemaker:us-east-1:1:model/o", "CreationTime": now},
     )
     stubber.add_response("delete_model", {})
+    stubber.add_response(
+        "add_tags", {}, {"ResourceArn": ARN, "Tags": [{"Key": PREVIOUS_CONFIG_TAG, "Value": new_config}]}
+    )
     with stubber:
         result = deployer.deploy(spec, "osft-tiny", [variant], image_uri=IMAGE, role_arn=ROLE)
     stubber.assert_no_pending_responses()

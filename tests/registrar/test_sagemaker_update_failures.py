@@ -15,13 +15,20 @@ from botocore.stub import Stubber
 
 from osft.common.errors import ServiceError
 from osft.common.spec.deploy import SageMakerEndpoint
-from osft.registrar.sagemaker_deploy import SageMakerDeployer, Variant, config_name, production_variants
+from osft.registrar.sagemaker_deploy import (
+    PREVIOUS_CONFIG_TAG,
+    SageMakerDeployer,
+    Variant,
+    config_name,
+    production_variants,
+)
 from tests.registrar.conftest import IMAGE, REGION, ROLE
 
 NOW = datetime.now(UTC)
 ENDPOINT = "osft-tiny"
 OLD_CONFIG, OLD_MODEL, NEW_MODEL = "osft-tiny-old", "osft-tiny-oldmodel", "osft-tiny-newmodel"
 SERVERLESS = {"MemorySizeInMB": 4096, "MaxConcurrency": 5}
+ARN = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
 
 
 def _stubbed() -> tuple[SageMakerDeployer, Stubber]:
@@ -32,7 +39,7 @@ def _stubbed() -> tuple[SageMakerDeployer, Stubber]:
 def _endpoint(status: str, config: str, reason: str | None = None) -> dict[str, Any]:
     answer = {
         "EndpointName": ENDPOINT,
-        "EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}",
+        "EndpointArn": ARN,
         "EndpointConfigName": config,
         "EndpointStatus": status,
         "CreationTime": NOW,
@@ -62,6 +69,9 @@ def _stub_update_up_to_the_wait(stubber: Stubber, new_config: str) -> None:
     stubber.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:1:model/new"})
     stubber.add_client_error("describe_endpoint_config", "ValidationException", "Could not find endpoint configuration")
     stubber.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:ec/new"})
+    stubber.add_response(
+        "add_tags", {}, {"ResourceArn": ARN, "Tags": [{"Key": PREVIOUS_CONFIG_TAG, "Value": OLD_CONFIG}]}
+    )
     stubber.add_response(
         "update_endpoint",
         {"EndpointArn": f"arn:aws:sagemaker:us-east-1:1:endpoint/{ENDPOINT}"},
@@ -151,3 +161,48 @@ def test_switching_an_existing_endpoint_between_real_time_and_serverless_is_refu
     assert aws.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == created.endpoint_config_name
     assert [m["ModelName"] for m in aws.list_models()["Models"]] == [OLD_MODEL]
     assert len(aws.list_endpoint_configs()["EndpointConfigs"]) == 1
+
+
+def test_a_rerun_after_a_killed_update_deletes_the_config_the_endpoint_left():
+    """Killed while 'Updating': the re-run finds the endpoint InService on the new config ("unchanged"); the old
+    config and model, recorded on the endpoint before the switch, are deleted then."""
+    deployer, stubber = _stubbed()
+    spec = SageMakerEndpoint(mode="serverless")
+    variant = Variant("tuned", NEW_MODEL, {}, "s3://b/model.tar.gz", 1.0)
+    new_config = config_name(ENDPOINT, production_variants(spec, [variant]))
+    stubber.add_response("describe_endpoint", _endpoint("InService", new_config))
+    stubber.add_response("describe_model", _model(NEW_MODEL), {"ModelName": NEW_MODEL})
+    stubber.add_response("describe_endpoint_config", _config(new_config, NEW_MODEL), {"EndpointConfigName": new_config})
+    stubber.add_response(
+        "list_tags", {"Tags": [{"Key": PREVIOUS_CONFIG_TAG, "Value": OLD_CONFIG}]}, {"ResourceArn": ARN}
+    )
+    stubber.add_response("describe_endpoint_config", _config(OLD_CONFIG, OLD_MODEL), {"EndpointConfigName": OLD_CONFIG})
+    stubber.add_response("delete_endpoint_config", {}, {"EndpointConfigName": OLD_CONFIG})
+    stubber.add_response("describe_model", _model(OLD_MODEL), {"ModelName": OLD_MODEL})
+    stubber.add_response("delete_model", {}, {"ModelName": OLD_MODEL})
+    stubber.add_response(
+        "add_tags", {}, {"ResourceArn": ARN, "Tags": [{"Key": PREVIOUS_CONFIG_TAG, "Value": new_config}]}
+    )
+
+    with stubber:
+        result = deployer.deploy(spec, ENDPOINT, [variant], image_uri=IMAGE, role_arn=ROLE)
+
+    stubber.assert_no_pending_responses()
+    assert result.action == "unchanged" and result.deleted == [OLD_CONFIG, OLD_MODEL]
+
+
+def test_an_endpoint_being_deleted_is_waited_for_and_created_again(aws):
+    """An interrupted cleanup left the endpoint 'Deleting': UpdateEndpoint would fail; the deletion is awaited."""
+    deployer = SageMakerDeployer(aws, timeout_s=60, poll_s=1)
+    old = Variant("tuned", OLD_MODEL, {}, "s3://b/old.tar.gz", 1.0)
+    deployer.deploy(SageMakerEndpoint(), ENDPOINT, [old], image_uri=IMAGE, role_arn=ROLE)
+    aws.delete_endpoint(EndpointName=ENDPOINT)  # moto deletes at once; SageMaker shows 'Deleting' for a while
+    real_describe = aws.describe_endpoint
+    answers = iter([_endpoint("Deleting", OLD_CONFIG)])
+    aws.describe_endpoint = lambda **kwargs: next(answers, None) or real_describe(**kwargs)
+
+    new = Variant("tuned", NEW_MODEL, {}, "s3://b/new.tar.gz", 1.0)
+    result = deployer.deploy(SageMakerEndpoint(), ENDPOINT, [new], image_uri=IMAGE, role_arn=ROLE)
+
+    assert result.action == "created"
+    assert real_describe(EndpointName=ENDPOINT)["EndpointConfigName"] == result.endpoint_config_name

@@ -5,16 +5,24 @@ vectors (dense) or of ``{token: weight}`` maps (sparse): exactly what ML Commons
 ``connector.pre_process.default.embedding`` sends and ``connector.post_process.default.embedding``
 reads. Sparse endpoints keep the raw answer (no post-process), which the neural-search
 ``sparse_encoding`` processor and ``neural_sparse`` query read as token weights.
+
+ML Commons hides a connector's ``credential`` in GET and search answers, so a connector found
+by name and URL cannot be compared with the one this run would create. The description
+therefore carries a fingerprint of the body (all of it but the description, which names the run);
+a connector without this run's fingerprint is not reused.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from osft.registrar.artifacts import content_hash
 from osft.registrar.sagemaker_deploy import runtime_url
 
 PRE_PROCESS = "connector.pre_process.default.embedding"
 POST_PROCESS_DENSE = "connector.post_process.default.embedding"
+FINGERPRINT_PREFIX = "osft-connector-sha256:"
 
 
 def connector_name(endpoint_name: str) -> str:
@@ -35,15 +43,21 @@ def sagemaker_connector(
     }
     if kind == "dense":
         action["post_process_function"] = POST_PROCESS_DENSE
-    return {
+    body = {
         "name": connector_name(endpoint_name),
-        "description": description,
         "version": "1",
         "protocol": "aws_sigv4",
         "credential": {"roleArn": role_arn},
         "parameters": {"region": region, "service_name": "sagemaker"},
         "actions": [action],
     }
+    return {**body, "description": f"{description} ({fingerprint(body)})"}
+
+
+def fingerprint(body: dict[str, Any]) -> str:
+    """``osft-connector-sha256:<hash>`` of a connector body without its description; the same for every run."""
+    settings = {key: value for key, value in body.items() if key != "description"}
+    return FINGERPRINT_PREFIX + content_hash(json.dumps(settings, sort_keys=True))[:16]
 
 
 def trusted_endpoint_regex(region: str) -> str:

@@ -191,8 +191,10 @@ class MLCommons:
         return response["model_group_id"], True
 
     # --- connectors ------------------------------------------------------------------------
-    def ensure_connector(self, body: dict[str, Any]) -> tuple[str, bool]:
-        """The id of the connector named ``body['name']`` whose predict URL matches, created when missing."""
+    def ensure_connector(self, body: dict[str, Any], marker: str) -> tuple[str, bool]:
+        """The id of the connector named ``body['name']`` whose predict URL matches and whose description holds
+        ``marker`` (a fingerprint of the body: ML Commons hides credentials, so they cannot be compared), created
+        when missing. A connector of that name and URL with other settings is left to the models that use it."""
         name = body["name"]
         url = body["actions"][0]["url"]
         found = self._search(
@@ -200,12 +202,16 @@ class MLCommons:
             self.client.plugins.ml.search_connectors,
             {"term": {"name.keyword": name}},
         )
+        stale = []
         for connector in found:
             actions = connector.source.get("actions") or [{}]
-            if connector.source.get("name") == name and actions[0].get("url") == url:
+            if connector.source.get("name") != name or actions[0].get("url") != url:
+                continue
+            if marker in (connector.source.get("description") or ""):
                 return connector.id, False
+            stale.append(connector.id)
         response = self.call(f"creating connector '{name}'", self.client.plugins.ml.create_connector, body=body)
-        self.log.info("connector_created", name=name, connector_id=response["connector_id"])
+        self.log.info("connector_created", name=name, connector_id=response["connector_id"], superseded=stale)
         return response["connector_id"], True
 
     # --- models ----------------------------------------------------------------------------

@@ -10,6 +10,10 @@ An update SageMaker rolled back (the endpoint is ``InService`` again on the prev
 with a ``FailureReason``) is an error: the new, unused config and models are deleted and the
 previous ones, which the endpoint still serves, are kept. A real-time endpoint cannot be turned
 into a serverless one (or back) by ``UpdateEndpoint``; that is refused before anything is created.
+
+Before switching configs the endpoint is tagged with the config it leaves (``osft:previous-config``),
+so a run killed during the switch leaves a record: the next run that finds the endpoint serving its
+config deletes the recorded one. An endpoint found ``Deleting`` is waited for and created again.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ ROLLBACK_FAILED_HINT = (
 ACCESS_DENIED_CODES = ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException")
 TUNED_VARIANT = "tuned"
 BASE_VARIANT = "base"
+# On the endpoint: the config it served before the last switch; equal to the current one once that is deleted.
+PREVIOUS_CONFIG_TAG = "osft:previous-config"
 
 # botocore's EndpointInService waiter, plus UpdateRollbackFailed as a failure: that status never
 # becomes InService by itself, so the built-in waiter would poll it until the timeout.
@@ -294,6 +300,9 @@ class SageMakerDeployer:
         region = self.client.meta.region_name
         models = [v.model_name for v in variants]
         existing = self._missing("describe_endpoint", EndpointName=endpoint_name)
+        if existing is not None and existing.get("EndpointStatus") == "Deleting":
+            self._await_deletion(endpoint_name)
+            existing = None
         status = None
         if existing is not None:
             status = existing.get("EndpointStatus")
@@ -321,9 +330,13 @@ class SageMakerDeployer:
             return EndpointResult(endpoint_name, config, models, "created", region)
 
         previous = existing.get("EndpointConfigName")
+        arn = existing["EndpointArn"]
         if previous == config and status == "InService":
             self.log.info("sagemaker_endpoint_unchanged", endpoint=endpoint_name, config=config)
-            return EndpointResult(endpoint_name, config, models, "unchanged", region)
+            result = EndpointResult(endpoint_name, config, models, "unchanged", region)
+            result.deleted = self._delete_recorded_previous(arn, config, keep_models=set(models))
+            return result
+        previous_tag = [{"Key": PREVIOUS_CONFIG_TAG, "Value": previous}] if previous else []
         if status == "Failed":
             # A failed endpoint cannot be updated; it is replaced.
             self._call(f"deleting failed endpoint {endpoint_name}", "delete_endpoint", EndpointName=endpoint_name)
@@ -333,11 +346,13 @@ class SageMakerDeployer:
                 "create_endpoint",
                 EndpointName=endpoint_name,
                 EndpointConfigName=config,
-                **({"Tags": self.tags} if self.tags else {}),
+                **({"Tags": [*self.tags, *previous_tag]} if self.tags or previous_tag else {}),
             )
             self._wait("endpoint_in_service", endpoint_name)
             action = "recreated"
         else:
+            if previous_tag:
+                self._call(f"tagging endpoint {endpoint_name}", "add_tags", ResourceArn=arn, Tags=previous_tag)
             self._call(
                 f"updating endpoint {endpoint_name}",
                 "update_endpoint",
@@ -351,7 +366,28 @@ class SageMakerDeployer:
         result = EndpointResult(endpoint_name, config, models, action, region)
         if previous and previous != config:
             result.deleted = self._delete_unused(previous, keep_models=set(models))
+            self._record_previous(arn, config)
         return result
+
+    def _await_deletion(self, endpoint_name: str) -> None:
+        """An endpoint being deleted (an interrupted cleanup) cannot be updated: wait until it is gone."""
+        self.log.info("sagemaker_endpoint_deleting_waited_for", endpoint=endpoint_name)
+        self._wait("endpoint_deleted", endpoint_name)
+
+    def _delete_recorded_previous(self, arn: str, config: str, keep_models: set[str]) -> list[str]:
+        """Delete the config the endpoint left in a switch whose run ended before deleting it (killed mid-update)."""
+        tags = self._call("reading the endpoint's tags", "list_tags", ResourceArn=arn).get("Tags", [])
+        previous = next((tag["Value"] for tag in tags if tag.get("Key") == PREVIOUS_CONFIG_TAG), None)
+        if not previous or previous == config:
+            return []
+        deleted = self._delete_unused(previous, keep_models=keep_models)
+        self._record_previous(arn, config)
+        return deleted
+
+    def _record_previous(self, arn: str, config: str) -> None:
+        """Mark the switch done: the recorded previous config is the current one, so nothing is left to delete."""
+        tag = [{"Key": PREVIOUS_CONFIG_TAG, "Value": config}]
+        self._call("tagging the endpoint", "add_tags", ResourceArn=arn, Tags=tag)
 
     def _check_updatable(
         self, spec: SageMakerEndpoint, endpoint_name: str, existing: dict[str, Any], config: str
