@@ -73,6 +73,12 @@ def test_spec_that_is_not_utf8_names_the_line_without_traceback(tmp_path: Path) 
     assert f"{spec}:2: not valid UTF-8: byte 0xe9 at column 15" in result.output
 
 
+def test_estimate_refuses_two_different_specs(tmp_path: Path) -> None:
+    result = invoke("estimate", str(tmp_path / "a.json"), "--spec", str(tmp_path / "b.json"))
+    assert result.exit_code == 2
+    assert f"two specs given, {tmp_path / 'a.json'} and --spec {tmp_path / 'b.json'}" in result.output
+
+
 def test_empty_spec_argument_is_named() -> None:
     result = invoke("validate", "")
     assert result.exit_code == StorageError.exit_code and "no run spec given" in result.output
@@ -141,6 +147,32 @@ def test_status_on_s3_sees_an_interrupted_stage(bucket: str) -> None:
     assert states["querygen"].startswith("interrupted") and states["extract"] == "not started"
     with pytest.raises(StorageError, match="no run folder here"):
         run_status(f"s3://{bucket}/runs/other")
+
+
+def test_status_tells_a_stage_that_failed_from_one_that_was_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(VALID))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"id": "a", "text": "a document long enough to keep after cleaning"}\n{not json\n')
+    run_dir = tmp_path / "run"
+
+    failed = invoke("run", str(spec), "--run-dir", str(run_dir))
+    status = invoke("status", str(run_dir))
+
+    assert failed.exit_code == InputDataError.exit_code, failed.output
+    assert "extract   failed (runs again on next run)" in status.output, status.output
+    assert f"): {corpus}:2: malformed JSON line" in status.output and "\nerror (extract, 20" in status.output
+    corpus.write_text('{"id": "a", "text": "a document long enough to keep after cleaning"}\n')
+    assert invoke("run", str(spec), "--run-dir", str(run_dir), "--until", "extract").exit_code == 0
+    assert run_status(str(run_dir))[0].state == "completed"
+    assert not (run_dir / "extract" / "failure.json").exists(), "a stage that ran again forgets its failure"
+
+    monkeypatch.setattr("osft.common.runner.load_stage", lambda name: counting_stage([], fail_after=1))
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(str(spec), run_dir=str(tmp_path / "killed"), until="extract")
+    assert run_status(str(tmp_path / "killed"))[0].state == "interrupted (resumes on next run)"
 
 
 def test_files_written_atomically_get_the_usual_mode(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from osft.common.cli import main
 from osft.common.errors import SpecError
 from osft.common.spec import json_schema, parse_spec, parse_spec_text
 
@@ -125,3 +127,29 @@ def test_published_json_schema_matches_the_models() -> None:
 )
 def test_every_example_spec_is_valid(example: Path) -> None:
     assert parse_spec_text(example.read_text(), source=str(example)).name
+
+
+def test_json_type_slips_are_named_by_field_path_but_an_int_for_a_float_is_fine(tmp_path: Path) -> None:
+    loose = tmp_path / "loose.json"
+    loose.write_text(
+        json.dumps(
+            with_changes(
+                training={"epochs": True, "hard_negatives": {"enabled": "yes"}, "export": {"onnx": 1}},
+                source={"type": "local", "path": "corpus.jsonl", "bad_records": {"max_skipped": False}},
+            )
+        )
+    )
+    result = CliRunner().invoke(main, ["validate", str(loose)])
+
+    assert result.exit_code == SpecError.exit_code
+    assert "training.epochs: expected a number, not true or false (got true)" in result.output
+    assert "training.hard_negatives.enabled: expected true or false" in result.output and "(got 'yes')" in result.output
+    assert "training.export.onnx: expected true or false" in result.output
+    assert "source.bad_records.max_skipped: expected a number" in result.output
+    spec = parse_spec(with_changes(max_cost_usd=5, cost={"mean_request_kb": 2}, model={"normalize": None}))
+    assert spec.max_cost_usd == 5.0 and spec.cost.mean_request_kb == 2.0
+
+
+def test_a_type_slip_does_not_hide_the_other_problems_of_its_section() -> None:
+    problems = problems_of(with_changes(training={"epochs": True, "batch_size": 1, "typo": 2}))
+    assert [p.split(":")[0] for p in problems] == ["training.epochs", "training.batch_size", "training.typo"]

@@ -482,3 +482,60 @@ def test_an_endpoint_without_a_price_does_not_block_the_budget_it_is_not_counted
 
     assert estimate.endpoint_monthly_usd is None and any("ml.inf2.xlarge" in item for item in estimate.unpriced)
     check_budget(estimate)  # the run itself is priced and within $1
+
+
+def openai_spec(corpus: Path, **overrides) -> dict:
+    querygen = {"provider": "openai", "model_id": "qwen2.5-1.5b", "openai": {"base_url": "http://127.0.0.1:8080/v1"}}
+    return make_tiny_spec(corpus, querygen=querygen, max_cost_usd=1, **overrides)
+
+
+def test_a_self_hosted_openai_endpoint_can_be_checked_against_the_budget(tiny_corpus, write_spec, tmp_path):
+    free = {"openai_usd_per_million_tokens": {"input": 0, "output": 0}}
+    estimate = estimate_run(str(write_spec(openai_spec(tiny_corpus, cost=free))), str(tmp_path / "run"))
+
+    tokens = next(i for i in estimate.items if i.stage == "querygen")
+    assert tokens.usd == 0 and tokens.quantity > 0
+    check_budget(estimate)
+    result = CliRunner().invoke(main, ["estimate", str(write_spec(openai_spec(tiny_corpus, cost=free))), "--enforce"])
+    assert result.exit_code == 0 and "max_cost_usd: $1.00: within budget" in result.output, result.output
+
+
+def test_an_openai_price_is_applied_to_input_and_output_tokens(tiny_corpus, write_spec, tmp_path):
+    price = {"openai_usd_per_million_tokens": {"input": 2000, "output": 8000}}
+    estimate = estimate_run(str(write_spec(openai_spec(tiny_corpus, cost=price))), str(tmp_path / "run"))
+
+    tokens = next(i for i in estimate.items if i.stage == "querygen")
+    expected = (estimate.expected.input_tokens * 2000 + estimate.expected.output_tokens * 8000) / 1e6
+    assert tokens.usd == pytest.approx(expected, abs=1e-4) and estimate.run_usd == pytest.approx(expected, abs=1e-4)
+    with pytest.raises(QuotaError, match=r"over the limit of \$1\.00"):
+        check_budget(estimate)
+
+
+def test_an_openai_endpoint_without_a_price_names_the_field_to_set(tiny_corpus, write_spec, tmp_path):
+    result = CliRunner().invoke(main, ["estimate", str(write_spec(openai_spec(tiny_corpus))), "--enforce"])
+
+    assert result.exit_code == QuotaError.exit_code
+    assert "max_cost_usd: $1.00: cannot be checked" in result.output, "not 'within budget' while unpriced"
+    assert "cannot check the budget" in result.output
+    assert "hint: give the endpoint's price as cost.openai_usd_per_million_tokens" in result.output
+
+
+def test_a_run_until_extract_is_not_stopped_by_the_cost_of_later_stages(tiny_corpus, write_spec, tmp_path):
+    spec_path = write_spec(bedrock_spec(tiny_corpus, max_cost_usd=0.0001))
+
+    result = run_pipeline(str(spec_path), run_dir=str(tmp_path / "run"), until="extract")
+
+    assert [o.stage for o in result.outcomes] == ["extract"]
+    assert (tmp_path / "run" / ESTIMATE_FILE).exists()
+    with pytest.raises(QuotaError, match="the run up to querygen is estimated at"):
+        run_pipeline(str(spec_path), run_dir=str(tmp_path / "run"), until="querygen")
+
+
+def test_the_budget_of_a_run_until_querygen_leaves_out_training(tiny_corpus, write_spec, tmp_path):
+    spec = make_tiny_spec(tiny_corpus, max_cost_usd=0.01)
+    spec["training"].update(compute="sagemaker")
+    estimate = estimate_run(str(write_spec(spec)), str(tmp_path / "run"))
+
+    with pytest.raises(QuotaError, match=r"Largest item: (train|evaluate)"):
+        check_budget(estimate)
+    check_budget(estimate, ["extract", "querygen"])  # Fargate minutes and a month of S3, not the SageMaker jobs

@@ -66,6 +66,8 @@ def validate(spec: str) -> None:
 def estimate(spec: str | None, spec_option: str | None, run_dir: str | None, enforce: bool, sagemaker: bool) -> None:
     from osft.common.estimate import check_budget, estimate_run, render_estimate
 
+    if spec and spec_option and spec != spec_option:
+        raise click.UsageError(f"two specs given, {spec} and --spec {spec_option}: give the spec once")
     spec_uri = spec_option or spec
     if not spec_uri:
         raise click.UsageError("give the spec as SPEC or --spec URI")

@@ -89,5 +89,6 @@ def render_status(run_dir: str, statuses: list[StageStatus]) -> str:
         counts = _counts(status.manifest) if status.manifest else ""
         lines.append(f"{status.stage:<10}{status.state:<36}{timing:>9}  {counts}")
     done = [s.manifest for s in statuses if s.manifest is not None]
-    details = _details(run_dir, done)
+    errors = [f"error ({s.stage}, {s.failed_at or 'time unknown'}): {s.error}" for s in statuses if s.error]
+    details = errors + _details(run_dir, done)
     return "\n".join(lines + (["", *details] if details else []))

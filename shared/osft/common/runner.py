@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from osft.common.errors import OsftError, SpecError, StorageError
@@ -25,6 +27,8 @@ from osft.common.stage import (
     run_stage,
 )
 from osft.common.storage import Location, is_s3, join
+
+FAILURE_FILE = "failure.json"
 
 
 @dataclass
@@ -78,19 +82,59 @@ def run_pipeline(
     result = PipelineResult(spec=spec, run_dir=run_dir)
     for name in stages:
         definition = load_stage(name)
-        if job_settings is not None and name in on_sagemaker:
-            job_spec = job_spec_uri(spec_uri, run_dir)  # the spec.json written above when the spec is local
-            manifest, skipped = run_stage_as_job(definition, spec, job_spec, run_dir, job_settings, force=name in force)
-        else:
-            manifest, skipped = run_stage(definition, spec_uri, run_dir, force=name in force)
+        with _failure_recorded(run_dir, name):
+            if job_settings is not None and name in on_sagemaker:
+                job_spec = job_spec_uri(spec_uri, run_dir)  # the spec.json written above when the spec is local
+                manifest, skipped = run_stage_as_job(
+                    definition, spec, job_spec, run_dir, job_settings, force=name in force
+                )
+            else:
+                manifest, skipped = run_stage(definition, spec_uri, run_dir, force=name in force)
         result.outcomes.append(StageOutcome(stage=name, manifest=manifest, skipped=skipped))
-        # The corpus is known and nothing is spent yet: write estimate.json, stop here if over max_cost_usd.
+        # The corpus is known and nothing is spent yet: write estimate.json, stop here if the stages this
+        # run reaches would cost more than max_cost_usd.
         if name == "extract":
-            check_budget(estimate_from_run_dir(spec, run_dir, spec_uri=spec_uri))
+            reached = _stages_reached(stages, until) if until else None
+            check_budget(estimate_from_run_dir(spec, run_dir, spec_uri=spec_uri), reached)
         if name == until:
             break
     log.info("pipeline_finished", run_dir=run_dir)
     return result
+
+
+@contextlib.contextmanager
+def _failure_recorded(run_dir: str, stage: str) -> Iterator[None]:
+    """Leave a stage's error in its folder, so ``osft status`` can tell a failed stage from a killed one.
+
+    The stage framework records nothing when a stage raises; a new attempt forgets the last failure.
+    """
+    location = Location(join(run_dir, stage, FAILURE_FILE))
+    if location.exists():
+        location.delete_tree()
+    try:
+        yield
+    except Exception as exc:  # not Ctrl-C or SIGTERM: the stage was interrupted then, not failed
+        _record_failure(location, stage, exc)
+        raise
+
+
+def _record_failure(location: Location, stage: str, exc: Exception) -> None:
+    error = exc.render() if isinstance(exc, OsftError) else f"{type(exc).__name__}: {exc}"
+    record = {"stage": stage, "failed_at": datetime.now(UTC).isoformat(timespec="seconds"), "error": error}
+    try:
+        location.write_text(json.dumps(record, indent=2))
+    except OsftError:
+        get_logger().debug("failure_not_recorded", exc_info=True)  # the stage's own error is the one to report
+
+
+def read_failure(run_dir: str, stage: str) -> dict[str, str] | None:
+    """The error ``osft run`` recorded when the stage last failed, or None."""
+    location = Location(join(run_dir, stage, FAILURE_FILE))
+    try:
+        record = json.loads(location.read_text()) if location.exists() else None
+    except (ValueError, OsftError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("error"), str) else None
 
 
 def missing_local_inputs(spec: RunSpec, spec_uri: str) -> list[str]:
@@ -200,10 +244,13 @@ class StageStatus:
     stage: str
     state: str
     manifest: StageManifest | None
+    error: str | None = None
+    """The error a failed stage stopped with, and when."""
+    failed_at: str | None = None
 
 
 def run_status(run_dir: str) -> list[StageStatus]:
-    """What is done in a run folder: completed, interrupted (will resume) or not started."""
+    """What is done in a run folder: completed, failed or interrupted (both run again) or not started."""
     if not is_s3(run_dir) and Path(run_dir).is_file():
         raise StorageError(f"{run_dir}: is a file, not a run folder", hint="give the run folder, e.g. runs/<spec name>")
     if not Location(run_dir).has_content():
@@ -215,16 +262,19 @@ def run_status(run_dir: str) -> list[StageStatus]:
         raise StorageError(
             f"{run_dir}: not a run folder (no spec.json and no stage folders)", hint=_run_folders_hint(run_dir)
         )
-    statuses = []
-    for stage in STAGE_ORDER:
-        manifest = read_manifest(run_dir, stage)
-        if manifest is not None:
-            statuses.append(StageStatus(stage, "completed", manifest))
-        elif Location(join(run_dir, stage)).has_content():
-            statuses.append(StageStatus(stage, "interrupted (resumes on next run)", None))
-        else:
-            statuses.append(StageStatus(stage, "not started", None))
-    return statuses
+    return [_stage_status(run_dir, stage) for stage in STAGE_ORDER]
+
+
+def _stage_status(run_dir: str, stage: str) -> StageStatus:
+    manifest = read_manifest(run_dir, stage)
+    if manifest is not None:
+        return StageStatus(stage, "completed", manifest)
+    failure = read_failure(run_dir, stage)
+    if failure is not None:
+        return StageStatus(stage, "failed (runs again on next run)", None, failure["error"], failure.get("failed_at"))
+    if Location(join(run_dir, stage)).has_content():
+        return StageStatus(stage, "interrupted (resumes on next run)", None)
+    return StageStatus(stage, "not started", None)
 
 
 def _looks_like_a_run_folder(run_dir: str) -> bool:
@@ -242,4 +292,4 @@ def _run_folders_hint(folder: str) -> str:
     return "give the run folder, e.g. runs/<spec name>"
 
 
-__all__ = ["MANIFEST_FILE", "PipelineResult", "StageStatus", "run_pipeline", "run_status"]
+__all__ = ["FAILURE_FILE", "MANIFEST_FILE", "PipelineResult", "StageStatus", "run_pipeline", "run_status"]

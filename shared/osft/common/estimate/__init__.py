@@ -8,11 +8,13 @@ documents and spends nothing) and a sample of its output is tokenized. The estim
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 from osft.common.errors import OsftError, QuotaError, StorageError
 from osft.common.estimate.build import build_estimate
 from osft.common.estimate.corpus_sample import count_tokens_function, sample_corpus
+from osft.common.estimate.cost_model import OPENAI_PRICE_FIELD
 from osft.common.estimate.model import ESTIMATE_FILE, Estimate, LineItem
 from osft.common.estimate.prices import PriceTable, load_price_table
 from osft.common.estimate.prompt_size import measure_prompt, spec_relative
@@ -126,27 +128,45 @@ def estimate_run(spec_uri: str, run_dir: str | None = None, *, on_sagemaker: boo
         return estimate_from_run_dir(load_spec(spec_uri), folder, spec_uri=spec_uri, on_sagemaker=on_sagemaker)
 
 
-def check_budget(estimate: Estimate) -> None:
-    """Raise QuotaError when the estimate exceeds ``max_cost_usd`` or cannot be checked against it."""
+def check_budget(estimate: Estimate, stages: Collection[str] | None = None) -> None:
+    """Raise QuotaError when the estimate exceeds ``max_cost_usd`` or cannot be checked against it.
+
+    ``stages``: only the cost of these stages counts (a run stopped early by ``--until`` spends no more).
+    """
     limit = estimate.max_cost_usd
     if limit is None:
         return
     # The endpoint's monthly cost is not counted against max_cost_usd, so its missing price cannot block the run.
-    unpriced = [f"{i.stage}: {i.item}" for i in estimate.items if i.usd is None and not i.alternative and not i.monthly]
+    counted = estimate.budget_items(stages)
+    unpriced = [i for i in counted if i.usd is None]
     if unpriced:
         raise QuotaError(
-            f"max_cost_usd: cannot check the budget of {usd(limit)}: no price for {'; '.join(unpriced)}",
-            hint="add the model or instance type to the price table (osft/common/data/prices.json or the querygen "
-            "Bedrock table), or remove max_cost_usd from the spec",
+            f"max_cost_usd: cannot check the budget of {usd(limit)}: no price for "
+            + "; ".join(f"{i.stage}: {i.item}" for i in unpriced),
+            hint=_price_hint(unpriced),
         )
-    if estimate.over_budget:
-        biggest = max((i for i in estimate.items if not i.alternative and not i.monthly), key=lambda i: i.usd or 0)
+    total = round(sum(i.usd or 0.0 for i in counted), 4)
+    if total > limit:
+        biggest = max(counted, key=lambda i: i.usd or 0)
+        scope = "the run" if stages is None else f"the run up to {list(stages)[-1]}"
         raise QuotaError(
-            f"max_cost_usd: the run is estimated at {usd(estimate.run_usd)}, over the limit of {usd(limit)}; "
+            f"max_cost_usd: {scope} is estimated at {usd(total)}, over the limit of {usd(limit)}; "
             f"nothing has been spent yet. Largest item: {biggest.stage}: {biggest.item} ({usd(biggest.usd or 0)})",
             hint="raise max_cost_usd, sample fewer documents (sampling.max_docs), lower querygen.queries_per_doc, "
             "use bedrock-batch or a cheaper model_id; 'osft estimate SPEC' prints every line",
         )
+
+
+def _price_hint(unpriced: list[LineItem]) -> str:
+    if any(OPENAI_PRICE_FIELD in i.item for i in unpriced):
+        return (
+            f"give the endpoint's price as {OPENAI_PRICE_FIELD} (USD per million tokens; "
+            '{"input": 0, "output": 0} for a self-hosted server), or remove max_cost_usd from the spec'
+        )
+    return (
+        "add the model or instance type to the price table (osft/common/data/prices.json or the querygen "
+        "Bedrock table), or remove max_cost_usd from the spec"
+    )
 
 
 __all__ = [

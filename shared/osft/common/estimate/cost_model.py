@@ -37,6 +37,7 @@ REFERENCE_SEQ_LENGTH = 256
 MODEL_GB = {"small": 0.09, "base": 0.44, "large": 1.34}
 FARGATE_VCPU, FARGATE_GB = 1.0, 4.0
 BATCH_JOB_TASK_HOURS = 1.0
+OPENAI_PRICE_FIELD = "cost.openai_usd_per_million_tokens"
 
 
 def model_size(name: str) -> str:
@@ -108,14 +109,7 @@ def querygen_items(ctx: Context, expected: Expected) -> list[LineItem]:
     tokens = f"{records:,} prompts × ({input_per_record:,.0f} in + {output_per_record:,.0f} out) tokens"
     model_id = qg.resolved_model_id or "?"
     if qg.provider == "openai":
-        return [
-            LineItem(
-                stage="querygen",
-                item=f"OpenAI-compatible '{model_id}': {tokens} (price not in the table)",
-                quantity=expected.input_tokens + expected.output_tokens,
-                unit="tokens",
-            )
-        ]
+        return [_openai_item(ctx, f"OpenAI-compatible '{model_id}': {tokens}", expected)]
     row = prices.bedrock_price(model_id)
     unit = prices.bedrock.get("unit_tokens", 1_000_000)
     discount = prices.bedrock.get("batch_discount", 0.5)
@@ -147,6 +141,24 @@ def querygen_items(ctx: Context, expected: Expected) -> list[LineItem]:
         hours = BATCH_JOB_TASK_HOURS if use_batch else records / rate / 3600
         items += _fargate("querygen", hours * 3600, prices)
     return items
+
+
+def _openai_item(ctx: Context, what: str, expected: Expected) -> LineItem:
+    """The endpoint's tokens, priced only when the spec gives its price (no table knows a self-hosted server's)."""
+    price = ctx.spec.cost.openai_usd_per_million_tokens
+    quantity = expected.input_tokens + expected.output_tokens
+    if price is None:
+        return LineItem(
+            stage="querygen", item=f"{what} (no price: set {OPENAI_PRICE_FIELD})", quantity=quantity, unit="tokens"
+        )
+    cost = (expected.input_tokens * price.input + expected.output_tokens * price.output) / 1_000_000
+    return LineItem(
+        stage="querygen",
+        item=f"{what} at ${price.input:g} in + ${price.output:g} out per million ({OPENAI_PRICE_FIELD})",
+        quantity=quantity,
+        unit="tokens",
+        usd=_round(cost),
+    )
 
 
 def training_items(ctx: Context, expected: Expected) -> list[LineItem]:

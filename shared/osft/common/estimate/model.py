@@ -6,12 +6,14 @@ estimate beside what the stages counted (tokens, training seconds).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 ESTIMATE_FILE = "estimate.json"
 ESTIMATE_VERSION = 1
+RUN_WIDE_ITEMS = frozenset({"storage", "orchestration"})
 
 
 class LineItem(BaseModel):
@@ -72,3 +74,12 @@ class Estimate(BaseModel):
     @property
     def over_budget(self) -> bool:
         return self.max_cost_usd is not None and self.run_usd > self.max_cost_usd
+
+    def budget_items(self, stages: Collection[str] | None = None) -> list[LineItem]:
+        """The one-off items counted against ``max_cost_usd``: every one, or those of ``stages`` (the stages
+        a run reaches) plus, when it reaches past extract, the run-wide ones (storage, orchestration)."""
+        counted = [i for i in self.items if not i.alternative and not i.monthly]
+        if stages is None:
+            return counted
+        reached = set(stages) | (RUN_WIDE_ITEMS if set(stages) - {"extract"} else set())
+        return [i for i in counted if i.stage in reached]

@@ -34,6 +34,8 @@ def render_estimate(estimate: Estimate) -> str:
         lines.append(f"not priced: {item}")
     if estimate.max_cost_usd is not None:
         verdict = "OVER BUDGET" if estimate.over_budget else "within budget"
+        if any(i.usd is None for i in estimate.budget_items()):
+            verdict = "cannot be checked (an item has no price)"
         lines.append(f"max_cost_usd: {usd(estimate.max_cost_usd)}: {verdict}")
     lines += [f"note: {note}" for note in estimate.notes]
     return "\n".join(lines)

@@ -83,7 +83,9 @@ def _describe(error: dict[str, Any], known: dict[tuple, list[str]], described: d
     shown = error.get("input")
     if shown is None and kind != "missing":
         return f"{path}: {message} (got null)"
-    if isinstance(shown, (str, int, float, bool)):
+    if isinstance(shown, bool):
+        return f"{path}: {message} (got {json.dumps(shown)})"  # as the user wrote it: true, not True
+    if isinstance(shown, (str, int, float)):
         return f"{path}: {message} (got {shown!r})"
     return f"{path}: {message}"
 
