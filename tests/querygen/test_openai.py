@@ -52,6 +52,16 @@ def test_openai_compatible_endpoint_generates_queries_with_retries(run_folder, c
     assert len(read_pairs(run_dir)) == 10
 
 
+def test_an_openai_endpoint_priced_in_the_spec_is_accounted(run_folder, chat_server, monkeypatch):
+    monkeypatch.setenv("QG_TEST_KEY", "sk-test")
+    server = chat_server()
+    price = {"openai_usd_per_million_tokens": {"input": 2.0, "output": 10.0}}
+    spec, run_dir = run_folder(openai_spec(server), make_docs(4), cost=price)
+    stats = run_querygen(spec, run_dir).stats
+    assert stats.estimated_cost_usd == pytest.approx((4 * 380 * 2.0 + 4 * 55 * 10.0) / 1e6)
+    assert stats.price_table == "cost.openai_usd_per_million_tokens in the spec"
+
+
 def test_missing_api_key_variable_is_a_clear_error(run_folder, chat_server, monkeypatch):
     monkeypatch.delenv("QG_TEST_KEY", raising=False)
     spec, run_dir = run_folder(openai_spec(chat_server()), make_docs(2))

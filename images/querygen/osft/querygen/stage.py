@@ -17,6 +17,7 @@ from osft.common.corpus import Document, Pair, document_text, load_corpus
 from osft.common.errors import InputDataError, OsftError
 from osft.common.jsonl import read_jsonl, write_jsonl
 from osft.common.manifests import QuerygenStats
+from osft.common.spec.cost import TokenPrice
 from osft.common.stage import StageContext, StageDefinition, StageResult
 from osft.common.storage import is_s3
 from osft.querygen.accounting import Usage, load_prices
@@ -103,11 +104,17 @@ def _round_trip(ctx: StageContext, kept: list[GeneratedQuery], corpus: dict[str,
     return [q for q, keep in zip(kept, flags, strict=True) if keep]
 
 
-def _cost(outcome: LlmOutcome | None, provider: str, model_id: str | None) -> tuple[float | None, str | None]:
+def _cost(
+    outcome: LlmOutcome | None, provider: str, model_id: str | None, openai_price: TokenPrice | None
+) -> tuple[float | None, str | None]:
     if outcome is None:
         return 0.0, None
-    if provider == "openai":
-        return None, None  # OpenAI-compatible endpoints: no price table
+    if provider == "openai":  # no price table knows an OpenAI-compatible endpoint: the spec may give its price
+        if openai_price is None:
+            return None, None
+        usage = outcome.usage
+        usd = (usage.input_tokens * openai_price.input + usage.output_tokens * openai_price.output) / 1e6
+        return usd, "cost.openai_usd_per_million_tokens in the spec"
     prices = load_prices()
     table = f"bedrock_prices.json as of {prices['as_of']} ({prices['source']})"
     return outcome.usage.estimated_cost(model_id, prices), table
@@ -179,7 +186,7 @@ def run(ctx: StageContext) -> StageResult:
         )
 
     usage = outcome.usage if outcome else Usage()
-    cost, price_table = _cost(outcome, provider, options.resolved_model_id)
+    cost, price_table = _cost(outcome, provider, options.resolved_model_id, ctx.spec.cost.openai_usd_per_million_tokens)
     if outcome is not None and cost is None and price_table:
         notes.append(f"No price for {options.resolved_model_id} in the price table; cost not estimated.")
     stats = QuerygenStats(
