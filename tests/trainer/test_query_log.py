@@ -131,10 +131,22 @@ def test_a_missing_query_log_is_a_clear_error_naming_the_field(tmp_path) -> None
 
     corpus = tmp_path / "corpus.jsonl"
     write_jsonl(corpus, tiny_corpus())
+    from osft.common.errors import SpecError
+    from osft.common.registry import load_stage
+    from osft.common.stage import run_stage
+
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(spec_document(corpus, querygen={"query_log": {"path": "nowhere.jsonl"}})))
+    run_dir = str(tmp_path / "run")
+    # osft run names it before any stage starts ...
+    with pytest.raises(SpecError, match=r"querygen\.query_log\.path: .*nowhere\.jsonl: no such file"):
+        run_pipeline(str(spec), run_dir=run_dir, until="querygen")
+    # ... and the querygen stage alone (as ECS runs it) when it gets there.
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(spec_document(corpus)))
+    run_pipeline(str(plain), run_dir=run_dir, until="extract")
     with pytest.raises(InputDataError, match=r"querygen\.query_log\.path: no such file") as raised:
-        run_pipeline(str(spec), run_dir=str(tmp_path / "run"), until="querygen")
+        run_stage(load_stage("querygen"), str(spec), run_dir)
     assert raised.value.path == str(tmp_path / "nowhere.jsonl")
 
 
