@@ -28,6 +28,19 @@ class KillAfterCheckpoint(TrainerCallback):
             raise Killed(f"killed after checkpoint {state.global_step}")
 
 
+def train_until_killed(spec: str, run_dir: str, *, after_checkpoint: int) -> None:
+    """The train stage, killed right after it has written checkpoint ``after_checkpoint``."""
+    dying = StageDefinition(
+        name=STAGE.name,
+        upstream=STAGE.upstream,
+        spec_sections=STAGE.spec_sections,
+        version=STAGE.version,
+        run=lambda ctx: train_dense(ctx, callbacks=[KillAfterCheckpoint(after_checkpoint)]),
+    )
+    with pytest.raises(Killed):
+        run_stage(dying, spec, run_dir)
+
+
 def _events(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
@@ -44,15 +57,7 @@ def test_killed_training_resumes_from_the_last_checkpoint(make_run, capfd) -> No
     }
     spec, run_dir = make_run(training=training)
     configure_logging(json_output=True)
-    dying = StageDefinition(
-        name=STAGE.name,
-        upstream=STAGE.upstream,
-        spec_sections=STAGE.spec_sections,
-        version=STAGE.version,
-        run=lambda ctx: train_dense(ctx, callbacks=[KillAfterCheckpoint(2)]),
-    )
-    with pytest.raises(Killed):
-        run_stage(dying, spec, run_dir)
+    train_until_killed(spec, run_dir, after_checkpoint=2)
     checkpoints = Path(run_dir) / "train" / "_work" / "checkpoints"
     assert (checkpoints / "checkpoint-2" / "trainer_state.json").exists()
     assert read_manifest(run_dir, "train") is None
@@ -81,15 +86,7 @@ def test_a_run_killed_after_its_last_checkpoint_keeps_it_without_training_a_step
 
     spec, run_dir = make_run(training={"max_steps": 2, "batch_size": 8, "checkpoint_steps": 2})
     configure_logging(json_output=True)
-    dying = StageDefinition(
-        name=STAGE.name,
-        upstream=STAGE.upstream,
-        spec_sections=STAGE.spec_sections,
-        version=STAGE.version,
-        run=lambda ctx: train_dense(ctx, callbacks=[KillAfterCheckpoint(2)]),
-    )
-    with pytest.raises(Killed):
-        run_stage(dying, spec, run_dir)
+    train_until_killed(spec, run_dir, after_checkpoint=2)
     last = Path(run_dir) / "train" / "_work" / "checkpoints" / "checkpoint-2"
     logged = json.loads((last / "trainer_state.json").read_text())["log_history"]
     capfd.readouterr()
