@@ -321,7 +321,8 @@ def mixed_precision_arguments(setting: str) -> dict[str, bool]:
             return {}
         import torch
 
-        setting = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # Without including_emulation=False, pre-Ampere GPUs (T4, V100) answer True and train in slow emulated bf16.
+        setting = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     if setting == "fp16" and not on_gpu():
         raise OsftError(
             "training.mixed_precision 'fp16' needs a GPU, and this training runs on CPUs",
