@@ -14,6 +14,7 @@ from osft.trainer.hf_training import mixed_precision_arguments, training_argumen
 
 def _on(monkeypatch: pytest.MonkeyPatch, *, gpu: bool, bf16: bool = False) -> None:
     monkeypatch.setattr(hf_training, "on_gpu", lambda: gpu)
+
     def native_bf16(including_emulation: bool = True) -> bool:
         return True if including_emulation else bf16  # as torch does: emulation makes every GPU say yes
 
