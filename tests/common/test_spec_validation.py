@@ -153,3 +153,13 @@ def test_json_type_slips_are_named_by_field_path_but_an_int_for_a_float_is_fine(
 def test_a_type_slip_does_not_hide_the_other_problems_of_its_section() -> None:
     problems = problems_of(with_changes(training={"epochs": True, "batch_size": 1, "typo": 2}))
     assert [p.split(":")[0] for p in problems] == ["training.epochs", "training.batch_size", "training.typo"]
+
+
+def test_a_field_added_with_a_default_leaves_the_fingerprints_of_finished_runs_alone() -> None:
+    from osft.common.spec.training import Training
+
+    # What runs made before training.mixed_precision existed hashed: the section without it.
+    before = Training().model_dump(mode="json")
+    before.pop("mixed_precision")
+    assert Training().fingerprint_material() == before
+    assert Training(mixed_precision="fp16").fingerprint_material() == {**before, "mixed_precision": "fp16"}

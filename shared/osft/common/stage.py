@@ -231,7 +231,7 @@ def compute_work_key(ctx: StageContext, upstream: dict[str, StageManifest], fing
 
 
 def _dump(value: Any) -> Any:
-    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+    return value.fingerprint_material() if hasattr(value, "fingerprint_material") else value
 
 
 def _prepare_workdir(run_dir: str, stage: str, work_key: str, *, fresh: bool = False) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ModelWrapValidatorHandler, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -54,6 +54,17 @@ def _details(error: Any) -> InitErrorDetails:
 
 class SpecModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # Fields added after runs existed whose default leaves a finished stage's result valid: kept out of stage
+    # fingerprints while at their default, so upgrading osft does not redo (and pay for) finished stages.
+    FINGERPRINT_ONLY_WHEN_SET: ClassVar[frozenset[str]] = frozenset()
+
+    def fingerprint_material(self) -> dict[str, Any]:
+        """This section as stage fingerprints hash it (see ``FINGERPRINT_ONLY_WHEN_SET``)."""
+        material = self.model_dump(mode="json")
+        for name in self.FINGERPRINT_ONLY_WHEN_SET:
+            if getattr(self, name) == type(self).model_fields[name].default:
+                material.pop(name)
+        return material
 
     @model_validator(mode="wrap")
     @classmethod

@@ -102,6 +102,8 @@ class Export(SpecModel):
 
 
 class Training(SpecModel):
+    FINGERPRINT_ONLY_WHEN_SET = frozenset({"mixed_precision"})
+
     epochs: float | None = Field(default=None, gt=0)
     learning_rate: float | None = Field(default=None, gt=0, lt=1)
     batch_size: int | None = Field(default=None, ge=2)
