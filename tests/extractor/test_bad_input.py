@@ -206,24 +206,29 @@ def test_a_json_document_is_refused_as_json_lines_even_when_skipping(write_spec,
     assert "jq -c" in caught.value.render()
 
 
-def test_a_tsv_quote_is_text_and_never_swallows_the_next_rows(write_spec, tmp_path):
-    rows = ['a\t"Quoted" words ' + GOOD, 'b\t"unbalanced ' + GOOD] + [f"c{i}\t{GOOD} {i}" for i in range(3)]
+def test_a_quoted_tsv_as_pandas_writes_it_is_read_and_a_stray_quote_never_swallows_rows(write_spec, tmp_path):
+    rows = [f'a\t"say ""hi"" {GOOD}"', f'b\t"a tab\tinside {GOOD}"', f"c\t{GOOD}"]
     (tmp_path / "c.tsv").write_text("id\ttext\n" + "\n".join(rows) + "\n")
-    manifest, _ = run_stage(
-        STAGE, write_spec({"type": "local", "path": "c.tsv", "fields": {"title": None}}), str(tmp_path / "run")
-    )
+    source = {"type": "local", "path": "c.tsv", "fields": {"title": None}}
+    manifest, _ = run_stage(STAGE, write_spec(source), str(tmp_path / "run"))
     with gzip.open(tmp_path / "run" / "extract" / manifest.stats.shards[0], "rt", encoding="utf-8") as handle:
         docs = {d["id"]: d["text"] for d in map(json.loads, handle)}
-    assert sorted(docs) == ["a", "b", "c0", "c1", "c2"]
-    assert docs["a"].startswith('"Quoted" words') and docs["b"] == '"unbalanced ' + GOOD
+    assert docs == {"a": f'say "hi" {GOOD}', "b": f"a tab inside {GOOD}", "c": GOOD}
+
+    rows = [f'a\t"Quoted" words {GOOD}', f"b\t{GOOD} two", f"c\t{GOOD} three"]
+    (tmp_path / "c.tsv").write_text("id\ttext\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputDataError, match=r"c\.tsv:2: cannot parse"):
+        run_stage(STAGE, write_spec(source), str(tmp_path / "r2"))
+    manifest, _ = run_stage(STAGE, write_spec({**source, "bad_records": {"on_error": "skip"}}), str(tmp_path / "r3"))
+    assert manifest.stats.documents_written == 2 and manifest.stats.skipped_by_reason == {"malformed_csv": 1}
 
 
-def test_a_tsv_row_with_a_tab_in_its_text_says_tsv_cannot_hold_it(write_spec, tmp_path):
+def test_a_tsv_row_with_an_unquoted_tab_in_its_text_is_named(write_spec, tmp_path):
     (tmp_path / "c.tsv").write_text(f"id\ttext\na\t{GOOD}\tmore\n")
     spec = write_spec({"type": "local", "path": "c.tsv", "fields": {"title": None}})
     with pytest.raises(InputDataError, match=r"c\.tsv:2: row has more fields than the header \(2\)") as caught:
         run_stage(STAGE, spec, str(tmp_path / "run"))
-    assert "cannot hold a tab" in caught.value.render()
+    assert "a tab in TSV" in caught.value.render()
 
 
 def test_a_csv_quote_never_closed_is_named_where_it_opens(write_spec, tmp_path):

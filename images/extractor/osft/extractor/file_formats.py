@@ -44,8 +44,7 @@ OTHER_COMPRESSIONS = {
 }
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 QUOTE_HINT = (
-    'in CSV, quote a whole field and double the quotes inside it ("say ""hi"""); '
-    "or set source.bad_records.on_error to 'skip'"
+    'quote a whole field and double the quotes inside it ("say ""hi"""); or set source.bad_records.on_error to \'skip\''
 )
 _UNPARSED = object()
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -242,14 +241,11 @@ def _text(
 
 
 def _delimited(lines: Iterator[tuple[int, str]], where: str, fmt: str, policy: BadRecordPolicy) -> Iterator[RawRecord]:
-    """CSV rows (RFC 4180 quoting, strict) or TSV rows (no quoting: a quote is text, as in raw text corpora).
+    """CSV or TSV rows, quoted as RFC 4180 says (what pandas and R write, tab-separated too), strictly.
 
-    Lenient CSV quoting would let one stray quote silently swallow every following row into one field.
+    Lenient quoting would let one stray quote silently swallow every following row into one field.
     """
-    options: dict[str, Any] = (
-        {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {"delimiter": ",", "strict": True}
-    )
-    reader = csv.DictReader((line for _, line in lines), **options)
+    reader = csv.DictReader((line for _, line in lines), delimiter="\t" if fmt == "tsv" else ",", strict=True)
     try:
         columns = len(reader.fieldnames or [])  # reads the header, so line_num counts from it
     except csv.Error as exc:
@@ -275,9 +271,7 @@ def _delimited(lines: Iterator[tuple[int, str]], where: str, fmt: str, policy: B
                 f"row has more fields than the header ({columns})",
                 where=where,
                 line=reader.line_num,
-                hint="a TSV field cannot hold a tab: write the file as CSV or JSONL"
-                if fmt == "tsv"
-                else "quote fields that contain the delimiter",
+                hint="quote fields that contain the delimiter (a tab in TSV)",
             )
             continue
         yield RawRecord(where, reader.line_num, row)
