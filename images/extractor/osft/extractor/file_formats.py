@@ -1,5 +1,8 @@
 """Records from one file: JSONL, plain text, CSV/TSV with a header, or Parquet; gzip detected by content.
 
+CSV/TSV are read with RFC 4180 quoting, or, with ``source.quoting: none``, as raw text split on the
+delimiter only.
+
 Text is decoded line by line, so with ``bad_records.on_error: skip`` a line in the wrong encoding
 or a malformed JSON line is skipped and counted, and reading goes on.
 """
@@ -44,8 +47,10 @@ OTHER_COMPRESSIONS = {
 }
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 QUOTE_HINT = (
-    'quote a whole field and double the quotes inside it ("say ""hi"""); or set source.bad_records.on_error to \'skip\''
+    'quote a whole field and double the quotes inside it ("say ""hi""") or, for a raw-text file that quotes no '
+    "field (its quotes are text), set source.quoting to 'none'; or set source.bad_records.on_error to 'skip'"
 )
+DELIMITERS = {"csv": ",", "tsv": "\t"}
 _UNPARSED = object()
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -245,7 +250,7 @@ def _delimited(lines: Iterator[tuple[int, str]], where: str, fmt: str, policy: B
 
     Lenient quoting would let one stray quote silently swallow every following row into one field.
     """
-    reader = csv.DictReader((line for _, line in lines), delimiter="\t" if fmt == "tsv" else ",", strict=True)
+    reader = csv.DictReader((line for _, line in lines), delimiter=DELIMITERS[fmt], strict=True)
     try:
         columns = len(reader.fieldnames or [])  # reads the header, so line_num counts from it
     except csv.Error as exc:
@@ -275,6 +280,60 @@ def _delimited(lines: Iterator[tuple[int, str]], where: str, fmt: str, policy: B
             )
             continue
         yield RawRecord(where, reader.line_num, row)
+
+
+def _without_line_end(line: str) -> str:
+    if line.endswith("\n"):
+        line = line[:-1]
+    return line.removesuffix("\r")
+
+
+def _unquoted_hint(fmt: str, more: bool) -> str:
+    if more:
+        cause = f"no field can hold the delimiter ({'a tab' if fmt == 'tsv' else 'a comma'})"
+    else:
+        cause = "no field can hold a line break (this row may be the end of the one above)"
+    return (
+        f"with source.quoting 'none' {cause}: write the file with quoted fields and leave source.quoting at "
+        "'rfc4180', or write it as JSONL; or set source.bad_records.on_error to 'skip'"
+    )
+
+
+def _unquoted(lines: Iterator[tuple[int, str]], where: str, fmt: str, policy: BadRecordPolicy) -> Iterator[RawRecord]:
+    """CSV or TSV rows with no quoting at all (``source.quoting: none``): each line split on the delimiter.
+
+    Quotes are text. A field can hold neither the delimiter nor a line break, so a row whose field
+    count differs from the header's (a stray delimiter, or a record broken over two lines) is a bad
+    record; guessing which fields it meant would put text under the wrong column. Empty lines are
+    skipped, as in RFC 4180 mode.
+    """
+    delimiter = DELIMITERS[fmt]
+    first = next(lines, None)
+    if first is None:
+        return
+    header = _without_line_end(first[1])
+    if not header:
+        raise InputDataError(
+            "the header row is empty", path=where, line=first[0], hint="the first line must name the columns"
+        )
+    columns = header.split(delimiter)
+    for number, line in lines:
+        text = _without_line_end(line)
+        if not text:
+            continue
+        values = text.split(delimiter)
+        if len(values) != len(columns):
+            more = len(values) > len(columns)
+            fields = f"{len(values)} field{'s' if len(values) > 1 else ''}"
+            policy.bad(
+                "malformed_csv",
+                f"row has {fields}, {'more' if more else 'fewer'} than the header ({len(columns)})",
+                where=where,
+                line=number,
+                hint=_unquoted_hint(fmt, more),
+            )
+            continue
+        yield RawRecord(where, number, dict(zip(columns, values, strict=True)))
 
 
 def _text_values(value: Any, encoding: str) -> Any:
@@ -341,10 +400,12 @@ def read_file(
     policy: BadRecordPolicy,
     columns: list[str] | None = None,
     id_stem: str | None = None,
+    quoting: str = "rfc4180",
 ) -> Iterator[RawRecord]:
     """Every record in ``file``; an empty file goes to the bad-record policy (reason ``empty_file``).
 
-    ``id_stem`` names plain-text documents (``text_id_stems``); by default the file's stem.
+    ``id_stem`` names plain-text documents (``text_id_stems``); by default the file's stem. ``quoting``
+    (``rfc4180`` or ``none``) applies to CSV/TSV only.
     """
     fmt = detect_format(file, fmt)
     if file.size == 0:
@@ -365,6 +426,7 @@ def read_file(
         elif fmt == "text":
             yield from _text(lines, file, text_unit, id_stem)
         elif fmt in ("csv", "tsv"):
-            yield from _delimited(lines, file.where, fmt, policy)
+            rows = _unquoted if quoting == "none" else _delimited
+            yield from rows(lines, file.where, fmt, policy)
         else:
             raise InputDataError(f"unsupported format '{fmt}'", path=file.where)

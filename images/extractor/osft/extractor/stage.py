@@ -67,6 +67,7 @@ def _file_records(ctx: StageContext, policy: BadRecordPolicy) -> Iterator[RawRec
             policy=policy,
             columns=columns,
             id_stem=id_stems.get(file.where),
+            quoting=source.quoting,
         )
 
 

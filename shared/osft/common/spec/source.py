@@ -29,6 +29,20 @@ Encoding = Annotated[
     ),
 ]
 
+Quoting = Annotated[
+    Literal["rfc4180", "none"],
+    Field(
+        description="For CSV/TSV: 'rfc4180' reads quoted fields as pandas and R write them (a field that starts "
+        "with a double quote is quoted, and a stray quote is a bad record); 'none' reads raw text (cut/paste output, "
+        "unquoted database dumps): each line is split on the delimiter only and quotes stay as text, so no field "
+        "can hold the delimiter or a line break, and a line whose field count differs from the header's is a bad "
+        "record. Other formats ignore it.",
+    ),
+]
+# Added after runs existed: at its default ("rfc4180", what every earlier run read with) it stays out of the
+# stage fingerprint, so upgrading osft leaves finished extract stages done.
+_QUOTING_ONLY_WHEN_SET = frozenset({"quoting"})
+
 
 class FieldMapping(SpecModel):
     """Which record fields hold the id, the title and the text of a document.
@@ -59,6 +73,8 @@ class BadRecords(SpecModel):
 class LocalSource(SpecModel):
     """Files on this machine: one file, a folder, or a glob. Relative paths are relative to the spec file."""
 
+    FINGERPRINT_ONLY_WHEN_SET = _QUOTING_ONLY_WHEN_SET
+
     type: Literal["local"]
     path: str = Field(min_length=1)
     format: FileFormat = "auto"
@@ -66,12 +82,15 @@ class LocalSource(SpecModel):
         default="line", description="For plain text: one document per line, or one per file."
     )
     encoding: Encoding = "utf-8"
+    quoting: Quoting = "rfc4180"
     fields: FieldMapping = Field(default_factory=FieldMapping)
     bad_records: BadRecords = Field(default_factory=BadRecords)
 
 
 class S3Source(SpecModel):
     """One S3 object or every object under a prefix (``.gz`` objects are decompressed)."""
+
+    FINGERPRINT_ONLY_WHEN_SET = _QUOTING_ONLY_WHEN_SET
 
     type: Literal["s3"]
     uri: str = Field(
@@ -82,6 +101,7 @@ class S3Source(SpecModel):
     format: FileFormat = "auto"
     text_unit: Literal["line", "file"] = "line"
     encoding: Encoding = "utf-8"
+    quoting: Quoting = "rfc4180"
     fields: FieldMapping = Field(default_factory=FieldMapping)
     bad_records: BadRecords = Field(default_factory=BadRecords)
     region: str | None = None
@@ -187,10 +207,13 @@ class PairsSource(SpecModel):
     an ``s3://`` object or prefix.
     """
 
+    FINGERPRINT_ONLY_WHEN_SET = _QUOTING_ONLY_WHEN_SET
+
     type: Literal["pairs"]
     path: str = Field(min_length=1)
     format: FileFormat = "auto"
     encoding: Encoding = "utf-8"
+    quoting: Quoting = "rfc4180"
     region: str | None = Field(default=None, description="AWS region when path is an s3:// URI.")
     bad_records: BadRecords = Field(default_factory=BadRecords)
 
