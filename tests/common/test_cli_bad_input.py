@@ -175,6 +175,28 @@ def test_status_tells_a_stage_that_failed_from_one_that_was_interrupted(
     assert run_status(str(tmp_path / "killed"))[0].state == "interrupted (resumes on next run)"
 
 
+def test_a_stage_run_on_its_own_records_its_failure_and_a_new_attempt_clears_it(tmp_path: Path) -> None:
+    """`<stage> run` (ECS, a SageMaker job, by hand) goes through run_stage, not `osft run`: status sees it too."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(VALID))
+    run_dir = str(tmp_path / "run")
+
+    def failing(ctx: StageContext) -> StageResult:
+        raise InputDataError("nothing usable", path=ctx.spec_uri)
+
+    with pytest.raises(InputDataError):
+        run_stage(
+            StageDefinition(name="extract", upstream=(), spec_sections=("source",), run=failing), str(spec), run_dir
+        )
+    [extract] = [s for s in run_status(run_dir) if s.stage == "extract"]
+    assert extract.state == "failed (runs again on next run)" and "nothing usable" in (extract.error or "")
+
+    with pytest.raises(KeyboardInterrupt):  # the next attempt, killed: interrupted, not the old failure
+        run_stage(counting_stage([], fail_after=1), str(spec), run_dir)
+    assert run_status(run_dir)[0].state == "interrupted (resumes on next run)"
+    assert not (tmp_path / "run" / "extract" / "failure.json").exists()
+
+
 def test_files_written_atomically_get_the_usual_mode(tmp_path: Path) -> None:
     umask = os.umask(0o022)
     try:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from osft.common.errors import OsftError, SpecError, StorageError
 from osft.common.estimate import check_budget, estimate_from_run_dir
+from osft.common.failures import FAILURE_FILE, failure_recorded, read_failure
 from osft.common.logging import get_logger
 from osft.common.manifests import StageManifest
 from osft.common.registry import load_stage
@@ -27,8 +26,6 @@ from osft.common.stage import (
     run_stage,
 )
 from osft.common.storage import Location, is_s3, join
-
-FAILURE_FILE = "failure.json"
 
 
 @dataclass
@@ -82,14 +79,15 @@ def run_pipeline(
     result = PipelineResult(spec=spec, run_dir=run_dir)
     for name in stages:
         definition = load_stage(name)
-        with _failure_recorded(run_dir, name):
-            if job_settings is not None and name in on_sagemaker:
-                job_spec = job_spec_uri(spec_uri, run_dir)  # the spec.json written above when the spec is local
+        if job_settings is not None and name in on_sagemaker:
+            job_spec = job_spec_uri(spec_uri, run_dir)  # the spec.json written above when the spec is local
+            # The job's own run_stage records what fails inside it; this records a job that never got there.
+            with failure_recorded(run_dir, name):
                 manifest, skipped = run_stage_as_job(
                     definition, spec, job_spec, run_dir, job_settings, force=name in force
                 )
-            else:
-                manifest, skipped = run_stage(definition, spec_uri, run_dir, force=name in force)
+        else:
+            manifest, skipped = run_stage(definition, spec_uri, run_dir, force=name in force)
         result.outcomes.append(StageOutcome(stage=name, manifest=manifest, skipped=skipped))
         # The corpus is known and nothing is spent yet: write estimate.json, stop here if the stages this
         # run reaches would cost more than max_cost_usd.
@@ -100,41 +98,6 @@ def run_pipeline(
             break
     log.info("pipeline_finished", run_dir=run_dir)
     return result
-
-
-@contextlib.contextmanager
-def _failure_recorded(run_dir: str, stage: str) -> Iterator[None]:
-    """Leave a stage's error in its folder, so ``osft status`` can tell a failed stage from a killed one.
-
-    The stage framework records nothing when a stage raises; a new attempt forgets the last failure.
-    """
-    location = Location(join(run_dir, stage, FAILURE_FILE))
-    if location.exists():
-        location.delete_tree()
-    try:
-        yield
-    except Exception as exc:  # not Ctrl-C or SIGTERM: the stage was interrupted then, not failed
-        _record_failure(location, stage, exc)
-        raise
-
-
-def _record_failure(location: Location, stage: str, exc: Exception) -> None:
-    error = exc.render() if isinstance(exc, OsftError) else f"{type(exc).__name__}: {exc}"
-    record = {"stage": stage, "failed_at": datetime.now(UTC).isoformat(timespec="seconds"), "error": error}
-    try:
-        location.write_text(json.dumps(record, indent=2))
-    except OsftError:
-        get_logger().debug("failure_not_recorded", exc_info=True)  # the stage's own error is the one to report
-
-
-def read_failure(run_dir: str, stage: str) -> dict[str, str] | None:
-    """The error ``osft run`` recorded when the stage last failed, or None."""
-    location = Location(join(run_dir, stage, FAILURE_FILE))
-    try:
-        record = json.loads(location.read_text()) if location.exists() else None
-    except (ValueError, OsftError):
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("error"), str) else None
 
 
 def missing_local_inputs(spec: RunSpec, spec_uri: str) -> list[str]:

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from osft.common import __version__
 from osft.common.errors import OsftError, StageOrderError, StorageError
+from osft.common.failures import failure_recorded
 from osft.common.file_lock import held_exclusively
 from osft.common.logging import get_logger
 from osft.common.manifests import FileRecord, StageManifest, StageStats, Timings, manifest_type
@@ -306,10 +307,21 @@ def is_up_to_date(definition: StageDefinition, manifest: StageManifest, spec_uri
 def run_stage(
     definition: StageDefinition, spec_uri: str, run_dir: str, *, force: bool = False
 ) -> tuple[StageManifest, bool]:
-    """Run one stage unless its manifest already matches its inputs. Returns (manifest, skipped)."""
+    """Run one stage unless its manifest already matches its inputs. Returns (manifest, skipped).
+
+    An error leaves ``<stage>/failure.json`` (see ``osft.common.failures``); the next attempt clears it.
+    """
     spec = load_spec(spec_uri)
     run_dir = _normalized_run_dir(run_dir)
     ensure_run_dir(run_dir)
+    # On S3 the ranks of one torchrun job share the record: only the first clears it.
+    with failure_recorded(run_dir, definition.name, clear=_deletes_shared_files(run_dir)):
+        return _run_stage(definition, spec, spec_uri, run_dir, force=force)
+
+
+def _run_stage(
+    definition: StageDefinition, spec: RunSpec, spec_uri: str, run_dir: str, *, force: bool
+) -> tuple[StageManifest, bool]:
     probe, upstream, fingerprint = _probe(definition, spec, spec_uri, run_dir)
 
     with _one_process_at_a_time(run_dir, definition.name):
