@@ -52,6 +52,18 @@ def test_pipeline_runs_end_to_end_and_skips_finished_stages_on_rerun(
     assert all(s.state == "completed" for s in run_status(str(run_dir))[:4])
     assert "ndcg@10" in render_status(str(run_dir), run_status(str(run_dir)))
 
+    # Judgements added in place (same path, same spec) score the model again; nothing else re-runs.
+    qrels = judged / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text().replace("\nj0\t", "\nj1\t", 1))
+    third = run_pipeline(str(spec), run_dir=str(run_dir))
+    assert {o.stage: o.skipped for o in third.outcomes} == {
+        "extract": True,
+        "querygen": True,
+        "train": True,
+        "evaluate": False,
+    }
+    assert third.manifest("evaluate").stats.queries == 11
+
 
 def test_changed_training_section_reruns_train_and_evaluate_only(
     tmp_path: Path, tiny_corpus: Path, write_spec, tiny_spec

@@ -14,6 +14,7 @@ flatter the model trained on that generator's style.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import tempfile
@@ -367,12 +368,30 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     )
 
 
+def input_fingerprint(ctx: StageContext) -> dict[str, str] | None:
+    """The judged files' contents: judgements added to the same folder score the model again.
+
+    None without judged queries, so those runs keep the fingerprint they had before this existed.
+    """
+    judged = ctx.spec.evaluation.judged
+    if judged is None:
+        return None
+    folder = ctx.resolve(judged.path)
+    digest = hashlib.sha256()
+    for relative in (f"qrels/{judged.split}.tsv", judged.queries_file):
+        location = Location(join(folder, relative))
+        # A missing file is the stage's own error to report, with its hint, once it runs.
+        digest.update(relative.encode() + b"\x00" + (location.read_bytes() if location.exists() else b"<missing>"))
+    return {"judged": digest.hexdigest()}
+
+
 STAGE = StageDefinition(
     name="evaluate",
     upstream=("extract", "querygen", "train"),
     spec_sections=("evaluation",),
     run=run,
     version="2",
+    input_fingerprint=input_fingerprint,
 )
 
 
