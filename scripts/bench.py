@@ -10,16 +10,32 @@ Two quality numbers are kept apart:
 Extract and querygen run once through the real stages (``osft.common.runner.run_pipeline``); each
 grid point gets its own run folder whose ``extract``/``querygen`` folders are symlinks to the shared
 ones, and runs the real ``train`` stage. Scores use sentence-transformers'
-``InformationRetrievalEvaluator`` with the base model's scores computed once. Results are appended
-to ``<out>/results.jsonl`` so an interrupted benchmark resumes where it stopped; ``--report`` only
-rewrites ``docs/benchmarks.md`` and the plots from what is there.
+``InformationRetrievalEvaluator`` with the base model's scores computed once.
+
+Where things go. Run folders, model folders and caches always go under ``--out`` (default
+``bench-out/``, git-ignored). The small raw results (``results.jsonl``, one line per grid point;
+``setup.json``; ``stage-seconds.json``; ``throughput.json``) are kept in the repository, in
+``docs/benchmarks/data/``, when the benchmark runs on the default data (``../shared/data/scifact``,
+split ``dev``) and ``--out`` is not given; ``docs/benchmarks.md`` and its plots are written from
+them, together with ``docs/benchmarks/data/recipes.jsonl`` (``scripts/bench_offline_recipes.py``'s
+results, section 3). With any other ``--data`` or ``--split``, or with ``--out DIR``, the raw results
+go to ``DIR`` (default ``bench-out/``) and the report to ``DIR/benchmarks.md`` and ``DIR/benchmarks/``,
+with section 3 from ``DIR/recipes/results.jsonl``: results of other data or another scoring setup
+never mix into the committed SciFact files. Results are appended, so an interrupted benchmark resumes
+where it stopped (a rerun skips the grid points already in ``results.jsonl``); a run whose scoring
+setup (split, ``--eval-docs``, ``--max-seq-length``, ``--max-pairs``, query and document counts)
+differs from the ``setup.json`` beside existing results is refused. ``--report`` only rewrites the
+markdown and the plots from what is there, and refuses when there are no results at all. Records
+with ``reconstructed_from`` were rebuilt from the tables of ``docs/benchmarks.md`` after the raw
+files were lost: they hold only the fields the report prints.
 
 Usage::
 
     .venv/bin/python scripts/bench.py                       # quick grid on ../shared/data/scifact
-    .venv/bin/python scripts/bench.py --data DIR --split dev --grid quick
+    .venv/bin/python scripts/bench.py --data DIR --split dev --grid quick   # results in bench-out/
     .venv/bin/python scripts/bench.py --download nfcorpus   # fetch a BEIR set first (needs internet)
     .venv/bin/python scripts/bench.py --report              # rewrite the markdown and plots only
+    .venv/bin/python scripts/bench.py --report --out DIR    # the report of a run with --out DIR
 """
 
 from __future__ import annotations
@@ -41,6 +57,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "scifact"
+DEFAULT_SPLIT = "dev"
+DEFAULT_OUT = REPO / "bench-out"
+# The raw results behind docs/benchmarks.md (default data and split only; see the module docstring).
+COMMITTED_RESULTS = REPO / "docs" / "benchmarks" / "data"
+# Settings that change what a score means: results measured with other values must not share a table.
+SCORING_SETUP = ("split", "queries", "corpus", "eval_docs", "max_seq_length", "max_pairs")
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SPLIT_SEED = 13
 TRAIN_SHARE = 0.75
@@ -340,9 +362,46 @@ def run_point(point: GridPoint, out: Path, spec: dict[str, Any], upstream: Path,
 
 
 def done_points(results: Path) -> set[str]:
-    if not results.exists():
-        return set()
-    return {json.loads(line)["name"] for line in results.read_text().splitlines() if line.strip()}
+    """Names of the grid points already in ``results`` (the ``results.jsonl`` file)."""
+    return {record["name"] for record in read_results(results.parent)}
+
+
+# ----------------------------------------------------------------------------- where results go
+
+
+def committed(args: argparse.Namespace) -> bool:
+    """True when the raw results belong in the repository: default data and split, no ``--out``."""
+    return args.out is None and args.data.resolve() == DEFAULT_DATA.resolve() and args.split == DEFAULT_SPLIT
+
+
+def results_dir(args: argparse.Namespace) -> Path:
+    """Folder of the raw results: ``docs/benchmarks/data/`` for the committed SciFact run, else ``--out``."""
+    return COMMITTED_RESULTS if committed(args) else (args.out or DEFAULT_OUT).resolve()
+
+
+def report_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """(raw results folder, folder of benchmarks.md and its plots, the recipes' results file)."""
+    if committed(args):
+        return COMMITTED_RESULTS, REPO / "docs", COMMITTED_RESULTS / "recipes.jsonl"
+    results = results_dir(args)
+    return results, results, results / "recipes" / "results.jsonl"
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
+
+
+def setup_conflict(results: Path, setup: dict[str, Any]) -> str | None:
+    """Why results in ``results`` were measured differently from ``setup`` (None when they may share a table)."""
+    if not read_results(results):
+        return None
+    earlier = read_json(results / "setup.json", {})
+    differ = [
+        f"{key} {earlier[key]} (this run: {setup[key]})"
+        for key in SCORING_SETUP
+        if key in earlier and key in setup and earlier[key] != setup[key]
+    ]
+    return ", ".join(differ) or None
 
 
 # ----------------------------------------------------------------------------- throughput
@@ -405,11 +464,17 @@ def encode_throughput(out: Path, model_dir: str, texts: list[str], max_len: int)
 # ----------------------------------------------------------------------------- report
 
 
-def read_results(out: Path) -> list[dict[str, Any]]:
-    path = out / "results.jsonl"
+def read_results(results: Path) -> list[dict[str, Any]]:
+    """The grid points recorded in ``<results>/results.jsonl`` (none when it does not exist)."""
+    path = results / "results.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _shown(path: Path) -> str:
+    """A path as the report names it: relative to the repository when inside it."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def _pct(value: float) -> str:
@@ -497,14 +562,24 @@ def _defaults_rows() -> list[str]:
     return rows
 
 
-def write_report(out: Path, docs: Path, args: argparse.Namespace) -> None:
-    """Rewrite ``docs/benchmarks.md`` and ``docs/benchmarks/*.png`` from ``<out>``'s results."""
-    records = read_results(out)
-    setup = json.loads((out / "setup.json").read_text()) if (out / "setup.json").exists() else {}
-    stage_seconds = (
-        json.loads((out / "stage-seconds.json").read_text()) if (out / "stage-seconds.json").exists() else {}
-    )
-    throughput = json.loads((out / "throughput.json").read_text()) if (out / "throughput.json").exists() else None
+class NoResultsError(Exception):
+    """Nothing to report: writing the page would drop every table."""
+
+
+def write_report(results: Path, docs: Path, recipes: Path) -> Path:
+    """Rewrite ``<docs>/benchmarks.md`` and ``<docs>/benchmarks/*.png`` from the raw results in ``results``
+    (and the recipes' ``recipes`` file); raises ``NoResultsError`` instead of writing an empty page."""
+    records = read_results(results)
+    recipe_lines = _recipe_lines(recipes)
+    if not records and not recipe_lines:
+        raise NoResultsError(
+            f"no benchmark results in {_shown(results / 'results.jsonl')} nor {_shown(recipes)}: "
+            f"refusing to rewrite {_shown(docs / 'benchmarks.md')} without them "
+            "(run the benchmark first, or give the --data/--split/--out of the run to report)"
+        )
+    setup = read_json(results / "setup.json", {})
+    stage_seconds = read_json(results / "stage-seconds.json", {})
+    throughput = read_json(results / "throughput.json")
     figures = docs / "benchmarks"
     figures.mkdir(parents=True, exist_ok=True)
     if records:
@@ -517,13 +592,13 @@ def write_report(out: Path, docs: Path, args: argparse.Namespace) -> None:
         "# Benchmarks",
         "",
         "Written by `scripts/bench.py` (`make bench`); rerun `scripts/bench.py --report` to rewrite this page from",
-        "`bench-out/results.jsonl`. Every number is from this repository's pipeline stages on this machine.",
+        f"the raw results in `{_shown(results)}/`. Every number is from this repository's pipeline stages on this machine.",
         "",
         "## Setup",
         "",
         f"- data: `{setup.get('data', '?')}`, split `{setup.get('split', '?')}` ({setup.get('queries', '?')} judged "
         f"queries, {setup.get('corpus', '?')} documents); model `{BASE_MODEL}` (the packaged weights), CPU only.",
-        f"- machine: {os.cpu_count()} cores shared with other jobs (load average was often 5-15 while this ran), so",
+        f"- machine: {setup.get('cores', os.cpu_count())} cores shared with other jobs (load average was often 5-15 while this ran), so",
         "  wall-clock times are upper bounds; the ratios between configurations are what to read.",
         "- offline track: extract → offline querygen (all styles, 2 queries/doc) → train, with training pairs",
         f"  **subsampled to {setup.get('max_pairs', '?'):,}** (`training.max_train_pairs`) to fit the machine; scored on",
@@ -561,7 +636,7 @@ def write_report(out: Path, docs: Path, args: argparse.Namespace) -> None:
         "script's first draft (same data, model, scoring and base score); their negatives came from the hybrid",
         "ranks 1-30.",
         "",
-        *(_recipe_lines() or ["(not run yet)"]),
+        *(recipe_lines or ["(not run yet)"]),
         "",
         "## Time per stage",
         "",
@@ -570,7 +645,8 @@ def write_report(out: Path, docs: Path, args: argparse.Namespace) -> None:
     ]
     for name, stages in stage_seconds.items():
         for stage, seconds in stages.items():
-            lines.append(f"| {stage} | {seconds:.1f} | {name} |")
+            if isinstance(seconds, int | float):  # not a marker such as ``reconstructed_from``
+                lines.append(f"| {stage} | {seconds:.1f} | {name} |")
     for r in records:
         steps = ", ".join(f"{k} {v:.0f}s" for k, v in r.get("train_steps_seconds", {}).items())
         lines.append(
@@ -616,18 +692,21 @@ def write_report(out: Path, docs: Path, args: argparse.Namespace) -> None:
         ".venv/bin/python scripts/bench.py --report                                     # rewrite this page",
         "```",
         "",
-        "Results accumulate in `bench-out/results.jsonl` (one line per grid point; a rerun skips points already",
+        f"Results accumulate in `{_shown(results)}/results.jsonl` (one line per grid point; a rerun skips points already",
         "there), run folders in `bench-out/runs/<point>/` (their `extract`/`querygen` are symlinks to",
-        "`bench-out/shared/`, produced once by the real stages).",
+        "`bench-out/shared/`, produced once by the real stages). Other data, another split or `--out DIR` keep",
+        "their results and report in `bench-out/` or DIR instead (`scripts/bench.py`'s docstring).",
     ]
-    (docs / "benchmarks.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    page = docs / "benchmarks.md"
+    page.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return page
 
 
-def _recipe_lines() -> list[str]:
+def _recipe_lines(recipes: Path) -> list[str]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_offline_recipes import report_lines
 
-    return report_lines()
+    return report_lines(recipes)
 
 
 # Interpretation, written from the results above (update with the numbers when rerunning).
@@ -779,8 +858,14 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_DATA,
         help="BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); default ../shared/data/scifact",
     )
-    parser.add_argument("--split", default="dev", help="qrels split to tune and score on")
-    parser.add_argument("--out", type=Path, default=REPO / "bench-out", help="run folders and results.jsonl")
+    parser.add_argument("--split", default=DEFAULT_SPLIT, help="qrels split to tune and score on")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="run folders and caches (default bench-out/); when given, or with other --data/--split, the raw "
+        "results and the report go there too instead of docs/benchmarks/data/ and docs/benchmarks.md",
+    )
     parser.add_argument("--grid", choices=sorted(GRIDS), default="quick")
     parser.add_argument("--only", nargs="*", default=None, help="run only these grid points")
     parser.add_argument("--max-pairs", type=int, default=1000, help="subsample offline training pairs to this many")
@@ -796,24 +881,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--throughput-only", action="store_true", help="only measure encode throughput (on the base model), then stop"
     )
-    parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md and the plots")
+    parser.add_argument(
+        "--report", action="store_true", help="only rewrite docs/benchmarks.md (or --out's) and the plots"
+    )
     parser.add_argument("--download", metavar="DATASET", help="download a BEIR dataset into --data's parent first")
     args = parser.parse_args(argv)
 
     from osft.common.logging import configure_logging
 
     configure_logging()
-    out = args.out.resolve()
+    out = (args.out or DEFAULT_OUT).resolve()
     if args.report:
-        write_report(out, REPO / "docs", args)
-        return 0
+        return report(*report_paths(args))
     if args.throughput_only:
         from osft.trainer.models import resolve_model_source
 
         offline_run = out / "shared" / "offline-default"
         texts = list(load_extracted_corpus(offline_run).values())[: args.throughput_docs]
         measured = encode_throughput(out / "throughput", resolve_model_source(BASE_MODEL), texts, args.max_seq_length)
-        write_json(out / "throughput.json", {**measured, "model": BASE_MODEL})
+        write_json(results_dir(args) / "throughput.json", {**measured, "model": BASE_MODEL})
         return 0
     if args.download:
         from osft.common.beir_download import download_beir
@@ -827,11 +913,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    results_folder, docs, recipes = report_paths(args)
 
     spec = base_spec("bench", data, args.split, args.max_pairs)
     spec["model"]["max_seq_length"] = args.max_seq_length
-    offline_run, stage_seconds = prepare_offline(out, spec, None)
-    write_json(out / "stage-seconds.json", {"offline-default": stage_seconds})
+    offline_run, offline_seconds = prepare_offline(out, spec, None)
     queries, relevant = read_beir(data, args.split)
     train_ids, eval_ids = split_queries(queries)
     byo_run = prepare_byo(out, offline_run, queries, relevant, train_ids)
@@ -841,23 +927,32 @@ def main(argv: list[str] | None = None) -> int:
         "dev-eval": ({q: queries[q] for q in eval_ids}, {q: relevant[q] for q in eval_ids}),
     }
     scorer = Scorer(corpus, sets)
-    write_json(
-        out / "setup.json",
-        {
-            "data": str(data),
-            "split": args.split,
-            "queries": len(queries),
-            "train_queries": len(train_ids),
-            "eval_queries": len(eval_ids),
-            "corpus": len(corpus),
-            "max_pairs": args.max_pairs,
-            "eval_docs": args.eval_docs,
-            "max_seq_length": args.max_seq_length,
-            "grid": args.grid,
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    )
-    results = out / "results.jsonl"
+    setup = {
+        "data": str(data),
+        "split": args.split,
+        "queries": len(queries),
+        "train_queries": len(train_ids),
+        "eval_queries": len(eval_ids),
+        "corpus": len(corpus),
+        "max_pairs": args.max_pairs,
+        "eval_docs": args.eval_docs,
+        "max_seq_length": args.max_seq_length,
+        "grid": args.grid,
+        "cores": os.cpu_count(),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    conflict = setup_conflict(results_folder, setup)
+    if conflict:
+        print(
+            f"error: the results in {_shown(results_folder)}/ were measured with {conflict}; they would share "
+            "a table with this run's. Give --out DIR to benchmark this setup into DIR.",
+            file=sys.stderr,
+        )
+        return 2
+    write_json(results_folder / "setup.json", setup)
+    stage_seconds = read_json(results_folder / "stage-seconds.json", {})
+    write_json(results_folder / "stage-seconds.json", {**stage_seconds, "offline-default": offline_seconds})
+    results = results_folder / "results.jsonl"
     grid = [p for p in GRIDS[args.grid] if args.only is None or p.name in args.only]
     for point in grid:
         if point.name in done_points(results):
@@ -868,26 +963,48 @@ def main(argv: list[str] | None = None) -> int:
             upstream = offline_run
             if point.offline_styles is not None:
                 upstream, seconds = prepare_offline(out, spec, point.offline_styles)
-                stage_seconds = json.loads((out / "stage-seconds.json").read_text())
+                stage_seconds = read_json(results_folder / "stage-seconds.json", {})
                 stage_seconds[point.name] = seconds
-                write_json(out / "stage-seconds.json", stage_seconds)
+                write_json(results_folder / "stage-seconds.json", stage_seconds)
         else:
             upstream = byo_run
         record = run_point(point, out, spec, upstream, scorer)
         record["base"] = base
         with results.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        write_report(out, REPO / "docs", args)
-    if not args.skip_throughput and not (out / "throughput.json").exists():
-        best = max(
-            (json.loads(x) for x in results.read_text().splitlines()), key=lambda r: r["tuned"]["all-dev"]["ndcg@10"]
-        )
+        write_report(results_folder, docs, recipes)
+    if not args.skip_throughput and not (results_folder / "throughput.json").exists():
+        # The best tuned model still on disk (reconstructed records have no run folder here), else the base model.
+        tuned = [
+            r
+            for r in read_results(results_folder)
+            if "all-dev" in r.get("tuned", {}) and (out / "runs" / r["name"] / "train" / "model").is_dir()
+        ]
         texts = list(corpus.values())[: args.throughput_docs]
-        write_json(
-            out / "throughput.json",
-            encode_throughput(out, str(out / "runs" / best["name"] / "train" / "model"), texts, args.max_seq_length),
-        )
-    write_report(out, REPO / "docs", args)
+        if tuned:
+            best = max(tuned, key=lambda r: r["tuned"]["all-dev"]["ndcg@10"])
+            measured = encode_throughput(
+                out, str(out / "runs" / best["name"] / "train" / "model"), texts, args.max_seq_length
+            )
+        else:
+            from osft.trainer.models import resolve_model_source
+
+            measured = {
+                **encode_throughput(out, resolve_model_source(BASE_MODEL), texts, args.max_seq_length),
+                "model": BASE_MODEL,
+            }
+        write_json(results_folder / "throughput.json", measured)
+    return report(results_folder, docs, recipes)
+
+
+def report(results: Path, docs: Path, recipes: Path) -> int:
+    """Write the report; 2 with a message on stderr when there are no results to write it from."""
+    try:
+        page = write_report(results, docs, recipes)
+    except NoResultsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {_shown(page)} from {_shown(results)}/")
     return 0
 
 

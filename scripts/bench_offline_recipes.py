@@ -31,9 +31,18 @@ document without their sentence); ``seed`` (which pairs and negatives are drawn;
 training seed stays 13); ``lr``, ``epochs``, ``batch``; ``train_seq`` (max length while
 training; scoring uses ``--max-seq-length``); ``tsdae_steps`` (TSDAE domain adaptation first: that many
 steps of ``DenoisingAutoEncoderLoss`` on the corpus's sentences, 60% of their words deleted, batch
-``tsdae_batch``, rate ``tsdae_lr``, decoder tied to the encoder; ``n: 0`` scores the adapted model alone). Results are appended to
-``bench-out/recipes/results.jsonl``; ``scripts/bench.py --report`` puts their table in
-``docs/benchmarks.md``.
+``tsdae_batch``, rate ``tsdae_lr``, decoder tied to the encoder; ``n: 0`` scores the adapted model alone).
+
+Where things go. Prepared queries, embedding caches and checkpoints go under ``--work`` (default
+``bench-out/recipes/``, git-ignored). Results are appended, one line per recipe, to
+``docs/benchmarks/data/recipes.jsonl`` (kept in the repository) when the data is the default
+``../shared/data/scifact`` with split ``dev`` and ``--work`` is not given; ``scripts/bench.py --report``
+puts their table in ``docs/benchmarks.md`` (section 3). With any other ``--data`` or ``--split``, or
+with ``--work DIR``, they go to ``DIR/results.jsonl`` (default ``bench-out/recipes/results.jsonl``),
+which ``scripts/bench.py --report`` reads with the same data and split (or ``--out`` the parent of
+DIR), so results of other data never mix into the committed SciFact file. Lines with
+``reconstructed_from`` were rebuilt from the table of ``docs/benchmarks.md`` after the raw file was
+lost: they hold only the fields the table prints.
 """
 
 from __future__ import annotations
@@ -54,7 +63,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "scifact"
-OUT = REPO / "bench-out" / "recipes"
+DEFAULT_SPLIT = "dev"
+DEFAULT_WORK = REPO / "bench-out" / "recipes"
+# The recipes behind section 3 of docs/benchmarks.md (default data and split only; see the module docstring).
+COMMITTED_RESULTS = REPO / "docs" / "benchmarks" / "data" / "recipes.jsonl"
+OUT = DEFAULT_WORK  # the working folder: --work sets it
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 HYBRID_DEPTH = 50
 SEED = 13
@@ -545,15 +558,23 @@ def run(args: argparse.Namespace) -> None:
         "split": args.split,
         **tsdae,
     }
-    with open(OUT / "results.jsonl", "a", encoding="utf-8") as handle:
+    results = results_file(args)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with open(results, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
     print(json.dumps(record))
 
 
-def report_lines(out: Path = OUT) -> list[str]:
-    """A markdown table of every recorded recipe (empty when none was run)."""
-    results = out / "results.jsonl"
-    if not results.exists():
+def results_file(args: argparse.Namespace) -> Path:
+    """The committed ``recipes.jsonl`` for the default data and split without ``--work``, else ``<work>/results.jsonl``."""
+    if args.work is None and args.data.resolve() == DEFAULT_DATA.resolve() and args.split == DEFAULT_SPLIT:
+        return COMMITTED_RESULTS
+    return (args.work or DEFAULT_WORK).resolve() / "results.jsonl"
+
+
+def report_lines(results: Path = COMMITTED_RESULTS) -> list[str]:
+    """A markdown table of every recipe recorded in ``results`` (empty when none was run)."""
+    if not results.exists() or not results.read_text(encoding="utf-8").strip():
         return []
     lines = [
         "| recipe | queries | pairs | loss | hard negative | cut | lr | epochs | seq train / scored | train s "
@@ -562,6 +583,8 @@ def report_lines(out: Path = OUT) -> list[str]:
     ]
     with open(results, encoding="utf-8") as handle:
         for line in handle:
+            if not line.strip():
+                continue
             r = json.loads(line)
             c, b, t = r["config"], r["base"], r["tuned"]
             loss = c.get("loss", "mnrl") + (f" (labels x{c['label_scale']:g})" if "label_scale" in c else "")
@@ -608,14 +631,23 @@ def query_log(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    print("\n".join(report_lines()) or "no results yet: run some recipes first")
+    print(
+        "\n".join(report_lines(results_file(args))) or f"no results yet in {results_file(args)}: run some recipes first"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a BEIR-layout folder")
-    parser.add_argument("--split", default="dev")
+    parser.add_argument("--split", default=DEFAULT_SPLIT)
     parser.add_argument("--max-seq-length", type=int, default=256, help="max length for scoring")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="prepared queries, caches and checkpoints (default bench-out/recipes/); when given, or with other "
+        "--data/--split, results.jsonl goes there too instead of docs/benchmarks/data/recipes.jsonl",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     prep = commands.add_parser("prepare")
     prep.add_argument("--styles", default='{"cloze": 1}', help="offline style weights, JSON")
@@ -627,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
     log = commands.add_parser("query-log", help="write the training part's query texts as a query log")
     log.add_argument("--out", type=Path, default=REPO / "bench-out" / "scifact-query-log.jsonl")
     args = parser.parse_args(argv)
+    global OUT
+    OUT = (args.work or DEFAULT_WORK).resolve()
     {"prepare": prepare, "run": run, "report": report, "query-log": query_log}[args.command](args)
     return 0
 
