@@ -256,6 +256,18 @@ data "aws_iam_policy_document" "register" {
     resources = [local.sagemaker_models, local.sagemaker_configs, local.sagemaker_endpoint]
   }
   statement {
+    # Finding endpoint configs a killed run left behind: List* take no resource ARN.
+    sid       = "ListEndpointConfigsAndEndpoints"
+    actions   = ["sagemaker:ListEndpointConfigs", "sagemaker:ListEndpoints"]
+    resources = ["*"]
+  }
+  statement {
+    # Read-only: which configs and models every endpoint serves, so that none in use is deleted.
+    sid       = "ReadWhatEveryEndpointServes"
+    actions   = ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"]
+    resources = ["${local.sagemaker_arn_base}:endpoint/*", "${local.sagemaker_arn_base}:endpoint-config/*"]
+  }
+  statement {
     sid       = "SmokeTestTheEndpoint"
     actions   = ["sagemaker:InvokeEndpoint"]
     resources = [local.sagemaker_endpoint]

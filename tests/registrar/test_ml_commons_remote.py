@@ -244,3 +244,46 @@ def test_behind_an_ab_endpoint_an_answer_matching_neither_variant_fails_the_stag
     with pytest.raises(ServiceError, match="embeddings differ from the SageMaker endpoint osft-tiny"):
         run_stage(STAGE, str(spec), str(run_dir))
     assert sorted(asked) == ["base", "tuned"]
+
+
+def test_cleanup_deletes_this_runs_older_connectors_no_model_uses_and_nothing_of_other_runs(aws, remote_run):
+    """A changed connector body makes a new connector; the run's older ones go once no model uses them."""
+    server, spec, run_dir = remote_run
+    first = run_stage(STAGE, str(spec), str(run_dir))[0].stats
+    document = json.loads(spec.read_text())
+    document["deploy"]["opensearch"]["connector_role_arn"] = "arn:aws:iam::123456789012:role/osft-connector-fixed"
+    spec.write_text(json.dumps(document))
+    second = run_stage(STAGE, str(spec), str(run_dir), force=True)[0].stats
+    # A run killed between creating its connector and registering the model on it: a connector nothing uses.
+    server.connectors["unused-of-this-run"] = dict(server.connectors[first.connector_id])
+    # Another run's connector to the same endpoint, unused right now (it may be registering its model): kept.
+    other = dict(server.connectors[first.connector_id])
+    other["description"] = other["description"].replace("osft run tiny:", "osft run tiny-other:")
+    server.connectors["unused-of-another-run"] = other
+
+    result = cleanup_run(str(spec), str(run_dir))
+
+    assert f"ML Commons connector {second.connector_id}" in result.deleted
+    assert "ML Commons connector unused-of-this-run (an older one of this run)" in result.deleted
+    assert f"older connector {first.connector_id} of this run: model(s) {first.model_id} use it" in result.kept
+    assert set(server.connectors) == {first.connector_id, "unused-of-another-run"}
+
+
+def test_the_connector_fingerprint_is_computed_once_and_is_the_one_in_the_description(remote_run, monkeypatch):
+    import osft.registrar.connector as connector_module
+
+    server, spec, run_dir = remote_run
+    hashed: list[tuple] = []
+    real_hash = connector_module.content_hash
+
+    def counting_hash(*parts):
+        hashed.append(parts)
+        return real_hash(*parts)
+
+    monkeypatch.setattr(connector_module, "content_hash", counting_hash)
+
+    run_stage(STAGE, str(spec), str(run_dir))
+
+    assert len(hashed) == 1
+    (created,) = server.calls("POST", "/connectors/_create")
+    assert created["description"].endswith(f"({connector_module.FINGERPRINT_PREFIX}{real_hash(*hashed[0])[:16]})")

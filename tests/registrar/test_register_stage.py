@@ -20,8 +20,8 @@ def test_a_model_the_gate_rejected_is_not_deployed(run_folder):
 
 def test_sparse_connectors_keep_the_token_weight_maps_and_dense_ones_post_process():
     common = {"endpoint_name": "e", "region": "eu-west-1", "role_arn": "arn:aws:iam::1:role/r", "description": "d"}
-    dense = sagemaker_connector(kind="dense", **common)["actions"][0]
-    sparse = sagemaker_connector(kind="sparse", **common)["actions"][0]
+    dense = sagemaker_connector(kind="dense", **common).body["actions"][0]
+    sparse = sagemaker_connector(kind="sparse", **common).body["actions"][0]
     assert dense["pre_process_function"] == sparse["pre_process_function"] == PRE_PROCESS
     assert dense["post_process_function"] == POST_PROCESS_DENSE and "post_process_function" not in sparse
     assert sparse["url"] == "https://runtime.sagemaker.eu-west-1.amazonaws.com/endpoints/e/invocations"

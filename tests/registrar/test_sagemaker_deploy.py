@@ -158,6 +158,8 @@ def test_a_new_model_updates_the_existing_endpoint_in_place_and_deletes_the_old_
     stubber.add_response(
         "add_tags", {}, {"ResourceArn": ARN, "Tags": [{"Key": PREVIOUS_CONFIG_TAG, "Value": new_config}]}
     )
+    # Then the endpoint's configs a killed run left behind are looked for: none.
+    stubber.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": "osft-tiny"})
     with stubber:
         result = deployer.deploy(spec, "osft-tiny", [variant], image_uri=IMAGE, role_arn=ROLE)
     stubber.assert_no_pending_responses()

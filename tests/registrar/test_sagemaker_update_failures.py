@@ -183,6 +183,7 @@ def test_a_rerun_after_a_killed_update_deletes_the_config_the_endpoint_left():
     stubber.add_response(
         "add_tags", {}, {"ResourceArn": ARN, "Tags": [{"Key": PREVIOUS_CONFIG_TAG, "Value": new_config}]}
     )
+    stubber.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": ENDPOINT})
 
     with stubber:
         result = deployer.deploy(spec, ENDPOINT, [variant], image_uri=IMAGE, role_arn=ROLE)

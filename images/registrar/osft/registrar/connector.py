@@ -9,12 +9,14 @@ reads. Sparse endpoints keep the raw answer (no post-process), which the neural-
 ML Commons hides a connector's ``credential`` in GET and search answers, so a connector found
 by name and URL cannot be compared with the one this run would create. The description
 therefore carries a fingerprint of the body (all of it but the description, which names the run);
-a connector without this run's fingerprint is not reused.
+a connector without this run's fingerprint is not reused. The description starts with the run marker
+(``osft run <run id>:``), so ``register cleanup`` can tell the run's older connectors.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from osft.registrar.artifacts import content_hash
@@ -25,13 +27,32 @@ POST_PROCESS_DENSE = "connector.post_process.default.embedding"
 FINGERPRINT_PREFIX = "osft-connector-sha256:"
 
 
+@dataclass(frozen=True)
+class ConnectorBody:
+    """A connector's ``_create`` body and the fingerprint its description ends with."""
+
+    body: dict[str, Any]
+    fingerprint: str
+
+
 def connector_name(endpoint_name: str) -> str:
     return f"osft-sagemaker-{endpoint_name}"
 
 
+def run_marker(run_id: str) -> str:
+    """How the descriptions of a run's connectors and models start."""
+    return f"osft run {run_id}:"
+
+
+def made_by_run(source: dict[str, Any], run_id: str) -> bool:
+    """Whether a connector (its ``_source``) was created by the registrar for the run ``run_id``."""
+    description = source.get("description") or ""
+    return description.startswith(run_marker(run_id)) and FINGERPRINT_PREFIX in description
+
+
 def sagemaker_connector(
     *, endpoint_name: str, region: str, role_arn: str, kind: str, description: str
-) -> dict[str, Any]:
+) -> ConnectorBody:
     """The ``_create`` body of an ``aws_sigv4`` connector that OpenSearch signs with ``role_arn``."""
     action: dict[str, Any] = {
         "action_type": "predict",
@@ -51,7 +72,8 @@ def sagemaker_connector(
         "parameters": {"region": region, "service_name": "sagemaker"},
         "actions": [action],
     }
-    return {**body, "description": f"{description} ({fingerprint(body)})"}
+    marker = fingerprint(body)
+    return ConnectorBody({**body, "description": f"{description} ({marker})"}, marker)
 
 
 def fingerprint(body: dict[str, Any]) -> str:

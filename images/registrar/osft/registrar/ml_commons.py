@@ -197,15 +197,10 @@ class MLCommons:
         when missing. A connector of that name and URL with other settings is left to the models that use it."""
         name = body["name"]
         url = body["actions"][0]["url"]
-        found = self._search(
-            f"searching connectors named '{name}'",
-            self.client.plugins.ml.search_connectors,
-            {"term": {"name.keyword": name}},
-        )
         stale = []
-        for connector in found:
+        for connector in self.find_connectors(name):
             actions = connector.source.get("actions") or [{}]
-            if connector.source.get("name") != name or actions[0].get("url") != url:
+            if actions[0].get("url") != url:
                 continue
             if marker in (connector.source.get("description") or ""):
                 return connector.id, False
@@ -213,6 +208,15 @@ class MLCommons:
         response = self.call(f"creating connector '{name}'", self.client.plugins.ml.create_connector, body=body)
         self.log.info("connector_created", name=name, connector_id=response["connector_id"], superseded=stale)
         return response["connector_id"], True
+
+    def find_connectors(self, name: str) -> list[Found]:
+        """The connectors named ``name``."""
+        found = self._search(
+            f"searching connectors named '{name}'",
+            self.client.plugins.ml.search_connectors,
+            {"term": {"name.keyword": name}},
+        )
+        return [connector for connector in found if connector.source.get("name") == name]
 
     # --- models ----------------------------------------------------------------------------
     def find_model(self, name: str, model_group_id: str, **match: Any) -> Found | None:

@@ -11,7 +11,7 @@ from osft.common.errors import OsftError
 from osft.common.spec.deploy import CrossEncoderModel, OpenSearchRegistration
 from osft.common.storage import is_s3, join, s3_client, split_s3
 from osft.registrar.artifacts import ExportedZip
-from osft.registrar.connector import fingerprint, sagemaker_connector, trusted_endpoint_regex
+from osft.registrar.connector import sagemaker_connector, trusted_endpoint_regex
 from osft.registrar.ml_commons import MLCommons
 
 TRUSTED_ENDPOINTS = "plugins.ml_commons.trusted_connector_endpoints_regex"
@@ -60,10 +60,10 @@ def register_remote(
     """Connector → remote model → deploy, each reused when it already exists."""
     if spec.set_trusted_endpoints:
         ml.add_to_setting_list(TRUSTED_ENDPOINTS, trusted_endpoint_regex(region))
-    body = sagemaker_connector(
+    connector = sagemaker_connector(
         endpoint_name=endpoint_name, region=region, role_arn=connector_role(spec), kind=kind, description=description
     )
-    result.connector_id, created = ml.ensure_connector(body, fingerprint(body))
+    result.connector_id, created = ml.ensure_connector(connector.body, connector.fingerprint)
     result.note(f"connector {result.connector_id}", created)
     found = ml.find_model(model_name, result.model_group_id, connector_id=result.connector_id)
     if found is not None:

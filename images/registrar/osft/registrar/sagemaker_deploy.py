@@ -14,19 +14,25 @@ into a serverless one (or back) by ``UpdateEndpoint``; that is refused before an
 Before switching configs the endpoint is tagged with the config it leaves (``osft:previous-config``),
 so a run killed during the switch leaves a record: the next run that finds the endpoint serving its
 config deletes the recorded one. An endpoint found ``Deleting`` is waited for and created again.
+
+Configs are tagged ``osft:endpoint`` with the endpoint's name. After every deploy, this endpoint's
+configs that no endpoint uses and that are a day old (a run killed before switching to its new
+config leaves one behind, unrecorded) are deleted with their unused models (``sagemaker_orphans``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from osft.common.errors import CredentialsError, ServiceError
-from osft.common.logging import get_logger
+from osft.common.errors import OsftError, ServiceError
 from osft.common.spec.deploy import SageMakerEndpoint
 from osft.registrar.artifacts import content_hash
+from osft.registrar.sagemaker_api import SageMakerApi
+from osft.registrar.sagemaker_orphans import ENDPOINT_TAG, Sweep, sweep_configs
 
 MAX_NAME = 63
 BUSY_STATES = ("Creating", "Updating", "SystemUpdating", "RollingBack")
@@ -35,11 +41,13 @@ ROLLBACK_FAILED_HINT = (
     "restore it (AWS guide 'Rolling deployments') or delete it ('register cleanup') and re-run; "
     "see /aws/sagemaker/Endpoints/{endpoint} in CloudWatch Logs"
 )
-ACCESS_DENIED_CODES = ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException")
 TUNED_VARIANT = "tuned"
 BASE_VARIANT = "base"
 # On the endpoint: the config it served before the last switch; equal to the current one once that is deleted.
 PREVIOUS_CONFIG_TAG = "osft:previous-config"
+# A deploy deletes this endpoint's configs no endpoint uses once they are this old: a younger one may be a running
+# deploy's new config, not switched to yet (that waits at most its wait_timeout_s, when it replaces a failed endpoint).
+ORPHAN_MIN_AGE_S = 24 * 3600
 
 # botocore's EndpointInService waiter, plus UpdateRollbackFailed as a failure: that status never
 # becomes InService by itself, so the built-in waiter would poll it until the timeout.
@@ -91,7 +99,12 @@ class EndpointResult:
 
 def resource_name(prefix: str, digest: str, length: int = 10) -> str:
     """``<prefix>-<digest[:length]>``, with the prefix cut so the whole fits SageMaker's 63 characters."""
-    return f"{prefix[: MAX_NAME - length - 1].rstrip('-')}-{digest[:length]}"
+    return f"{name_prefix(prefix, length)}-{digest[:length]}"
+
+
+def name_prefix(prefix: str, length: int = 10) -> str:
+    """``prefix`` as ``resource_name`` starts a name with it: cut to leave room for ``-<digest[:length]>``."""
+    return prefix[: MAX_NAME - length - 1].rstrip("-")
 
 
 def variant_names(spec: SageMakerEndpoint) -> tuple[str, ...]:
@@ -167,60 +180,29 @@ def production_variants(spec: SageMakerEndpoint, variants: list[Variant]) -> lis
     return rows
 
 
-class SageMakerDeployer:
+class SageMakerDeployer(SageMakerApi):
     """Creates or updates one endpoint with boto3; every AWS failure becomes a user-facing error.
 
     ``client`` is a boto3 ``sagemaker`` client. ``timeout_s`` bounds each wait for the
     endpoint (``endpoint_in_service`` / ``endpoint_deleted`` waiters); ``poll_s`` is the
-    waiter's delay.
+    waiter's delay. After a deploy, this endpoint's configs no endpoint uses that are at least
+    ``orphan_min_age_s`` old are deleted (``sagemaker_orphans``).
     """
 
-    def __init__(self, client: Any, *, timeout_s: int, poll_s: float = 30, tags: dict[str, str] | None = None):
-        self.client = client
+    def __init__(
+        self,
+        client: Any,
+        *,
+        timeout_s: int,
+        poll_s: float = 30,
+        tags: dict[str, str] | None = None,
+        orphan_min_age_s: float = ORPHAN_MIN_AGE_S,
+    ):
+        super().__init__(client)
         self.timeout_s = timeout_s
         self.poll_s = poll_s
         self.tags = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
-        self.log = get_logger(component="sagemaker")
-
-    # --- AWS calls -----------------------------------------------------------------------
-    def _call(self, action: str, method: str, **kwargs: Any) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-        try:
-            return getattr(self.client, method)(**kwargs)
-        except NoCredentialsError:
-            raise CredentialsError(
-                f"SageMaker: no AWS credentials while {action}", hint="set AWS_PROFILE or AWS keys"
-            ) from None
-        except ClientError as exc:
-            code, message = client_error(exc)
-            if code in ACCESS_DENIED_CODES:
-                raise CredentialsError(
-                    f"SageMaker refused {action} ({code}: {message})",
-                    hint="allow the registrar's role the SageMaker endpoint APIs and iam:PassRole on the execution role",
-                ) from None
-            if code in ("ResourceLimitExceeded", "ThrottlingException"):
-                raise ServiceError(
-                    f"SageMaker quota or rate limit while {action} ({code}: {message})",
-                    hint="ask for a quota increase, pick another instance type, or use serverless",
-                ) from None
-            raise ServiceError(f"SageMaker failed while {action} ({code}: {message})") from None
-        except BotoCoreError as exc:
-            raise ServiceError(f"SageMaker failed while {action} ({exc})") from None
-
-    def _missing(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
-        """The Describe* answer, or None when the resource does not exist."""
-        from botocore.exceptions import ClientError
-
-        try:
-            return getattr(self.client, method)(**kwargs)
-        except ClientError as exc:
-            message = exc.response.get("Error", {}).get("Message", "")
-            if exc.response.get("Error", {}).get("Code") == "ValidationException" and (
-                "Could not find" in message or "does not exist" in message
-            ):
-                return None
-            return self._call(f"calling {method}", method, **kwargs)
+        self.orphan_min_age_s = orphan_min_age_s
 
     def _waiter(self, waiter_name: str) -> Any:
         if waiter_name == "endpoint_in_service":
@@ -239,7 +221,7 @@ class SageMakerDeployer:
                 EndpointName=endpoint_name, WaiterConfig={"Delay": delay, "MaxAttempts": attempts}
             )
         except WaiterError as exc:
-            described = self._missing("describe_endpoint", EndpointName=endpoint_name) or {}
+            described = self.describe("describe_endpoint", EndpointName=endpoint_name) or {}
             status = described.get("EndpointStatus", "unknown")
             reason = described.get("FailureReason") or str(exc)
             if "Max attempts exceeded" in str(exc):
@@ -262,12 +244,12 @@ class SageMakerDeployer:
     # --- resources -----------------------------------------------------------------------
     def ensure_model(self, variant: Variant, *, image_uri: str, role_arn: str) -> bool:
         """Create the SageMaker model unless one of that name exists. Returns True when created."""
-        if self._missing("describe_model", ModelName=variant.model_name) is not None:
+        if self.describe("describe_model", ModelName=variant.model_name) is not None:
             return False
         container: dict[str, Any] = {"Image": image_uri, "Environment": variant.environment, "Mode": "SingleModel"}
         if variant.model_data_url:
             container["ModelDataUrl"] = variant.model_data_url
-        self._call(
+        self.call(
             f"creating model {variant.model_name}",
             "create_model",
             ModelName=variant.model_name,
@@ -281,13 +263,14 @@ class SageMakerDeployer:
     def ensure_config(self, spec: SageMakerEndpoint, endpoint_name: str, variants: list[Variant]) -> str:
         rows = production_variants(spec, variants)
         name = config_name(endpoint_name, rows)
-        if self._missing("describe_endpoint_config", EndpointConfigName=name) is None:
-            self._call(
+        if self.describe("describe_endpoint_config", EndpointConfigName=name) is None:
+            # Tagged with the endpoint, so that a config a killed run leaves behind can be told for this endpoint's.
+            self.call(
                 f"creating endpoint config {name}",
                 "create_endpoint_config",
                 EndpointConfigName=name,
                 ProductionVariants=rows,
-                **({"Tags": self.tags} if self.tags else {}),
+                Tags=[*self.tags, {"Key": ENDPOINT_TAG, "Value": endpoint_name}],
             )
             self.log.info("sagemaker_endpoint_config_created", config=name, mode=spec.mode)
         return name
@@ -295,11 +278,40 @@ class SageMakerDeployer:
     def deploy(
         self, spec: SageMakerEndpoint, endpoint_name: str, variants: list[Variant], *, image_uri: str, role_arn: str
     ) -> EndpointResult:
-        """Make ``endpoint_name`` serve ``variants``: create it, update it in place, or leave it as it is."""
+        """Make ``endpoint_name`` serve ``variants``: create it, update it in place, or leave it as it is; then
+        delete the endpoint's configs (and models) that killed runs left and no endpoint uses."""
+        result = self._switch(spec, endpoint_name, variants, image_uri=image_uri, role_arn=role_arn)
+        try:
+            sweep = self.sweep_orphans(
+                endpoint_name, keep=[result.endpoint_config_name, *result.deleted], min_age_s=self.orphan_min_age_s
+            )
+        except OsftError as exc:  # the endpoint serves the new model; what is left is swept next time
+            self.log.warning("sagemaker_orphan_sweep_failed", endpoint=endpoint_name, error=exc.message)
+            return result
+        for note in sweep.kept:
+            self.log.warning("sagemaker_orphan_kept", endpoint=endpoint_name, kept=note)
+        result.deleted += sweep.deleted
+        return result
+
+    def sweep_orphans(
+        self, endpoint_name: str, *, recorded: Iterable[str] = (), keep: Iterable[str] = (), min_age_s: float
+    ) -> Sweep:
+        """Delete the ``recorded`` configs and this endpoint's orphaned ones, and their models, that nothing uses."""
+        prefix = name_prefix(endpoint_name)
+        return sweep_configs(self, endpoint_name, prefix, recorded=recorded, keep=keep, min_age_s=min_age_s)
+
+    def previous_config(self, endpoint_name: str) -> str | None:
+        """The config the endpoint's ``osft:previous-config`` tag records; None when the endpoint is gone."""
+        existing = self.describe("describe_endpoint", EndpointName=endpoint_name)
+        return self._recorded_previous(existing["EndpointArn"]) if existing else None
+
+    def _switch(
+        self, spec: SageMakerEndpoint, endpoint_name: str, variants: list[Variant], *, image_uri: str, role_arn: str
+    ) -> EndpointResult:
         config = config_name(endpoint_name, production_variants(spec, variants))
         region = self.client.meta.region_name
         models = [v.model_name for v in variants]
-        existing = self._missing("describe_endpoint", EndpointName=endpoint_name)
+        existing = self.describe("describe_endpoint", EndpointName=endpoint_name)
         if existing is not None and existing.get("EndpointStatus") == "Deleting":
             self._await_deletion(endpoint_name)
             existing = None
@@ -309,7 +321,7 @@ class SageMakerDeployer:
             if status in BUSY_STATES:
                 self.log.info("sagemaker_endpoint_busy", endpoint=endpoint_name, status=status)
                 self._wait("endpoint_in_service", endpoint_name)
-                existing = self._missing("describe_endpoint", EndpointName=endpoint_name) or existing
+                existing = self.describe("describe_endpoint", EndpointName=endpoint_name) or existing
                 status = existing.get("EndpointStatus")
             # Checked before anything is created, so a refused run leaves nothing behind.
             self._check_updatable(spec, endpoint_name, existing, config)
@@ -318,7 +330,7 @@ class SageMakerDeployer:
             self.ensure_model(variant, image_uri=image_uri, role_arn=role_arn)
         self.ensure_config(spec, endpoint_name, variants)
         if existing is None:
-            self._call(
+            self.call(
                 f"creating endpoint {endpoint_name}",
                 "create_endpoint",
                 EndpointName=endpoint_name,
@@ -339,9 +351,9 @@ class SageMakerDeployer:
         previous_tag = [{"Key": PREVIOUS_CONFIG_TAG, "Value": previous}] if previous else []
         if status == "Failed":
             # A failed endpoint cannot be updated; it is replaced.
-            self._call(f"deleting failed endpoint {endpoint_name}", "delete_endpoint", EndpointName=endpoint_name)
+            self.call(f"deleting failed endpoint {endpoint_name}", "delete_endpoint", EndpointName=endpoint_name)
             self._wait("endpoint_deleted", endpoint_name)
-            self._call(
+            self.call(
                 f"creating endpoint {endpoint_name}",
                 "create_endpoint",
                 EndpointName=endpoint_name,
@@ -352,8 +364,8 @@ class SageMakerDeployer:
             action = "recreated"
         else:
             if previous_tag:
-                self._call(f"tagging endpoint {endpoint_name}", "add_tags", ResourceArn=arn, Tags=previous_tag)
-            self._call(
+                self.call(f"tagging endpoint {endpoint_name}", "add_tags", ResourceArn=arn, Tags=previous_tag)
+            self.call(
                 f"updating endpoint {endpoint_name}",
                 "update_endpoint",
                 EndpointName=endpoint_name,
@@ -376,18 +388,21 @@ class SageMakerDeployer:
 
     def _delete_recorded_previous(self, arn: str, config: str, keep_models: set[str]) -> list[str]:
         """Delete the config the endpoint left in a switch whose run ended before deleting it (killed mid-update)."""
-        tags = self._call("reading the endpoint's tags", "list_tags", ResourceArn=arn).get("Tags", [])
-        previous = next((tag["Value"] for tag in tags if tag.get("Key") == PREVIOUS_CONFIG_TAG), None)
+        previous = self._recorded_previous(arn)
         if not previous or previous == config:
             return []
         deleted = self._delete_unused(previous, keep_models=keep_models)
         self._record_previous(arn, config)
         return deleted
 
+    def _recorded_previous(self, arn: str) -> str | None:
+        tags = self.call("reading the endpoint's tags", "list_tags", ResourceArn=arn).get("Tags", [])
+        return next((tag["Value"] for tag in tags if tag.get("Key") == PREVIOUS_CONFIG_TAG), None)
+
     def _record_previous(self, arn: str, config: str) -> None:
         """Mark the switch done: the recorded previous config is the current one, so nothing is left to delete."""
         tag = [{"Key": PREVIOUS_CONFIG_TAG, "Value": config}]
-        self._call("tagging the endpoint", "add_tags", ResourceArn=arn, Tags=tag)
+        self.call("tagging the endpoint", "add_tags", ResourceArn=arn, Tags=tag)
 
     def _check_updatable(
         self, spec: SageMakerEndpoint, endpoint_name: str, existing: dict[str, Any], config: str
@@ -403,7 +418,7 @@ class SageMakerDeployer:
         current = existing.get("EndpointConfigName")
         if status == "Failed" or current == config:
             return  # a failed endpoint is deleted and recreated; the same config needs no update
-        described = self._missing("describe_endpoint_config", EndpointConfigName=current) if current else None
+        described = self.describe("describe_endpoint_config", EndpointConfigName=current) if current else None
         kind = endpoint_kind(described, existing)
         if kind is not None and kind != spec.mode:
             raise ServiceError(
@@ -421,7 +436,7 @@ class SageMakerDeployer:
         previous config, with a ``FailureReason``. Then the new config and models, which
         nothing serves, are deleted and the previous ones are kept.
         """
-        after = self._missing("describe_endpoint", EndpointName=endpoint_name) or {}
+        after = self.describe("describe_endpoint", EndpointName=endpoint_name) or {}
         serving, reason = after.get("EndpointConfigName"), after.get("FailureReason")
         if serving == config and not reason:
             return
@@ -435,7 +450,7 @@ class SageMakerDeployer:
         deleted: list[str] = []
         if serving:
             # Models the endpoint still serves are kept; when its config is gone, all models are kept.
-            kept = self._missing("describe_endpoint_config", EndpointConfigName=serving)
+            kept = self.describe("describe_endpoint_config", EndpointConfigName=serving)
             keep = {row["ModelName"] for row in kept.get("ProductionVariants", [])} if kept else None
             deleted = self._delete_unused(config, keep_models=keep)
         self.log.warning("sagemaker_update_rolled_back", endpoint=endpoint_name, serving=serving, deleted=deleted)
@@ -451,18 +466,18 @@ class SageMakerDeployer:
 
         ``keep_models`` None keeps every model (deletes the config only).
         """
-        described = self._missing("describe_endpoint_config", EndpointConfigName=config_name)
+        described = self.describe("describe_endpoint_config", EndpointConfigName=config_name)
         if described is None:
             return []
         deleted = []
-        self._call(f"deleting endpoint config {config_name}", "delete_endpoint_config", EndpointConfigName=config_name)
+        self.call(f"deleting endpoint config {config_name}", "delete_endpoint_config", EndpointConfigName=config_name)
         deleted.append(config_name)
         for row in described.get("ProductionVariants", []):
             model = row.get("ModelName")
             if keep_models is None or not model or model in keep_models:
                 continue
-            if self._missing("describe_model", ModelName=model) is not None:
-                self._call(f"deleting model {model}", "delete_model", ModelName=model)
+            if self.describe("describe_model", ModelName=model) is not None:
+                self.call(f"deleting model {model}", "delete_model", ModelName=model)
                 deleted.append(model)
         self.log.info("sagemaker_previous_deleted", deleted=deleted)
         return deleted
@@ -471,30 +486,24 @@ class SageMakerDeployer:
         """Delete the endpoint, its config and models, and any other config/model named; missing ones are skipped."""
         deleted: list[str] = []
         configs, models = list(extra_configs), list(extra_models)
-        existing = self._missing("describe_endpoint", EndpointName=endpoint_name)
+        existing = self.describe("describe_endpoint", EndpointName=endpoint_name)
         if existing is not None:
             configs.insert(0, existing["EndpointConfigName"])
-            self._call(f"deleting endpoint {endpoint_name}", "delete_endpoint", EndpointName=endpoint_name)
+            self.call(f"deleting endpoint {endpoint_name}", "delete_endpoint", EndpointName=endpoint_name)
             self._wait("endpoint_deleted", endpoint_name)
             deleted.append(endpoint_name)
         for config in dict.fromkeys(configs):
-            described = self._missing("describe_endpoint_config", EndpointConfigName=config)
+            described = self.describe("describe_endpoint_config", EndpointConfigName=config)
             if described is None:
                 continue
             models.extend(row["ModelName"] for row in described.get("ProductionVariants", []))
-            self._call(f"deleting endpoint config {config}", "delete_endpoint_config", EndpointConfigName=config)
+            self.call(f"deleting endpoint config {config}", "delete_endpoint_config", EndpointConfigName=config)
             deleted.append(config)
         for model in dict.fromkeys(models):
-            if self._missing("describe_model", ModelName=model) is not None:
-                self._call(f"deleting model {model}", "delete_model", ModelName=model)
+            if self.describe("describe_model", ModelName=model) is not None:
+                self.call(f"deleting model {model}", "delete_model", ModelName=model)
                 deleted.append(model)
         return deleted
-
-
-def client_error(exc: Any) -> tuple[str, str]:
-    """(code, message) of a botocore ``ClientError``."""
-    error = exc.response.get("Error", {})
-    return error.get("Code", ""), error.get("Message", "")
 
 
 def runtime_url(region: str, endpoint_name: str) -> str:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from osft.common.errors import CredentialsError, ServiceError
-from osft.registrar.sagemaker_deploy import ACCESS_DENIED_CODES, TUNED_VARIANT, client_error
+from osft.registrar.sagemaker_api import ACCESS_DENIED_CODES, client_error
+from osft.registrar.sagemaker_deploy import TUNED_VARIANT
 
 Embedding = list[float] | dict[str, float]
 # A reference gives one embedding per text, or, for several endpoint variants, one list per variant name.

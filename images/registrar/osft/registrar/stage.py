@@ -23,6 +23,7 @@ from osft.common.spec.deploy import OpenSearchRegistration, SageMakerEndpoint
 from osft.common.stage import StageContext, StageDefinition, StageResult
 from osft.common.storage import Location, is_s3, join
 from osft.registrar.artifacts import INT8_KIND, TrainedModel, build_model_tarball, fetch, upload_artifact
+from osft.registrar.connector import run_marker
 from osft.registrar.ml_commons import MLCommons
 from osft.registrar.opensearch_registration import (
     OpenSearchResult,
@@ -38,6 +39,7 @@ from osft.registrar.sagemaker_deploy import (
     plan_variants,
     variant_names,
 )
+from osft.registrar.sagemaker_orphans import RUN_TAG
 from osft.registrar.search_check import run_search_check
 from osft.registrar.smoke_test import check_predictions, embeddings_from_predict, endpoint_reference, local_reference
 
@@ -133,7 +135,7 @@ def deploy_to_sagemaker(
         base_model=ctx.spec.model.base,
     )
     deployer = SageMakerDeployer(
-        sagemaker_client(spec.region), timeout_s=spec.wait_timeout_s, poll_s=30, tags={"osft:run": ctx.spec.name}
+        sagemaker_client(spec.region), timeout_s=spec.wait_timeout_s, poll_s=30, tags={RUN_TAG: ctx.spec.name}
     )
     result = deployer.deploy(spec, endpoint_name, variants, image_uri=image, role_arn=role)
     ctx.log.info(
@@ -156,7 +158,7 @@ def register_in_opensearch(
         client, url=spec.connection.url, task_timeout_s=spec.task_timeout_s, poll_interval_s=spec.poll_interval_s
     )
     name = spec.model_name or ctx.spec.model.output_name or ctx.spec.name
-    description = f"osft run {ctx.spec.name}: {model.kind} model fine-tuned from {ctx.spec.model.base}"
+    description = f"{run_marker(ctx.spec.name)} {model.kind} model fine-tuned from {ctx.spec.model.base}"
     group_id, created = ml.ensure_model_group(spec.model_group, "Models fine-tuned by osft")
     result.model_group_id = group_id
     result.note(f"model group {group_id}", created)
