@@ -152,7 +152,7 @@ def test_a_deploy_deletes_this_endpoints_config_a_killed_run_left_once_it_is_old
 
     again = _deployer(aws, orphan_min_age_s=0).deploy(spec, ENDPOINT, [_variant("v1")], image_uri=IMAGE, role_arn=ROLE)
 
-    assert again.action == "unchanged" and again.deleted == [orphan, orphan_model]
+    assert again.action == "unchanged" and again.deleted == [orphan_model, orphan]
     assert _configs(aws) == {first.endpoint_config_name, foreign}
     assert _models(aws) == {*first.model_names, "hand-made-model"}
 
@@ -184,6 +184,26 @@ def test_a_deploy_that_may_not_list_endpoints_still_succeeds_and_deletes_nothing
     result = deployer.deploy(SageMakerEndpoint(), ENDPOINT, [_variant("v1")], image_uri=IMAGE, role_arn=ROLE)
 
     assert result.action == "unchanged" and result.deleted == [] and orphan in _configs(aws)
+
+
+def test_a_network_error_in_the_sweep_does_not_fail_a_deploy_whose_endpoint_serves_the_new_config(aws):
+    from botocore.exceptions import EndpointConnectionError
+
+    deployer = _deployer(aws, orphan_min_age_s=0)
+    deployer.deploy(SageMakerEndpoint(), ENDPOINT, [_variant("v1")], image_uri=IMAGE, role_arn=ROLE)
+    orphan, _ = _leave_config(deployer, "killed before the switch")
+
+    real_list_tags = aws.list_tags
+
+    def list_tags(**kwargs):
+        if ":endpoint-config/" in kwargs["ResourceArn"]:  # the sweep's look at a left config's tags
+            raise EndpointConnectionError(endpoint_url="https://api.sagemaker.us-east-1.amazonaws.com")
+        return real_list_tags(**kwargs)
+
+    aws.list_tags = list_tags
+    result = deployer.deploy(SageMakerEndpoint(), ENDPOINT, [_variant("v1")], image_uri=IMAGE, role_arn=ROLE)
+
+    assert result.action == "unchanged" and orphan in _configs(aws)  # swept by a later deploy or cleanup
 
 
 @pytest.mark.parametrize(

@@ -27,15 +27,16 @@ class SageMakerApi:
         """The Describe* (or ListTags) answer, or None when the resource does not exist."""
         from botocore.exceptions import ClientError
 
-        try:
-            return getattr(self.client, method)(**kwargs)
-        except ClientError as exc:
-            message = exc.response.get("Error", {}).get("Message", "")
-            if exc.response.get("Error", {}).get("Code") == "ValidationException" and (
-                "Could not find" in message or "does not exist" in message
-            ):
-                return None
-            return self.call(f"calling {method}", method, **kwargs)
+        def answer() -> dict[str, Any] | None:
+            try:
+                return getattr(self.client, method)(**kwargs)
+            except ClientError as exc:
+                code, message = client_error(exc)
+                if code == "ValidationException" and ("Could not find" in message or "does not exist" in message):
+                    return None
+                raise
+
+        return self._guarded(f"calling {method}", answer)
 
     def listed(self, action: str, method: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
         """Every row under ``key`` of a paginated List* call."""

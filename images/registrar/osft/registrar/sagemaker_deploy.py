@@ -285,8 +285,9 @@ class SageMakerDeployer(SageMakerApi):
             sweep = self.sweep_orphans(
                 endpoint_name, keep=[result.endpoint_config_name, *result.deleted], min_age_s=self.orphan_min_age_s
             )
-        except OsftError as exc:  # the endpoint serves the new model; what is left is swept next time
-            self.log.warning("sagemaker_orphan_sweep_failed", endpoint=endpoint_name, error=exc.message)
+        except Exception as exc:  # best effort: the endpoint serves the new model; what is left is swept next time
+            error = exc.message if isinstance(exc, OsftError) else f"{type(exc).__name__}: {exc}"
+            self.log.warning("sagemaker_orphan_sweep_failed", endpoint=endpoint_name, error=error)
             return result
         for note in sweep.kept:
             self.log.warning("sagemaker_orphan_kept", endpoint=endpoint_name, kept=note)

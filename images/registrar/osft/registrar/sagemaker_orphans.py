@@ -133,9 +133,6 @@ def sweep_configs(
         name = row["EndpointConfigName"]
         if name not in doomed and (config := api.describe("describe_endpoint_config", EndpointConfigName=name)):
             staying |= config_models(config)
-    for name in doomed:
-        api.call(f"deleting endpoint config {name}", "delete_endpoint_config", EndpointConfigName=name)
-        result.deleted.append(name)
     models = sorted(set().union(*(config_models(config) for config in doomed.values())) - staying)
     if models and usage.unknown:
         result.kept.append(
@@ -143,10 +140,14 @@ def sweep_configs(
             "exists, so whether they use them cannot be told"
         )
         models = []
+    # Models first: a config whose delete then fails is found again by the next sweep, its models by it no more.
     for model in models:
         if api.describe("describe_model", ModelName=model) is not None:
             api.call(f"deleting model {model}", "delete_model", ModelName=model)
             result.deleted.append(model)
+    for name in doomed:
+        api.call(f"deleting endpoint config {name}", "delete_endpoint_config", EndpointConfigName=name)
+        result.deleted.append(name)
     if result.deleted:
         api.log.info("sagemaker_orphans_deleted", endpoint=endpoint_name, deleted=result.deleted)
     return result
