@@ -22,6 +22,8 @@ split, by query), whose recipes are scored on the other quarter only. Recipe key
 (``kl_weight``) at ``temperature`` against ``teacher: "cut-hybrid"``, the hybrid teacher scoring
 each cloze query against its document with the sentence cut out, over the cut positive and
 ``candidates`` negatives from its ranks 1-29);
+``crossdoc`` (prepared cloze sentences each paired with the hybrid's first hit among the other
+documents, ``confident`` keeping the surest share; see ``crossdoc_rows``);
 ``pseudo`` with ``queries: "judged"`` (the training part's query texts as a query log, each paired
 with the hybrid's first hit instead of its judgement; ``confident`` keeps the share whose first hit
 leads the second by most; ``query-log`` writes the same texts for ``osft run``); ``mix`` (e.g.
@@ -273,6 +275,36 @@ def pseudo_labeled_rows(data: Path, split: str, confident: float = 1.0) -> list[
     return rows[: round(len(rows) * confident)]
 
 
+def crossdoc_rows(rows: list[dict[str, Any]], confident: float = 1.0) -> list[dict[str, Any]]:
+    """Cloze sentences paired with the hybrid's first hit among the *other* documents (not their own).
+
+    SciFact's claims were written from sentences of citing papers about the cited abstract; a
+    sentence of one abstract about another's finding is the closest offline stand-in. ``confident``
+    keeps that share of the sentences, those whose first other hit leads the second by most; hard
+    negatives come from the following ranks.
+    """
+    made = []
+    for row in rows:
+        ranked = {doc_id: value for doc_id, value in row["hybrid"].items() if doc_id != row["doc_id"]}
+        ids = list(ranked)
+        if len(ids) < 31:
+            continue
+        made.append(
+            {
+                "query": row["query"],
+                "doc_id": ids[0],
+                "kind": "crossdoc",
+                "hybrid": ranked,
+                "hybrid_positive": ranked[ids[0]],
+                "relevant": [ids[0]],
+                "dense_rank": 0,
+                "lead": ranked[ids[0]] - ranked[ids[1]],
+            }
+        )
+    made.sort(key=lambda row: row["lead"], reverse=True)
+    return made[: round(len(made) * confident)]
+
+
 def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dict[str, list]:
     from osft.common.corpus import document_text, positive_text
 
@@ -283,6 +315,8 @@ def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dic
     else:
         with open(OUT / f"queries-{config['queries']}.pkl", "rb") as handle:
             rows = pickle.load(handle)
+        if config.get("crossdoc"):
+            rows = crossdoc_rows(rows, config.get("confident", 1.0))
     if config.get("mix"):  # e.g. {"queries": "cloze", "n": 1000}: offline pairs beside the log's
         with open(OUT / f"queries-{config['mix']['queries']}.pkl", "rb") as handle:
             offline = pickle.load(handle)
@@ -600,6 +634,9 @@ def report_lines(results: Path = COMMITTED_RESULTS) -> list[str]:
             if c.get("pseudo"):
                 share = c.get("confident", 1.0)
                 queries = "log, hybrid top hit" + (f" (surest {share:.0%})" if share < 1 else "")
+            if c.get("crossdoc"):
+                share = c.get("confident", 1.0)
+                queries = f"{c['queries']}, first other document" + (f" (surest {share:.0%})" if share < 1 else "")
             if c.get("mix"):
                 queries += f" + {c['mix']['n']:,} {c['mix']['queries']}"
             lines.append(
