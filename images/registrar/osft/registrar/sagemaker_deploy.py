@@ -285,7 +285,7 @@ class SageMakerDeployer(SageMakerApi):
             sweep = self.sweep_orphans(
                 endpoint_name, keep=[result.endpoint_config_name, *result.deleted], min_age_s=self.orphan_min_age_s
             )
-        except Exception as exc:  # best effort: the endpoint serves the new model; what is left is swept next time
+        except Exception as exc:  # noqa: BLE001 - best effort: the endpoint serves the new model; swept next time
             error = exc.message if isinstance(exc, OsftError) else f"{type(exc).__name__}: {exc}"
             self.log.warning("sagemaker_orphan_sweep_failed", endpoint=endpoint_name, error=error)
             return result
