@@ -354,3 +354,15 @@ def test_jsonl_missing_truncated_gzip_bom_and_hint(tmp_path: Path) -> None:
     with pytest.raises(InputDataError) as caught:
         list(read_jsonl(tmp_path / "bad.jsonl"))
     assert caught.value.line == 2 and "bad_records" not in caught.value.render()
+
+
+def test_the_first_error_of_an_attempt_is_the_one_kept(tmp_path: Path) -> None:
+    """Another torchrun rank, or `osft run` after a SageMaker job, fails after the stage did: the cause stays."""
+    from osft.common.failures import failure_recorded, read_failure
+
+    with pytest.raises(InputDataError), failure_recorded(str(tmp_path), "train"):
+        raise InputDataError("the cause", path="pairs.jsonl")
+    with pytest.raises(OsftError), failure_recorded(str(tmp_path), "train", clear=False):
+        raise OsftError("rank 0 failed; see its error")
+
+    assert "the cause" in (read_failure(str(tmp_path), "train") or {})["error"]

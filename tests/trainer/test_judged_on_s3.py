@@ -53,3 +53,17 @@ def test_a_missing_split_on_s3_is_a_named_error(s3, tmp_path, monkeypatch) -> No
     s3.put_object(Bucket="judged-bucket", Key="sets/x/queries.jsonl", Body=b'{"_id": "q1", "text": "a claim"}\n')
     with pytest.raises(OsftError, match=r"s3://judged-bucket/sets/x/qrels/dev\.tsv"):
         judged_set(_ctx("s3://judged-bucket/sets/x", split="dev"), {"d1"})
+
+
+def test_judged_files_on_s3_are_fingerprinted_by_etag_and_a_changed_split_changes_it(s3) -> None:
+    from osft.trainer.evaluate_stage import input_fingerprint
+
+    put = s3.put_object
+    put(Bucket="judged-bucket", Key="sets/x/queries.jsonl", Body=b'{"_id": "q1", "text": "a claim"}\n')
+    ctx = _ctx("s3://judged-bucket/sets/x")
+    missing = input_fingerprint(ctx)  # no qrels yet: the stage itself names the missing file when it runs
+    put(Bucket="judged-bucket", Key="sets/x/qrels/test.tsv", Body=b"query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    first = input_fingerprint(ctx)
+    assert first == input_fingerprint(ctx) and first != missing
+    put(Bucket="judged-bucket", Key="sets/x/qrels/test.tsv", Body=b"query-id\tcorpus-id\tscore\nq1\td2\t1\n")
+    assert input_fingerprint(ctx) != first

@@ -34,9 +34,14 @@ def failure_recorded(run_dir: str, stage: str, *, clear: bool = True) -> Iterato
 
 
 def _record(location: Location, stage: str, exc: Exception) -> None:
+    """Write the record unless this attempt has one: the first error is the cause. Other torchrun ranks then
+    fail because rank 0 did; ``osft run`` would overwrite a SageMaker job's own record with its shorter
+    FailureReason."""
     error = exc.render() if isinstance(exc, OsftError) else f"{type(exc).__name__}: {exc}"
     record = {"stage": stage, "failed_at": datetime.now(UTC).isoformat(timespec="seconds"), "error": error}
     try:
+        if location.exists():
+            return
         location.write_text(json.dumps(record, indent=2))
     except OsftError:
         get_logger().debug("failure_not_recorded", exc_info=True)  # the stage's own error is the one to report

@@ -81,7 +81,7 @@ def run_pipeline(
         definition = load_stage(name)
         if job_settings is not None and name in on_sagemaker:
             job_spec = job_spec_uri(spec_uri, run_dir)  # the spec.json written above when the spec is local
-            # The job's own run_stage records what fails inside it; this records a job that never got there.
+            # The job's own run_stage records what fails inside it (kept); this records a job that never got there.
             with failure_recorded(run_dir, name):
                 manifest, skipped = run_stage_as_job(
                     definition, spec, job_spec, run_dir, job_settings, force=name in force

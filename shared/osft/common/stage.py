@@ -300,8 +300,11 @@ def is_up_to_date(definition: StageDefinition, manifest: StageManifest, spec_uri
     run_dir = _normalized_run_dir(run_dir)
     try:
         return _probe(definition, load_spec(spec_uri), spec_uri, run_dir)[2] == manifest.fingerprint
-    except OsftError:
-        return False  # an upstream stage is missing or an input cannot be read: not up to date
+    except OsftError as exc:
+        # An upstream stage is missing or an input cannot be read here: not up to date. Said, because a
+        # SageMaker stage then runs again although its job (another role) could read the input.
+        get_logger(stage=definition.name).warning("fingerprint_not_computed", error=exc.render())
+        return False
 
 
 def run_stage(

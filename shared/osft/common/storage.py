@@ -156,6 +156,21 @@ class Location:
                 return False
             raise mapped from None
 
+    def content_version(self) -> str | None:
+        """What changes when the file's content does, without reading it from S3: the object's ETag there, the
+        SHA-256 of the file here; None when there is no such file."""
+        if not is_s3(self.uri):
+            path = Path(self.uri)
+            return sha256_file(path) if path.is_file() else None
+        bucket, key = _split_s3_object(self.uri)
+        try:
+            return s3_client().head_object(Bucket=bucket, Key=key)["ETag"]
+        except Exception as exc:  # noqa: BLE001 - mapped below
+            mapped = _s3_error(exc, self.uri)
+            if isinstance(mapped, StorageError) and "not found" in mapped.message:
+                return None
+            raise mapped from None
+
     def read_bytes(self) -> bytes:
         if not is_s3(self.uri):
             try:

@@ -377,12 +377,12 @@ def input_fingerprint(ctx: StageContext) -> dict[str, str] | None:
     if judged is None:
         return None
     folder = ctx.resolve(judged.path)
-    digest = hashlib.sha256()
-    for relative in (f"qrels/{judged.split}.tsv", judged.queries_file):
-        location = Location(join(folder, relative))
-        # A missing file is the stage's own error to report, with its hint, once it runs.
-        digest.update(relative.encode() + b"\x00" + (location.read_bytes() if location.exists() else b"<missing>"))
-    return {"judged": digest.hexdigest()}
+    # A missing file (None) is the stage's own error to report, with its hint, once it runs.
+    versions = {
+        name: Location(join(folder, name)).content_version()
+        for name in (f"qrels/{judged.split}.tsv", judged.queries_file)
+    }
+    return {"judged": hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()}
 
 
 STAGE = StageDefinition(
