@@ -64,7 +64,7 @@ def test_a_row_with_the_wrong_field_count_under_quoting_none_names_file_and_line
     lines = [
         "id\ttitle\ttext",  # 1
         f"a\tA\t{GOOD}",  # 2
-        "",  # 3: empty lines are skipped, and still counted
+        "  ",  # 3: blank lines are skipped, and still counted
         f"b\tB\t{GOOD}\ta tab in the text",  # 4: one field too many
         f"c\tC\tfirst half of a text with a line break {GOOD}",  # 5: reads as a whole row ...
         "second half",  # 6: ... and this rest of it has too few fields
@@ -88,6 +88,13 @@ def test_a_row_with_the_wrong_field_count_under_quoting_none_names_file_and_line
     docs = {d["id"]: d for d in shard_docs(tmp_path / "r3", manifest)}
     assert sorted(docs) == ["a", "c", "d"]
     assert docs["d"]["title"] == '"D"' and docs["d"]["text"] == f'"{GOOD}'  # no \r left from the CRLF line ends
+
+
+def test_a_header_naming_a_column_twice_is_an_error_under_quoting_none(write_spec, tmp_path):
+    (tmp_path / "c.tsv").write_text(f"id\ttext\ttext\na\t{GOOD}\tmore\n")
+    source = {"type": "local", "path": "c.tsv", "quoting": "none"}
+    with pytest.raises(InputDataError, match=r"c\.tsv:1: the header names 'text' more than once"):
+        run_stage(STAGE, write_spec(source), str(tmp_path / "run"))
 
 
 def test_a_csv_with_quoting_none_keeps_its_quotes(write_spec, tmp_path):

@@ -304,8 +304,8 @@ def _unquoted(lines: Iterator[tuple[int, str]], where: str, fmt: str, policy: Ba
 
     Quotes are text. A field can hold neither the delimiter nor a line break, so a row whose field
     count differs from the header's (a stray delimiter, or a record broken over two lines) is a bad
-    record; guessing which fields it meant would put text under the wrong column. Empty lines are
-    skipped, as in RFC 4180 mode.
+    record; guessing which fields it meant would put text under the wrong column. Empty and blank lines
+    are skipped; a header naming a column twice is an error.
     """
     delimiter = DELIMITERS[fmt]
     first = next(lines, None)
@@ -317,9 +317,17 @@ def _unquoted(lines: Iterator[tuple[int, str]], where: str, fmt: str, policy: Ba
             "the header row is empty", path=where, line=first[0], hint="the first line must name the columns"
         )
     columns = header.split(delimiter)
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated:
+        raise InputDataError(
+            f"the header names {', '.join(repr(name) for name in repeated)} more than once",
+            path=where,
+            line=first[0],
+            hint="give every column its own name",
+        )
     for number, line in lines:
         text = _without_line_end(line)
-        if not text:
+        if not text.strip():
             continue
         values = text.split(delimiter)
         if len(values) != len(columns):
