@@ -62,7 +62,9 @@ DEFAULT_OUT = REPO / "bench-out"
 # The raw results behind docs/benchmarks.md (default data and split only; see the module docstring).
 COMMITTED_RESULTS = REPO / "docs" / "benchmarks" / "data"
 # Settings that change what a score means: results measured with other values must not share a table.
-SCORING_SETUP = ("split", "queries", "corpus", "eval_docs", "max_seq_length", "max_pairs")
+# The dataset by its folder name (not its path, which differs between machines) and the cores (the time columns
+# of one table come from one kind of machine).
+SCORING_SETUP = ("dataset", "split", "queries", "corpus", "eval_docs", "max_seq_length", "max_pairs", "cores")
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SPLIT_SEED = 13
 TRAIN_SHARE = 0.75
@@ -938,6 +940,7 @@ def main(argv: list[str] | None = None) -> int:
     scorer = Scorer(corpus, sets)
     setup = {
         "data": str(data),
+        "dataset": Path(data).resolve().name,
         "split": args.split,
         "queries": len(queries),
         "train_queries": len(train_ids),
