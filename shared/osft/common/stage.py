@@ -317,8 +317,8 @@ def run_stage(
     spec = load_spec(spec_uri)
     run_dir = _normalized_run_dir(run_dir)
     ensure_run_dir(run_dir)
-    # On S3 the ranks of one torchrun job share the record: only the first clears it.
-    with failure_recorded(run_dir, definition.name, clear=_deletes_shared_files(run_dir)):
+    # The ranks of one torchrun job share the record: only the first clears it, lest a late rank clear the cause.
+    with failure_recorded(run_dir, definition.name, clear=is_first_process()):
         return _run_stage(definition, spec, spec_uri, run_dir, force=force)
 
 
