@@ -131,7 +131,13 @@ def sweep_configs(
     staying = set(usage.models)
     for row in listed:
         name = row["EndpointConfigName"]
-        if name not in doomed and (config := api.describe("describe_endpoint_config", EndpointConfigName=name)):
+        if name in doomed:
+            continue
+        # Candidates kept because an endpoint uses them were described above.
+        config = (
+            described[name] if name in described else api.describe("describe_endpoint_config", EndpointConfigName=name)
+        )
+        if config:
             staying |= config_models(config)
     models = sorted(set().union(*(config_models(config) for config in doomed.values())) - staying)
     if models and usage.unknown:
