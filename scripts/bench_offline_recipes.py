@@ -266,13 +266,17 @@ def pseudo_labeled_rows(data: Path, split: str, confident: float = 1.0) -> list[
                 "kind": "log",
             }
         )
+    return surest(rows, confident)
+
+
+def surest(rows: list[dict[str, Any]], share: float) -> list[dict[str, Any]]:
+    """That share of the rows whose hybrid first hit leads its second by most, surest first."""
 
     def lead(row: dict[str, Any]) -> float:
         scores = list(row["hybrid"].values())
         return scores[0] - scores[1]
 
-    rows.sort(key=lead, reverse=True)
-    return rows[: round(len(rows) * confident)]
+    return sorted(rows, key=lead, reverse=True)[: round(len(rows) * share)]
 
 
 def crossdoc_rows(rows: list[dict[str, Any]], confident: float = 1.0) -> list[dict[str, Any]]:
@@ -298,11 +302,9 @@ def crossdoc_rows(rows: list[dict[str, Any]], confident: float = 1.0) -> list[di
                 "hybrid_positive": ranked[ids[0]],
                 "relevant": [ids[0]],
                 "dense_rank": 0,
-                "lead": ranked[ids[0]] - ranked[ids[1]],
             }
         )
-    made.sort(key=lambda row: row["lead"], reverse=True)
-    return made[: round(len(made) * confident)]
+    return surest(made, confident)
 
 
 def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dict[str, list]:
