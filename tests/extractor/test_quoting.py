@@ -179,3 +179,34 @@ def test_an_extract_finished_before_quoting_existed_stays_done_and_reruns_for_no
         assert skipped
     _, skipped = run_stage(STAGE, write_spec({**source, "quoting": "none"}), str(tmp_path / "run"))
     assert not skipped
+
+
+def write_text_with_lone_cr(path: Path, encoding: str, quote: str) -> None:
+    # Old Mac line ends pasted into a field. Only \n ends a row, in UTF-16 as in UTF-8.
+    rows = f"id\ttext\r\na\t{quote}first\rsecond {GOOD}{quote}\r\nb\t{GOOD}\r\n"
+    path.write_text(rows, encoding=encoding, newline="")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+@pytest.mark.parametrize(("quoting", "quote"), [("none", ""), ("rfc4180", '"')])
+def test_a_lone_carriage_return_inside_a_field_is_text_in_every_encoding(
+    write_spec, tmp_path, encoding, quoting, quote
+):
+    write_text_with_lone_cr(tmp_path / "c.tsv", encoding, quote)
+    source = {"type": "local", "path": "c.tsv", "quoting": quoting, "encoding": encoding, "fields": {"title": None}}
+
+    manifest, _ = run_stage(STAGE, write_spec(source), str(tmp_path / "run"))
+
+    assert manifest.stats.skipped_bad_records == 0
+    assert sorted(texts(tmp_path / "run", manifest)) == ["a", "b"]
+    assert "second" in texts(tmp_path / "run", manifest)["a"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_lone_carriage_return_in_an_unquoted_rfc4180_field_is_a_named_bad_record(write_spec, tmp_path, encoding):
+    write_text_with_lone_cr(tmp_path / "c.tsv", encoding, quote="")
+    source = {"type": "local", "path": "c.tsv", "encoding": encoding, "fields": {"title": None}}
+
+    with pytest.raises(InputDataError, match=r"c\.tsv:2: a carriage return \(\\r\) inside an unquoted field") as caught:
+        run_stage(STAGE, write_spec(source), str(tmp_path / "run"))
+    assert "set source.quoting to 'none'" in caught.value.render()

@@ -117,7 +117,8 @@ def decoded_lines(stream: IO[bytes], encoding: str, where: str, policy: BadRecor
     """(line number, text) per line; a line that does not decode goes to the bad-record policy."""
     try:
         if _is_wide(encoding):
-            text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+            # Only \n ends a line, as in the byte path below: a lone \r is text inside a field.
+            text = io.TextIOWrapper(stream, encoding=encoding, newline="\n")
             try:
                 yield from enumerate(text, start=1)
             except UnicodeDecodeError as exc:
@@ -268,7 +269,12 @@ def _delimited(lines: Iterator[tuple[int, str]], where: str, fmt: str, policy: B
                 policy.bad("malformed_csv", message, where=where, line=start, hint=QUOTE_HINT)
                 return
             line = reader.reader.line_num
-            policy.bad("malformed_csv", f"cannot parse ({exc})", where=where, line=line, hint=QUOTE_HINT)
+            message = (
+                "a carriage return (\\r) inside an unquoted field"
+                if "new-line character seen in unquoted field" in str(exc)
+                else f"cannot parse ({exc})"
+            )
+            policy.bad("malformed_csv", message, where=where, line=line, hint=QUOTE_HINT)
             continue
         if None in row:
             policy.bad(
