@@ -28,7 +28,10 @@ documents, ``confident`` keeping the surest share; see ``crossdoc_rows``);
 with the hybrid's first hit instead of its judgement; ``confident`` keeps the share whose first hit
 leads the second by most; ``query-log`` writes the same texts for ``osft run``); ``mix`` (e.g.
 ``{"queries": "cloze", "n": 1000}``, prepared offline pairs added to them);
-``negatives`` (one hybrid hard negative per pair); ``cut_query`` (inverse-cloze pairs train on the
+``anchored`` (only cloze sentences holding a rare term, in at most 3 documents, that the rest of their
+document repeats; see ``anchored_rows``); ``negatives`` (one hybrid hard negative per pair;
+``negative_source: "dense-without-anchors"`` draws it from the base model's first 30 documents that hold
+none of the anchors instead); ``cut_query`` (inverse-cloze pairs train on the
 document without their sentence); ``seed`` (which pairs and negatives are drawn; default 13, the
 training seed stays 13); ``lr``, ``epochs``, ``batch``; ``train_seq`` (max length while
 training; scoring uses ``--max-seq-length``); ``tsdae_steps`` (TSDAE domain adaptation first: that many
@@ -54,9 +57,11 @@ import json
 import os
 import pickle
 import random
+import re
 import resource
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -307,6 +312,63 @@ def crossdoc_rows(rows: list[dict[str, Any]], confident: float = 1.0) -> list[di
     return surest(made, confident)
 
 
+ANCHOR_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]")
+ANCHOR_MAX_DOCS = 3
+
+
+def anchor_words(text: str) -> set[str]:
+    return {word.lower() for word in ANCHOR_WORD.findall(text)}
+
+
+def anchored_rows(rows: list[dict[str, Any]], corpus) -> list[dict[str, Any]]:
+    """Cloze sentences holding a rare term (in at most ``ANCHOR_MAX_DOCS`` documents) that the rest of their
+    document repeats: the anchors. The base model misses such queries most (a gene, a trial's acronym) where
+    BM25 finds them, so the document, cut, can still be found by its anchors, and not by the sentence's words.
+    """
+    from osft.common.corpus import document_text
+
+    frequency: Counter[str] = Counter()
+    words = {doc_id: anchor_words(document_text(doc)) for doc_id, doc in corpus.items()}
+    for found in words.values():
+        frequency.update(found)
+    made = []
+    for row in rows:
+        rest = anchor_words(document_text(corpus[row["doc_id"]]).replace(row["query"], " "))
+        anchors = sorted(
+            word
+            for word in anchor_words(row["query"])
+            if frequency[word] <= ANCHOR_MAX_DOCS and len(word) >= 3 and not word.isdigit() and word in rest
+        )
+        if anchors:
+            made.append({**row, "anchors": anchors})
+    return made
+
+
+def dense_negatives_without_anchors(rows: list[dict[str, Any]], corpus, data: Path, max_len: int) -> None:
+    """Per row, ``dense`` negatives: the base model's first 30 other documents that hold none of the row's anchors
+    (close in meaning, not in the rare words): negatives that teach the anchors' weight, where hybrid ones,
+    sharing the query's words, teach the opposite."""
+    model = load_model(max_len)
+    embeddings = corpus_embeddings(model, corpus, OUT / f"base-{data.name}-seq{max_len}.pt")
+    ids = list(corpus)
+    words = {doc_id: anchor_words(document_text_of(corpus, doc_id)) for doc_id in ids}
+    encoded = model.encode(
+        [r["query"] for r in rows], batch_size=128, convert_to_tensor=True, normalize_embeddings=True
+    )
+    import torch
+
+    top = torch.topk(encoded @ embeddings.T, 200, dim=1).indices.tolist()
+    for row, ranked in zip(rows, top, strict=True):
+        anchors = set(row["anchors"])
+        row["dense"] = [ids[j] for j in ranked if ids[j] != row["doc_id"] and not anchors & words[ids[j]]][:30]
+
+
+def document_text_of(corpus, doc_id: str) -> str:
+    from osft.common.corpus import document_text
+
+    return document_text(corpus[doc_id])
+
+
 def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dict[str, list]:
     from osft.common.corpus import document_text, positive_text
 
@@ -319,6 +381,8 @@ def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dic
             rows = pickle.load(handle)
         if config.get("crossdoc"):
             rows = crossdoc_rows(rows, config.get("confident", 1.0))
+        if config.get("anchored"):
+            rows = anchored_rows(rows, corpus)
     if config.get("mix"):  # e.g. {"queries": "cloze", "n": 1000}: offline pairs beside the log's
         with open(OUT / f"queries-{config['mix']['queries']}.pkl", "rb") as handle:
             offline = pickle.load(handle)
@@ -331,6 +395,8 @@ def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dic
     rng = random.Random(config.get("seed", SEED))
     rng.shuffle(rows)
     rows = rows[: config.get("n", len(rows))]
+    if config.get("negative_source") == "dense-without-anchors":
+        dense_negatives_without_anchors(rows, corpus, data, config.get("train_seq", 256))
     loss = config.get("loss", "mnrl")
     columns: dict[str, list] = {"anchor": [], "positive": []}
     if loss == "margin-mse" or config.get("negatives"):
@@ -346,7 +412,8 @@ def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dic
         columns["anchor"].append(row["query"])
         columns["positive"].append(positive_text(pair, document_text(corpus[row["doc_id"]])))  # type: ignore[arg-type]
         if "negative" in columns:
-            candidates = [d for d in list(row["hybrid"])[1:30] if d not in row.get("relevant", {row["doc_id"]})]
+            pool = row["dense"] if "dense" in row else list(row["hybrid"])[1:30]
+            candidates = [d for d in pool if d not in row.get("relevant", {row["doc_id"]})]
             negative = rng.choice(candidates)
             columns["negative"].append(document_text(corpus[negative]))
             if "label" in columns:
@@ -452,7 +519,7 @@ def pseudo_teacher_columns(rows: list[dict[str, Any]], corpus, negatives: int, r
 
 def mnrl_plus_kl(model, temperature: float, kl_weight: float):
     """MNRL (in-batch and hard negatives) plus ``kl_weight`` x KL to the teacher over each row's candidates."""
-    from sentence_transformers import losses
+    from sentence_transformers.sentence_transformer import losses
     from torch import nn
 
     class MnrlPlusKL(nn.Module):
@@ -472,8 +539,6 @@ def mnrl_plus_kl(model, temperature: float, kl_weight: float):
 
 def corpus_sentences(corpus: dict[str, dict[str, str]], max_words: int = 64) -> list[str]:
     """The corpus's sentences of 5 to ``max_words`` words (TSDAE's training text), in corpus order."""
-    import re
-
     sentences = []
     for doc in corpus.values():
         for sentence in re.split(r"(?<=[.!?])\s+", doc["text"]):
@@ -522,8 +587,9 @@ def tsdae_adapt(model, corpus, config: dict[str, Any]) -> tuple[int, float]:
 def run(args: argparse.Namespace) -> None:
     """Train one recipe from the base model and score it on the whole corpus."""
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer import losses
 
     config = json.loads(args.config)
     corpus = load_corpus(args.data)
@@ -625,6 +691,8 @@ def report_lines(results: Path = COMMITTED_RESULTS) -> list[str]:
             c, b, t = r["config"], r["base"], r["tuned"]
             loss = c.get("loss", "mnrl") + (f" (labels x{c['label_scale']:g})" if "label_scale" in c else "")
             negative = "hybrid" if c.get("negatives") or c.get("loss") == "margin-mse" else "-"
+            if c.get("negative_source") == "dense-without-anchors":
+                negative = "dense, without the anchors"
             if c.get("teacher") == "cut-hybrid":
                 loss += (f", KL x{c['kl_weight']:g}" if "kl_weight" in c else "") + " (teacher on cut docs)"
                 negative = f"hybrid x{c.get('candidates', 3)}"
@@ -639,6 +707,8 @@ def report_lines(results: Path = COMMITTED_RESULTS) -> list[str]:
             if c.get("crossdoc"):
                 share = c.get("confident", 1.0)
                 queries = f"{c['queries']}, first other document" + (f" (surest {share:.0%})" if share < 1 else "")
+            if c.get("anchored"):
+                queries += ", with a rare term the document repeats"
             if c.get("mix"):
                 queries += f" + {c['mix']['n']:,} {c['mix']['queries']}"
             lines.append(
