@@ -348,25 +348,23 @@ def dense_negatives_without_anchors(rows: list[dict[str, Any]], corpus, data: Pa
     """Per row, ``dense`` negatives: the base model's first 30 other documents that hold none of the row's anchors
     (close in meaning, not in the rare words): negatives that teach the anchors' weight, where hybrid ones,
     sharing the query's words, teach the opposite."""
+    import torch
+
+    from osft.common.corpus import document_text
+
     model = load_model(max_len)
     embeddings = corpus_embeddings(model, corpus, OUT / f"base-{data.name}-seq{max_len}.pt")
     ids = list(corpus)
-    words = {doc_id: anchor_words(document_text_of(corpus, doc_id)) for doc_id in ids}
+    words = {doc_id: anchor_words(document_text(corpus[doc_id])) for doc_id in ids}
     encoded = model.encode(
         [r["query"] for r in rows], batch_size=128, convert_to_tensor=True, normalize_embeddings=True
     )
-    import torch
-
     top = torch.topk(encoded @ embeddings.T, 200, dim=1).indices.tolist()
     for row, ranked in zip(rows, top, strict=True):
         anchors = set(row["anchors"])
-        row["dense"] = [ids[j] for j in ranked if ids[j] != row["doc_id"] and not anchors & words[ids[j]]][:30]
-
-
-def document_text_of(corpus, doc_id: str) -> str:
-    from osft.common.corpus import document_text
-
-    return document_text(corpus[doc_id])
+        pool = [ids[j] for j in ranked if ids[j] != row["doc_id"] and not anchors & words[ids[j]]][:30]
+        if pool:  # else the hybrid's ranks, as without negative_source
+            row["dense"] = pool
 
 
 def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dict[str, list]:
