@@ -3,12 +3,15 @@ never one another endpoint uses or one that is not provably this endpoint's."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from osft.common.spec.deploy import SageMakerEndpoint
 from osft.common.stage import run_stage
+from osft.registrar import sagemaker_orphans
 from osft.registrar.artifacts import content_hash
 from osft.registrar.cleanup import cleanup_run
 from osft.registrar.cli import cli
@@ -155,6 +158,25 @@ def test_a_deploy_deletes_this_endpoints_config_a_killed_run_left_once_it_is_old
     assert again.action == "unchanged" and again.deleted == [orphan_model, orphan]
     assert _configs(aws) == {first.endpoint_config_name, foreign}
     assert _models(aws) == {*first.model_names, "hand-made-model"}
+
+
+def test_an_old_left_config_a_running_deploy_reuses_is_not_swept_by_a_concurrent_deploy(aws, monkeypatch):
+    spec = SageMakerEndpoint()
+    _deployer(aws, orphan_min_age_s=0).deploy(spec, ENDPOINT, [_variant("v1")], image_uri=IMAGE, role_arn=ROLE)
+    left, left_model = _leave_config(_deployer(aws), "killed before the switch")
+    two_days_on = datetime.now(UTC) + timedelta(days=2)
+    monkeypatch.setattr(sagemaker_orphans, "utc_now", lambda: two_days_on)
+
+    # A deploy of the same model and settings reuses that config, claiming it before its switch ...
+    assert _leave_config(_deployer(aws), "killed before the switch") == (left, left_model)
+    # ... so another deploy on the endpoint meanwhile keeps it, though it was created two days ago.
+    concurrent = _deployer(aws).deploy(spec, ENDPOINT, [_variant("v1")], image_uri=IMAGE, role_arn=ROLE)
+    assert concurrent.deleted == [] and left in _configs(aws)
+
+    # Unclaimed for a day, it is a killed run's config again.
+    monkeypatch.setattr(sagemaker_orphans, "utc_now", lambda: two_days_on + timedelta(days=1, seconds=1))
+    again = _deployer(aws).deploy(spec, ENDPOINT, [_variant("v1")], image_uri=IMAGE, role_arn=ROLE)
+    assert again.deleted == [left_model, left]
 
 
 def test_a_deploy_keeps_the_models_its_own_endpoint_serves_when_deleting_a_left_config(aws):

@@ -32,7 +32,7 @@ from osft.common.errors import OsftError, ServiceError
 from osft.common.spec.deploy import SageMakerEndpoint
 from osft.registrar.artifacts import content_hash
 from osft.registrar.sagemaker_api import SageMakerApi
-from osft.registrar.sagemaker_orphans import ENDPOINT_TAG, Sweep, sweep_configs
+from osft.registrar.sagemaker_orphans import ENDPOINT_TAG, Sweep, claim_tag, sweep_configs
 
 MAX_NAME = 63
 BUSY_STATES = ("Creating", "Updating", "SystemUpdating", "RollingBack")
@@ -260,10 +260,14 @@ class SageMakerDeployer(SageMakerApi):
         self.log.info("sagemaker_model_created", model=variant.model_name, variant=variant.name)
         return True
 
-    def ensure_config(self, spec: SageMakerEndpoint, endpoint_name: str, variants: list[Variant]) -> str:
+    def ensure_config(
+        self, spec: SageMakerEndpoint, endpoint_name: str, variants: list[Variant], *, serving: str | None = None
+    ) -> str:
+        """Create the endpoint config unless it exists; an existing one is claimed unless it is ``serving`` already."""
         rows = production_variants(spec, variants)
         name = config_name(endpoint_name, rows)
-        if self.describe("describe_endpoint_config", EndpointConfigName=name) is None:
+        existing = self.describe("describe_endpoint_config", EndpointConfigName=name)
+        if existing is None:
             # Tagged with the endpoint, so that a config a killed run leaves behind can be told for this endpoint's.
             self.call(
                 f"creating endpoint config {name}",
@@ -273,6 +277,10 @@ class SageMakerDeployer(SageMakerApi):
                 Tags=[*self.tags, {"Key": ENDPOINT_TAG, "Value": endpoint_name}],
             )
             self.log.info("sagemaker_endpoint_config_created", config=name, mode=spec.mode)
+        elif name != serving:
+            # Reused: claimed, so that a concurrent deploy's sweep does not take it for a killed run's old one.
+            arn = existing["EndpointConfigArn"]
+            self.call(f"tagging endpoint config {name}", "add_tags", ResourceArn=arn, Tags=[claim_tag()])
         return name
 
     def deploy(
@@ -329,7 +337,9 @@ class SageMakerDeployer(SageMakerApi):
 
         for variant in variants:
             self.ensure_model(variant, image_uri=image_uri, role_arn=role_arn)
-        self.ensure_config(spec, endpoint_name, variants)
+        self.ensure_config(
+            spec, endpoint_name, variants, serving=existing.get("EndpointConfigName") if existing else None
+        )
         if existing is None:
             self.call(
                 f"creating endpoint {endpoint_name}",

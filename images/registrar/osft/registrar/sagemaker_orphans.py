@@ -9,6 +9,10 @@ its models) that no endpoint serves and no record names. A config is taken as th
   by an older osft, it has an ``osft:run`` tag and no ``osft:endpoint`` tag, and the endpoint name was not cut
   (a cut name may be the start of another endpoint's name too).
 
+A deploy that reuses an existing config (the same model and settings a killed run had already configured) tags it
+``osft:claimed`` with the time; a sweep counts a config's age from its creation or its last claim, whichever is
+later, so a concurrent deploy on the same endpoint does not delete an old config another one is about to switch to.
+
 Configs the caller names (``recorded``: the one the endpoint's ``osft:previous-config`` tag records) are this
 endpoint's by that record. Either kind is deleted only when no endpoint in the region uses it (its current or
 pending config, in any status), and its models only when no such endpoint's config and no config of this
@@ -28,6 +32,7 @@ from osft.common.errors import CredentialsError
 from osft.registrar.sagemaker_api import SageMakerApi
 
 ENDPOINT_TAG = "osft:endpoint"
+CLAIMED_TAG = "osft:claimed"
 RUN_TAG = "osft:run"
 SWEEP_PERMISSIONS = (
     "sagemaker:ListEndpointConfigs and sagemaker:ListEndpoints (Resource *), and sagemaker:DescribeEndpoint and "
@@ -57,6 +62,22 @@ def config_models(config: dict[str, Any]) -> set[str]:
     """The models an endpoint config's production (and shadow) variants serve."""
     rows = [*config.get("ProductionVariants", []), *config.get("ShadowProductionVariants", [])]
     return {row["ModelName"] for row in rows if row.get("ModelName")}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def claim_tag() -> dict[str, str]:
+    """The tag a deploy puts on an existing config it is about to switch to."""
+    return {"Key": CLAIMED_TAG, "Value": utc_now().isoformat(timespec="seconds")}
+
+
+def last_claimed(tags: dict[str, str]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(tags[CLAIMED_TAG])
+    except (KeyError, ValueError):
+        return None
 
 
 def owned(tags: dict[str, str], endpoint_name: str, *, cut: bool) -> bool:
@@ -170,7 +191,7 @@ def _orphans(
     """The listed configs that are this endpoint's by name and tags, created at least ``min_age_s`` ago."""
     pattern = re.compile(rf"{re.escape(prefix)}-[0-9a-f]{{10}}")
     cut = prefix != endpoint_name
-    now = datetime.now(UTC)
+    now = utc_now()
     found = []
     for row in listed:
         name = row["EndpointConfigName"]
@@ -180,6 +201,9 @@ def _orphans(
             continue  # perhaps a running deploy's new config, about to be switched to
         answer = api.describe("list_tags", ResourceArn=row["EndpointConfigArn"])
         tags = {tag["Key"]: tag["Value"] for tag in (answer or {}).get("Tags", [])}
+        claimed = last_claimed(tags)
+        if claimed is not None and (now - claimed).total_seconds() < min_age_s:
+            continue  # an old config a running deploy reuses
         if answer is not None and owned(tags, endpoint_name, cut=cut):
             found.append(name)
     return found
