@@ -75,9 +75,10 @@ def claim_tag() -> dict[str, str]:
 
 def last_claimed(tags: dict[str, str]) -> datetime | None:
     try:
-        return datetime.fromisoformat(tags[CLAIMED_TAG])
+        claimed = datetime.fromisoformat(tags[CLAIMED_TAG])
     except (KeyError, ValueError):
         return None
+    return claimed if claimed.tzinfo else claimed.replace(tzinfo=UTC)
 
 
 def owned(tags: dict[str, str], endpoint_name: str, *, cut: bool) -> bool:
@@ -188,7 +189,7 @@ def _orphans(
     skip: set[str],
     min_age_s: float,
 ) -> list[str]:
-    """The listed configs that are this endpoint's by name and tags, created at least ``min_age_s`` ago."""
+    """The listed configs that are this endpoint's by name and tags, created and claimed at least ``min_age_s`` ago."""
     pattern = re.compile(rf"{re.escape(prefix)}-[0-9a-f]{{10}}")
     cut = prefix != endpoint_name
     now = utc_now()
