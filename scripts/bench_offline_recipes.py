@@ -320,7 +320,14 @@ def anchor_words(text: str) -> set[str]:
     return {word.lower() for word in ANCHOR_WORD.findall(text)}
 
 
-def anchored_rows(rows: list[dict[str, Any]], corpus) -> list[dict[str, Any]]:
+def corpus_anchor_words(corpus) -> dict[str, set[str]]:
+    """Each document's words as ``anchor_words`` reads them, by id."""
+    from osft.common.corpus import document_text
+
+    return {doc_id: anchor_words(document_text(doc)) for doc_id, doc in corpus.items()}
+
+
+def anchored_rows(rows: list[dict[str, Any]], corpus, words: dict[str, set[str]]) -> list[dict[str, Any]]:
     """Cloze sentences holding a rare term (in at most ``ANCHOR_MAX_DOCS`` documents) that the rest of their
     document repeats: the anchors. The base model misses such queries most (a gene, a trial's acronym) where
     BM25 finds them, so the document, cut, can still be found by its anchors, and not by the sentence's words.
@@ -328,7 +335,6 @@ def anchored_rows(rows: list[dict[str, Any]], corpus) -> list[dict[str, Any]]:
     from osft.common.corpus import document_text
 
     frequency: Counter[str] = Counter()
-    words = {doc_id: anchor_words(document_text(doc)) for doc_id, doc in corpus.items()}
     for found in words.values():
         frequency.update(found)
     made = []
@@ -344,18 +350,17 @@ def anchored_rows(rows: list[dict[str, Any]], corpus) -> list[dict[str, Any]]:
     return made
 
 
-def dense_negatives_without_anchors(rows: list[dict[str, Any]], corpus, data: Path, max_len: int) -> None:
+def dense_negatives_without_anchors(
+    rows: list[dict[str, Any]], corpus, words: dict[str, set[str]], data: Path, max_len: int
+) -> None:
     """Per row, ``dense`` negatives: the base model's first 30 other documents that hold none of the row's anchors
     (close in meaning, not in the rare words): negatives that teach the anchors' weight, where hybrid ones,
     sharing the query's words, teach the opposite."""
     import torch
 
-    from osft.common.corpus import document_text
-
     model = load_model(max_len)
     embeddings = corpus_embeddings(model, corpus, OUT / f"base-{data.name}-seq{max_len}.pt")
     ids = list(corpus)
-    words = {doc_id: anchor_words(document_text(corpus[doc_id])) for doc_id in ids}
     encoded = model.encode(
         [r["query"] for r in rows], batch_size=128, convert_to_tensor=True, normalize_embeddings=True
     )
@@ -370,6 +375,10 @@ def dense_negatives_without_anchors(rows: list[dict[str, Any]], corpus, data: Pa
 def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dict[str, list]:
     from osft.common.corpus import document_text, positive_text
 
+    if config.get("negative_source") == "dense-without-anchors" and not config.get("anchored"):
+        raise SystemExit('negative_source "dense-without-anchors" needs "anchored": true')
+    words = corpus_anchor_words(corpus) if config.get("anchored") else {}
+
     if config["queries"] == "judged" and config.get("pseudo"):
         rows = pseudo_labeled_rows(data, split, config.get("confident", 1.0))
     elif config["queries"] == "judged":
@@ -380,7 +389,7 @@ def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dic
         if config.get("crossdoc"):
             rows = crossdoc_rows(rows, config.get("confident", 1.0))
         if config.get("anchored"):
-            rows = anchored_rows(rows, corpus)
+            rows = anchored_rows(rows, corpus, words)
     if config.get("mix"):  # e.g. {"queries": "cloze", "n": 1000}: offline pairs beside the log's
         with open(OUT / f"queries-{config['mix']['queries']}.pkl", "rb") as handle:
             offline = pickle.load(handle)
@@ -394,7 +403,7 @@ def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dic
     rng.shuffle(rows)
     rows = rows[: config.get("n", len(rows))]
     if config.get("negative_source") == "dense-without-anchors":
-        dense_negatives_without_anchors(rows, corpus, data, config.get("train_seq", 256))
+        dense_negatives_without_anchors(rows, corpus, words, data, config.get("train_seq", 256))
     loss = config.get("loss", "mnrl")
     columns: dict[str, list] = {"anchor": [], "positive": []}
     if loss == "margin-mse" or config.get("negatives"):
