@@ -323,7 +323,7 @@ def _unquoted(lines: Iterator[tuple[int, str]], where: str, fmt: str, policy: Ba
             "the header row is empty", path=where, line=first[0], hint="the first line must name the columns"
         )
     columns = header.split(delimiter)
-    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(columns).items() if count > 1)
     if repeated:
         raise InputDataError(
             f"the header names {', '.join(repr(name) for name in repeated)} more than once",
