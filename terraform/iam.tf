@@ -294,12 +294,14 @@ data "aws_iam_policy_document" "register" {
       sid     = "CallMlCommonsOnTheTargetDomain"
       actions = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"]
       # The optional search check (deploy.opensearch.search_check) adds an ingest pipeline and an index named
-      # osft-smoke-test by default, indexes the smoke texts and runs a neural query on them.
+      # osft-smoke-test by default, indexes the smoke texts and runs a neural query on them; the optional
+      # hybrid search (deploy.opensearch.hybrid_search) reads and writes a search pipeline.
       resources = [
         "${statement.value}/",
         "${statement.value}/_plugins/_ml/*",
         "${statement.value}/_cluster/settings",
         "${statement.value}/_ingest/pipeline/*",
+        "${statement.value}/_search/pipeline/*",
         "${statement.value}/osft-smoke-test",
         "${statement.value}/osft-smoke-test/*",
       ]

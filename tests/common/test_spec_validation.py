@@ -163,3 +163,16 @@ def test_a_field_added_with_a_default_leaves_the_fingerprints_of_finished_runs_a
     before.pop("mixed_precision")
     assert Training().fingerprint_material() == before
     assert Training(mixed_precision="fp16").fingerprint_material() == {**before, "mixed_precision": "fp16"}
+
+
+def test_a_nested_field_added_with_a_default_leaves_the_fingerprints_of_finished_runs_alone() -> None:
+    from osft.common.spec.deploy import Deploy
+
+    opensearch = {"connection": {"url": "https://search.example:9200"}, "mode": "local"}
+    deploy = Deploy.model_validate({"opensearch": opensearch})
+    # What runs made before deploy.opensearch.hybrid_search existed hashed: the section without it.
+    before = deploy.model_dump(mode="json")
+    before["opensearch"].pop("hybrid_search")
+    assert deploy.fingerprint_material() == before
+    with_hybrid = Deploy.model_validate({"opensearch": {**opensearch, "hybrid_search": {"keyword_weight": 0.3}}})
+    assert with_hybrid.fingerprint_material()["opensearch"]["hybrid_search"]["keyword_weight"] == 0.3

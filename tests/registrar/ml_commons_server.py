@@ -31,7 +31,11 @@ Endpoints (ML Commons REST API, OpenSearch 2.x/3.x):
 - ``GET|PUT /_cluster/settings`` (``flat_settings``);
 - ``PUT|DELETE /_ingest/pipeline/<id>`` (``text_embedding`` / ``sparse_encoding`` processors),
   ``HEAD|PUT|DELETE /<index>`` (``knn_vector`` needs ``index.knn``), ``PUT /<index>/_doc/<id>``
-  through the default pipeline, ``POST /<index>/_search`` with ``neural`` / ``neural_sparse``.
+  through the default pipeline, ``POST /<index>/_search`` with ``neural`` / ``neural_sparse``;
+- ``PUT|GET|DELETE /_search/pipeline/<id>`` (search pipelines; the one processor known is the neural-search plugin's
+  ``normalization-processor``, its weights checked as the plugin checks them), and
+  ``POST /<index>/_search?search_pipeline=<id>`` with a top-level ``hybrid`` query of ``match`` (Lucene BM25),
+  ``neural`` and ``neural_sparse`` clauses, each clause's top ``size`` hits normalised and combined as the plugin does.
 
 Unknown fields and malformed bodies get 400 (``parsing_exception``/``illegal_argument_exception``),
 unknown ids 404 (``status_exception``), searches before the ML system index exists 404
@@ -45,6 +49,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 import secrets
 import threading
@@ -114,6 +119,30 @@ REGISTER_FIELDS = {
 }
 META_FIELDS = REGISTER_FIELDS - {"url", "connector_id", "connector"} | {"total_chunks"}
 FUNCTIONS = {"TEXT_EMBEDDING", "SPARSE_ENCODING", "SPARSE_TOKENIZE", "TEXT_SIMILARITY", "remote"}
+SEARCH_PIPELINE_FIELDS = {
+    "description",
+    "version",
+    "request_processors",
+    "response_processors",
+    "phase_results_processors",
+}
+PROCESSOR_LISTS = ("request_processors", "response_processors", "phase_results_processors")
+NORMALIZATION_PROCESSOR = "normalization-processor"
+NORMALIZATION_FIELDS = {"normalization", "combination", "tag", "description", "ignore_failure"}
+NORMALIZATIONS = ("min_max", "l2", "z_score")
+COMBINATIONS = ("arithmetic_mean", "geometric_mean", "harmonic_mean")
+# The neural-search plugin accepts weights whose sum is within 0.01 of 1.0; this stand-in asks for 1.0 up to float error.
+WEIGHT_SUM_TOLERANCE = 1e-6
+# HybridQueryBuilder.MAX_NUMBER_OF_SUB_QUERIES.
+MAX_HYBRID_SUB_QUERIES = 5
+HYBRID_TOP_LEVEL = "hybrid query must be a top level query and cannot be wrapped into other queries"
+HYBRID_NEEDS_PIPELINE = (
+    "a [hybrid] query needs a search pipeline with a normalization processor: "
+    "send it with search_pipeline=<id> naming a pipeline whose phase_results_processors hold a normalization-processor"
+)
+# Lucene's BM25Similarity defaults, which OpenSearch text fields use.
+BM25_K1 = 1.2
+BM25_B = 0.75
 
 
 class ApiError(Exception):
@@ -170,6 +199,7 @@ class FakeMLCommons:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)
     pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    search_pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
     indices: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
 
@@ -656,6 +686,18 @@ class FakeMLCommons:
     def _route_search(self, method: str, path: str, params: dict[str, str], body: Any) -> Any:
         segments = path.strip("/").split("/")
         match method, segments:
+            case "PUT", ["_search", "pipeline", pipeline_id]:
+                return self._put_search_pipeline(pipeline_id, body)
+            case "GET", ["_search", "pipeline"]:
+                return dict(self.search_pipelines)
+            case "GET", ["_search", "pipeline", pipeline_id]:
+                if pipeline_id not in self.search_pipelines:
+                    raise _empty_not_found(f"search pipeline [{pipeline_id}] is missing")
+                return {pipeline_id: self.search_pipelines[pipeline_id]}
+            case "DELETE", ["_search", "pipeline", pipeline_id]:
+                if self.search_pipelines.pop(pipeline_id, None) is None:
+                    raise ApiError(404, "resource_not_found_exception", f"pipeline [{pipeline_id}] is missing")
+                return {"acknowledged": True}
             case "PUT", ["_ingest", "pipeline", pipeline_id]:
                 return self._put_pipeline(pipeline_id, body)
             case "DELETE", ["_ingest", "pipeline", pipeline_id]:
@@ -675,7 +717,7 @@ class FakeMLCommons:
             case (("PUT" | "POST"), [index, "_doc", doc_id]):
                 return self._index_doc(index, doc_id, body, params)
             case (("GET" | "POST"), [index, "_search"]):
-                return self._neural_search(index, body)
+                return self._search_index(index, body, params)
         raise bad_request(f"no handler found for uri [{path}] and method [{method}]")
 
     def _put_pipeline(self, pipeline_id: str, body: Any) -> Any:
@@ -741,36 +783,106 @@ class FakeMLCommons:
         target["docs"][doc_id] = doc
         return {"_index": index, "_id": doc_id, "result": "created", "forced_refresh": params.get("refresh") == "true"}
 
-    def _neural_search(self, index: str, body: Any) -> Any:
+    def _search_index(self, index: str, body: Any, params: dict[str, str]) -> Any:
+        """``GET|POST /<index>/_search``: a ``neural`` / ``neural_sparse`` query, or ``hybrid`` through a pipeline."""
         if index not in self.indices:
             raise ApiError(404, "index_not_found_exception", f"no such index [{index}]")
         _require_object(body, {"query", "size", "_source"}, required={"query"})
-        ((kind, spec),) = body["query"].items()
-        if kind not in ("neural", "neural_sparse"):
-            raise ApiError(400, "parsing_exception", f"this stand-in answers neural queries only, not [{kind}]")
-        ((name, clause),) = spec.items()
+        kind, spec = _one_query(body["query"])
+        if _holds_hybrid(spec):
+            raise bad_request(HYBRID_TOP_LEVEL)
+        pipeline = self._resolve_search_pipeline(params)
+        target = self.indices[index]
+        size = body.get("size", 10)
+        if kind == "hybrid":
+            ranked = self._hybrid(target, spec, pipeline, size)
+        elif kind in ("neural", "neural_sparse"):
+            ranked = self._neural_scores(target["docs"], kind, spec)
+        else:
+            raise ApiError(
+                400, "parsing_exception", f"this stand-in answers neural and hybrid queries only, not [{kind}]"
+            )
+        hits = [
+            {"_index": index, "_id": doc_id, "_score": score, "_source": {"text": target["docs"][doc_id].get("text")}}
+            for score, doc_id in ranked[:size]
+        ]
+        return {"hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": hits}}
+
+    def _neural_scores(self, docs: dict[str, dict[str, Any]], kind: str, spec: Any) -> list[tuple[float, str]]:
+        """A ``neural`` / ``neural_sparse`` query: every document holding the field, best first."""
+        name, clause = _single_entry(spec, kind)
         _require_object(clause, {"query_text", "model_id", "k"}, required={"query_text", "model_id"})
         if kind == "neural" and "k" not in clause:
             raise bad_request("[neural] query needs k")
+        if "k" in clause and (not isinstance(clause["k"], int) or clause["k"] < 1):
+            raise bad_request(f"[{kind}] k must be a positive integer, got {clause['k']!r}")
         query = self._embed(clause["model_id"], [clause["query_text"]])[0]
-        scored = []
-        for doc_id, doc in self.indices[index]["docs"].items():
-            value = doc.get(name)
-            if value is None:
-                continue
-            if kind == "neural":
-                dot = sum(a * b for a, b in zip(query, value, strict=True))
-                norm = (sum(a * a for a in query) * sum(b * b for b in value)) ** 0.5
-                score = (1 + dot / norm) / 2
-            else:
-                score = sum(weight * value.get(token, 0.0) for token, weight in query.items())
-            scored.append((score, doc_id, doc))
-        scored.sort(key=lambda item: -item[0])
-        hits = [
-            {"_index": index, "_id": doc_id, "_score": score, "_source": {"text": doc.get("text")}}
-            for score, doc_id, doc in scored[: body.get("size", 10)]
+        scored = [
+            (_model_score(kind, query, doc[name]), doc_id) for doc_id, doc in docs.items() if doc.get(name) is not None
         ]
-        return {"hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": hits}}
+        return _best_first(scored)
+
+    # --- search pipelines, hybrid queries ----------------------------------------------------
+    def _put_search_pipeline(self, pipeline_id: str, body: Any) -> Any:
+        """``PUT /_search/pipeline/<id>``: checked as SearchPipelineService does, then stored (replacing one of that id)."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "parse_exception", "request body is required and must be a JSON object")
+        unknown = [key for key in body if key not in SEARCH_PIPELINE_FIELDS]
+        if unknown:
+            raise ApiError(
+                400,
+                "parse_exception",
+                f"pipeline [{pipeline_id}] doesn't support one or more provided configuration parameters "
+                f"[{', '.join(unknown)}]",
+            )
+        for key in PROCESSOR_LISTS:
+            for kind, config in _processors(body, key):
+                if key != "phase_results_processors" or kind != NORMALIZATION_PROCESSOR:
+                    raise bad_request(f"Invalid processor type {kind}")
+                _check_normalization_processor(config)
+        self.search_pipelines[pipeline_id] = body
+        return {"acknowledged": True}
+
+    def _resolve_search_pipeline(self, params: dict[str, str]) -> dict[str, Any] | None:
+        """SearchPipelineService.resolvePipeline: an unknown ``search_pipeline`` fails the search (400, not 404)."""
+        pipeline_id = params.get("search_pipeline")
+        if pipeline_id is None or pipeline_id == "_none":
+            return None
+        if pipeline_id not in self.search_pipelines:
+            raise bad_request(f"Pipeline {pipeline_id} is not defined")
+        return self.search_pipelines[pipeline_id]
+
+    def _hybrid(
+        self, target: dict[str, Any], spec: Any, pipeline: dict[str, Any] | None, size: int
+    ) -> list[tuple[float, str]]:
+        """Each clause's top ``size`` hits (HybridCollectorManager keeps from + size per clause), combined."""
+        queries, filter_query = _hybrid_parts(spec)
+        processor = _normalization_processor(pipeline)
+        if processor is None:
+            raise bad_request(HYBRID_NEEDS_PIPELINE)
+        docs = target["docs"]
+        if filter_query is not None:
+            text_fields = {name for name, mapping in target["properties"].items() if mapping.get("type") == "text"}
+            docs = {doc_id: doc for doc_id, doc in docs.items() if matches(filter_query, doc, text_fields)}
+        ranked = [self._hybrid_clause(target, docs, clause)[:size] for clause in queries]
+        return _combine(ranked, processor)
+
+    def _hybrid_clause(
+        self, target: dict[str, Any], docs: dict[str, dict[str, Any]], clause: Any
+    ) -> list[tuple[float, str]]:
+        """One ``hybrid`` sub-query's hits, best first: what that query alone would match."""
+        kind, spec = _one_query(clause)
+        if kind == "match":
+            return _bm25(target, docs, spec)
+        if kind == "neural":
+            ranked = self._neural_scores(docs, kind, spec)
+            return ranked[: next(iter(spec.values()))["k"]]
+        if kind == "neural_sparse":
+            # A document sharing no token with the query does not match the feature queries neural_sparse builds.
+            return [(score, doc_id) for score, doc_id in self._neural_scores(docs, kind, spec) if score > 0]
+        raise ApiError(
+            400, "parsing_exception", f"this stand-in answers match, neural and neural_sparse in [hybrid], not [{kind}]"
+        )
 
     # --- search --------------------------------------------------------------------------
     def _search(self, what: str, docs: dict[str, dict[str, Any]], body: Any) -> Any:
@@ -850,15 +962,18 @@ def _value(doc: dict[str, Any], name: str) -> Any:
     return doc.get(name.removesuffix(".keyword"))
 
 
-def _term_matches(doc: dict[str, Any], name: str, value: Any) -> bool:
+def _term_matches(doc: dict[str, Any], name: str, value: Any, text_fields: set[str]) -> bool:
     """A ``term`` query: exact on keyword fields, against the analysed tokens on text fields."""
-    if name in TEXT_FIELDS:
+    if name in text_fields:
         return doc.get(name) is not None and value in _tokens(doc[name])
     return _value(doc, name) == value
 
 
-def matches(query: dict[str, Any], doc: dict[str, Any]) -> bool:
-    """The query DSL subset the registrar sends: match_all, term, match, exists, bool (filter/must/must_not/should)."""
+def matches(query: dict[str, Any], doc: dict[str, Any], text_fields: set[str] = TEXT_FIELDS) -> bool:
+    """The query DSL subset the registrar sends: match_all, term, match, exists, bool (filter/must/must_not/should).
+
+    ``text_fields`` are the fields mapped as ``text`` (ML Commons' system indices unless told otherwise).
+    """
     if not isinstance(query, dict) or len(query) != 1:
         raise ApiError(400, "parsing_exception", "a query must be an object with exactly one query type")
     ((kind, spec),) = query.items()
@@ -867,11 +982,11 @@ def matches(query: dict[str, Any], doc: dict[str, Any]) -> bool:
     if kind == "term":
         ((name, value),) = spec.items()
         value = value["value"] if isinstance(value, dict) else value
-        return _term_matches(doc, name, value)
+        return _term_matches(doc, name, value, text_fields)
     if kind == "match":
         ((name, value),) = spec.items()
         value = value["query"] if isinstance(value, dict) else value
-        if name not in TEXT_FIELDS:
+        if name not in text_fields:
             return _value(doc, name) == value
         return doc.get(name) is not None and bool(set(_tokens(value)) & set(_tokens(doc[name])))
     if kind == "exists":
@@ -886,8 +1001,263 @@ def matches(query: dict[str, Any], doc: dict[str, Any]) -> bool:
             return value if isinstance(value, list) else [value]
 
         return (
-            all(matches(q, doc) for q in listed("filter") + listed("must"))
-            and not any(matches(q, doc) for q in listed("must_not"))
-            and (not listed("should") or any(matches(q, doc) for q in listed("should")))
+            all(matches(q, doc, text_fields) for q in listed("filter") + listed("must"))
+            and not any(matches(q, doc, text_fields) for q in listed("must_not"))
+            and (not listed("should") or any(matches(q, doc, text_fields) for q in listed("should")))
         )
     raise ApiError(400, "parsing_exception", f"unknown query [{kind}]")
+
+
+# --- search queries, search pipelines, hybrid scoring ------------------------------------------------------------------
+def _empty_not_found(reason: str) -> ApiError:
+    """A 404 whose body is ``{}``: what GET of a missing search pipeline answers (GetSearchPipelineResponse)."""
+    error = ApiError(404, "resource_not_found_exception", reason)
+    error.body = {}
+    return error
+
+
+def _one_query(query: Any) -> tuple[str, Any]:
+    if not isinstance(query, dict) or len(query) != 1:
+        raise ApiError(400, "parsing_exception", "a query must be an object with exactly one query type")
+    ((kind, spec),) = query.items()
+    return kind, spec
+
+
+def _single_entry(spec: Any, kind: str) -> tuple[str, Any]:
+    """``{field: options}``, the body of a one-field query such as ``match`` or ``neural``."""
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise ApiError(400, "parsing_exception", f"[{kind}] query malformed: it takes exactly one field")
+    ((name, options),) = spec.items()
+    return name, options
+
+
+def _holds_hybrid(node: Any) -> bool:
+    """Whether a ``hybrid`` query sits anywhere inside ``node`` (the body of the top-level query)."""
+    if isinstance(node, dict):
+        return isinstance(node.get("hybrid"), dict) or any(_holds_hybrid(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_holds_hybrid(value) for value in node)
+    return False
+
+
+def _best_first(scored: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    """Highest score first; ties keep index order (Lucene breaks them by doc id)."""
+    return sorted(scored, key=lambda item: -item[0])
+
+
+def _model_score(kind: str, query: Any, value: Any) -> float:
+    """``neural``: the k-NN cosine score (1 + cos) / 2; ``neural_sparse``: the dot product of the token weights."""
+    if kind == "neural":
+        dot = sum(a * b for a, b in zip(query, value, strict=True))
+        norm = (sum(a * a for a in query) * sum(b * b for b in value)) ** 0.5
+        return (1 + dot / norm) / 2
+    return sum(weight * value.get(token, 0.0) for token, weight in query.items())
+
+
+def _processors(body: dict[str, Any], key: str) -> list[tuple[str, Any]]:
+    """(type, config) of each processor in a pipeline's ``key`` list."""
+    listed = body.get(key, [])
+    if not isinstance(listed, list):
+        raise ApiError(400, "parse_exception", f"[{key}] property isn't a list, but of type [{type(listed).__name__}]")
+    found: list[tuple[str, Any]] = []
+    for processor in listed:
+        if not isinstance(processor, dict):
+            raise ApiError(400, "parse_exception", f"[{key}] must hold objects, one processor type each")
+        found.extend(processor.items())
+    return found
+
+
+def _check_normalization_processor(config: Any) -> None:
+    """NormalizationProcessorFactory.create, then the pipeline's check that no parameter was left unread."""
+    if not isinstance(config, dict):
+        raise ApiError(400, "parse_exception", f"[{NORMALIZATION_PROCESSOR}] configuration must be an object")
+    normalization = _clause(config, "normalization")
+    technique = normalization.get("technique", "min_max")
+    if technique not in NORMALIZATIONS:
+        raise ApiError(400, "parse_exception", "provided normalization technique is not supported")
+    if normalization.get("parameters"):
+        raise bad_request("normalization parameters (lower_bounds, upper_bounds) are not supported by this stand-in")
+    if "combination" in config:
+        combination = _clause(config, "combination")
+        if technique == "z_score" and combination.get("technique", "arithmetic_mean") != "arithmetic_mean":
+            raise bad_request("Z Score supports only arithmetic_mean combination technique")
+        if combination.get("technique", "arithmetic_mean") not in COMBINATIONS:
+            raise ApiError(400, "parse_exception", "provided combination technique is not supported")
+        _check_weights(combination.get("parameters"))
+    unknown = [key for key in config if key not in NORMALIZATION_FIELDS]
+    if unknown:
+        name = NORMALIZATION_PROCESSOR if config.get("tag") is None else f"{NORMALIZATION_PROCESSOR}:{config['tag']}"
+        raise ApiError(
+            400,
+            "parse_exception",
+            f"processor [{name}] doesn't support one or more provided configuration parameters: [{', '.join(unknown)}]",
+        )
+
+
+def _clause(config: dict[str, Any], key: str) -> dict[str, Any]:
+    """The processor's ``normalization`` or ``combination`` object (empty when absent)."""
+    clause = config.get(key, {})
+    if not isinstance(clause, dict):
+        raise ApiError(400, "parse_exception", f"[{key}] property isn't a map, but of type [{type(clause).__name__}]")
+    _require_object(clause, {"technique", "parameters"}, required=set())
+    return clause
+
+
+def _check_weights(parameters: Any) -> None:
+    """ScoreCombinationUtil: only ``weights``, numbers in [0.0, 1.0] that sum to 1.0."""
+    if parameters is None:
+        return
+    if not isinstance(parameters, dict):
+        raise ApiError(400, "parse_exception", "[parameters] property isn't a map")
+    if set(parameters) - {"weights"}:
+        raise bad_request(
+            "provided parameter for combination technique is not supported. supported parameters are [weights]"
+        )
+    weights = parameters.get("weights")
+    if weights is None:
+        return
+    if not isinstance(weights, list) or not all(
+        isinstance(w, int | float) and not isinstance(w, bool) for w in weights
+    ):
+        raise bad_request("parameter [weights] must be a collection of numbers")
+    if any(isinstance(w, int) for w in weights):
+        # getWeights casts each to java.lang.Double: a JSON integer such as 1 fails there with a ClassCastException.
+        raise bad_request(
+            f"weights must be written as decimals (1.0, not 1): class java.lang.Integer cannot be cast to class "
+            f"java.lang.Double, submitted weights: {weights}"
+        )
+    shown = "[" + ", ".join(repr(float(w)) for w in weights) + "]"
+    if any(not 0.0 <= w <= 1.0 for w in weights):
+        raise bad_request(f"all weights must be in range [0.0 ... 1.0], submitted weights: {shown}")
+    if abs(sum(weights) - 1.0) > WEIGHT_SUM_TOLERANCE:
+        raise bad_request(f"sum of weights for combination must be equal to 1.0, submitted weights: {shown}")
+
+
+def _normalization_processor(pipeline: dict[str, Any] | None) -> dict[str, Any] | None:
+    for kind, config in _processors(pipeline or {}, "phase_results_processors"):
+        if kind == NORMALIZATION_PROCESSOR:
+            return config
+    return None
+
+
+def _hybrid_parts(spec: Any) -> tuple[list[Any], Any]:
+    """HybridQueryBuilder.fromXContent: ``queries`` (1 to 5 clauses) and an optional ``filter``."""
+    if not isinstance(spec, dict):
+        raise ApiError(400, "parsing_exception", "[hybrid] query malformed, must start with start_object")
+    unknown = [key for key in spec if key not in ("queries", "filter")]
+    if unknown:
+        raise ApiError(400, "parsing_exception", f"[hybrid] query does not support [{unknown[0]}]")
+    queries = spec.get("queries")
+    if not isinstance(queries, list) or not queries:
+        raise ApiError(400, "parsing_exception", "[hybrid] requires 'queries' field with at least one clause")
+    if len(queries) > MAX_HYBRID_SUB_QUERIES:
+        raise ApiError(400, "parsing_exception", "Number of sub-queries exceeds maximum supported by [hybrid] query")
+    return queries, spec.get("filter")
+
+
+def _bm25(target: dict[str, Any], docs: dict[str, dict[str, Any]], spec: Any) -> list[tuple[float, str]]:
+    """A ``match`` query on a text field, scored by Lucene's BM25 over the index's values of that field.
+
+    Lucene stores document lengths lossily (one byte), so for long texts a real cluster's scores differ a little.
+    """
+    name, value = _single_entry(spec, "match")
+    if isinstance(value, dict):
+        unknown = [key for key in value if key != "query"]
+        if unknown:
+            raise bad_request(f"[match] option [{unknown[0]}] is not supported by this stand-in")
+        if "query" not in value:
+            raise ApiError(400, "parsing_exception", "No text specified for text query")
+        value = value["query"]
+    mapping = target["properties"].get(name)
+    if mapping is None:
+        return []  # an unmapped field matches nothing
+    if mapping.get("type") != "text":
+        raise bad_request(f"this stand-in scores [match] on text fields only; [{name}] is [{mapping.get('type')}]")
+    indexed = {doc_id: _tokens(doc[name]) for doc_id, doc in target["docs"].items() if doc.get(name) is not None}
+    indexed = {doc_id: tokens for doc_id, tokens in indexed.items() if tokens}
+    terms = _tokens(value)
+    if not indexed or not terms:
+        return []
+    count, average = len(indexed), sum(len(tokens) for tokens in indexed.values()) / len(indexed)
+    idf = {term: _idf(count, sum(term in tokens for tokens in indexed.values())) for term in set(terms)}
+    scored = []
+    for doc_id in docs:
+        tokens = indexed.get(doc_id)
+        if not tokens or not set(terms) & set(tokens):
+            continue
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * len(tokens) / average)
+        # One clause per query token, repeats included, as the match query's BooleanQuery has.
+        score = sum(idf[term] * tokens.count(term) / (tokens.count(term) + norm) for term in terms if term in tokens)
+        scored.append((score, doc_id))
+    return _best_first(scored)
+
+
+def _idf(count: int, with_term: int) -> float:
+    return math.log(1 + (count - with_term + 0.5) / (with_term + 0.5))
+
+
+def _combine(ranked: list[list[tuple[float, str]]], processor: dict[str, Any]) -> list[tuple[float, str]]:
+    """NormalizationProcessorWorkflow: normalise each clause's hits, then combine per document, best first.
+
+    A document a clause did not return scores 0.0 there (ScoreCombiner fills the missing places with 0), which
+    arithmetic_mean counts with its weight and the geometric and harmonic means skip.
+    """
+    combination = processor.get("combination") or {}
+    weights = (combination.get("parameters") or {}).get("weights")
+    if weights is not None and len(weights) != len(ranked):
+        raise bad_request(
+            f"number of weights [{len(weights)}] must match number of sub-queries [{len(ranked)}] in hybrid query"
+        )
+    technique = (processor.get("normalization") or {}).get("technique", "min_max")
+    normalised = [_normalise(technique, dict((doc_id, score) for score, doc_id in hits)) for hits in ranked]
+    combine = COMBINERS[combination.get("technique", "arithmetic_mean")]
+    found = list(dict.fromkeys(doc_id for hits in ranked for _, doc_id in hits))
+    return _best_first(
+        [
+            (combine([n.get(doc_id, 0.0) for n in normalised], weights or [1.0] * len(ranked)), doc_id)
+            for doc_id in found
+        ]
+    )
+
+
+def _normalise(technique: str, scores: dict[str, float]) -> dict[str, float]:
+    if not scores:
+        return {}
+    if technique == "min_max":
+        low, high = min(scores.values()), max(scores.values())
+        if high == low:
+            return dict.fromkeys(scores, 1.0)
+        # A normalised 0 becomes 0.001, so the clause's worst hit still counts as found.
+        return {doc_id: (score - low) / (high - low) or 0.001 for doc_id, score in scores.items()}
+    if technique == "l2":
+        norm = math.sqrt(sum(score * score for score in scores.values()))
+        return {doc_id: score / norm if norm else 0.0 for doc_id, score in scores.items()}
+    raise bad_request(f"normalization technique [{technique}] is not supported by this stand-in")
+
+
+def _arithmetic_mean(scores: list[float], weights: list[float]) -> float:
+    total = sum(weight for score, weight in zip(scores, weights, strict=True) if score >= 0)
+    return (
+        sum(weight * score for score, weight in zip(scores, weights, strict=True) if score >= 0) / total
+        if total
+        else 0.0
+    )
+
+
+def _geometric_mean(scores: list[float], weights: list[float]) -> float:
+    pairs = [(score, weight) for score, weight in zip(scores, weights, strict=True) if score > 0]
+    total = sum(weight for _, weight in pairs)
+    return math.exp(sum(weight * math.log(score) for score, weight in pairs) / total) if total else 0.0
+
+
+def _harmonic_mean(scores: list[float], weights: list[float]) -> float:
+    pairs = [(score, weight) for score, weight in zip(scores, weights, strict=True) if score > 0]
+    harmonics = sum(weight / score for score, weight in pairs)
+    return sum(weight for _, weight in pairs) / harmonics if harmonics > 0 else 0.0
+
+
+COMBINERS: dict[str, Callable[[list[float], list[float]], float]] = {
+    "arithmetic_mean": _arithmetic_mean,
+    "geometric_mean": _geometric_mean,
+    "harmonic_mean": _harmonic_mean,
+}

@@ -6,7 +6,8 @@
 Exports the packaged MiniLM as a real TorchScript ML Commons zip (the trainer's exporter),
 registers it as a local model in chunks, deploys it and checks ``_predict`` against the local
 model; a second run must reuse the same model id, and ``register cleanup`` must undeploy and
-delete it. The cluster needs
+delete it. A second test runs the search check with a ``hybrid`` query through the search pipeline
+``deploy.opensearch.hybrid_search`` creates (the neural-search plugin, 2.10+). The cluster needs
 ``plugins.ml_commons.only_run_on_ml_node: false`` when it has no ML node.
 """
 
@@ -25,10 +26,7 @@ from osft.registrar.stage import STAGE
 pytestmark = [pytest.mark.live, pytest.mark.skipif("OPENSEARCH_URL" not in os.environ, reason="OPENSEARCH_URL not set")]
 
 
-def test_live_cluster_registers_deploys_and_answers_like_the_local_model(run_folder, minilm, minilm_dir, tmp_path):
-    from osft.common.spec.training import Export
-    from osft.trainer.export import export_all
-
+def live_section(**overrides) -> dict:
     connection: dict = {
         "url": os.environ["OPENSEARCH_URL"],
         "verify_certs": os.environ.get("OPENSEARCH_VERIFY_CERTS", "1") != "0",
@@ -39,14 +37,22 @@ def test_live_cluster_registers_deploys_and_answers_like_the_local_model(run_fol
             "username": os.environ["OPENSEARCH_USERNAME"],
             "password_env": "OPENSEARCH_PASSWORD",
         }
-    section = {
+    return {
         "connection": connection,
         "mode": "local",
         "local_upload": "chunks",
         "model_group": "osft-live-test",
         "model_name": "osft-live-test-minilm",
         "poll_interval_s": 2,
+        **overrides,
     }
+
+
+def exported_run(run_folder, minilm, minilm_dir, tmp_path, section: dict) -> tuple[Path, Path]:
+    """A run folder whose train stage holds a real TorchScript ML Commons zip of the packaged MiniLM."""
+    from osft.common.spec.training import Export
+    from osft.trainer.export import export_all
+
     spec, run_dir = run_folder({"opensearch": section})
     stage_dir = tmp_path / "export"
     records = export_all(minilm, Path(minilm_dir), stage_dir, Export(opensearch_zip=True), "osft-live-test")
@@ -58,6 +64,11 @@ def test_live_cluster_registers_deploys_and_answers_like_the_local_model(run_fol
     train = json.loads(manifest_path.read_text())
     train["stats"]["exports"] = records
     manifest_path.write_text(json.dumps(train))
+    return spec, run_dir
+
+
+def test_live_cluster_registers_deploys_and_answers_like_the_local_model(run_folder, minilm, minilm_dir, tmp_path):
+    spec, run_dir = exported_run(run_folder, minilm, minilm_dir, tmp_path, live_section())
 
     first, _ = run_stage(STAGE, str(spec), str(run_dir))
     again, _ = run_stage(STAGE, str(spec), str(run_dir), force=True)
@@ -68,3 +79,29 @@ def test_live_cluster_registers_deploys_and_answers_like_the_local_model(run_fol
     cleaned = cleanup_run(str(spec), str(run_dir))
 
     assert cleaned.deleted == [f"ML Commons model {first.stats.model_id}"]
+
+
+def test_live_cluster_runs_neural_and_hybrid_queries_with_the_registered_model(
+    run_folder, minilm, minilm_dir, tmp_path
+):
+    """Needs the neural-search plugin (2.10+ for the normalization processor)."""
+    section = live_section(
+        search_check={"index": "osft-live-search-check", "pipeline": "osft-live-search-check"},
+        hybrid_search={"pipeline": "osft-live-hybrid"},
+    )
+    spec, run_dir = exported_run(run_folder, minilm, minilm_dir, tmp_path, section)
+
+    try:
+        manifest, _ = run_stage(STAGE, str(spec), str(run_dir))
+        assert manifest.stats.smoke_test.endswith(
+            "hybrid query through osft-live-hybrid returned the right document first of 3"
+        )
+        again, _ = run_stage(STAGE, str(spec), str(run_dir), force=True)
+        assert "search pipeline osft-live-hybrid" in again.stats.reused
+    finally:
+        from osft.common.opensearch import opensearch_client
+        from osft.common.spec.source import OpenSearchConnection
+
+        client = opensearch_client(OpenSearchConnection.model_validate(section["connection"]), field="connection")
+        client.search_pipeline.delete(id="osft-live-hybrid", ignore=[404])
+        cleanup_run(str(spec), str(run_dir))

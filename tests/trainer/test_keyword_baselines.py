@@ -62,8 +62,13 @@ def test_a_note_names_the_keyword_query_that_beats_the_model_that_gets_deployed(
     keyword = {"bm25": {"ndcg@10": 0.67}, "hybrid base": {"ndcg@10": 0.74}, "hybrid tuned": {"ndcg@10": 0.73}}
     (note,) = keyword_notes(keyword, {"ndcg@10": 0.68}, "ndcg@10", accepted=True)
     assert note.startswith("a hybrid query of BM25 and the tuned model scores ndcg@10 0.7300")
+    assert "deploy.opensearch.hybrid_search" in note, "the accepted model's hybrid is one setting away"
     (note,) = keyword_notes(keyword, {"ndcg@10": 0.66}, "ndcg@10", accepted=False)
     assert note.startswith("a hybrid query of BM25 and the base model scores ndcg@10 0.7400")
+    assert "docs/deploy.md, hybrid search" in note, "nothing is registered: the docs give the pipeline"
+    bm25_wins = {"bm25": {"ndcg@10": 0.8}, "hybrid base": {"ndcg@10": 0.7}, "hybrid tuned": {"ndcg@10": 0.7}}
+    (note,) = keyword_notes(bm25_wins, {"ndcg@10": 0.68}, "ndcg@10", accepted=True)
+    assert note.startswith("BM25 alone scores") and "hybrid_search" not in note
     weak = {"bm25": {"ndcg@10": 0.5}, "hybrid base": {"ndcg@10": 0.6}, "hybrid tuned": {"ndcg@10": 0.6}}
     assert keyword_notes(weak, {"ndcg@10": 0.66}, "ndcg@10", accepted=True) == []
 

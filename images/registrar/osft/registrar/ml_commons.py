@@ -373,7 +373,7 @@ class MLCommons:
     def remove_model(self, model_id: str) -> bool:
         """Undeploy (waiting for the state to follow) and delete a model; False when it is already gone."""
         ml = self.client.plugins.ml
-        model = self._get_or_none(f"reading model {model_id}", ml.get_model, model_id=model_id)
+        model = self.get_or_none(f"reading model {model_id}", ml.get_model, model_id=model_id)
         if model is None:
             return False
         if model.get("model_state") in LOADED_MODEL_STATES:
@@ -413,7 +413,7 @@ class MLCommons:
         refusal is retried for ``REFRESH_WAIT_S``.
         """
         ml = self.client.plugins.ml
-        if self._get_or_none(f"reading connector {connector_id}", ml.get_connector, connector_id=connector_id) is None:
+        if self.get_or_none(f"reading connector {connector_id}", ml.get_connector, connector_id=connector_id) is None:
             return False
         deadline = time.monotonic() + REFRESH_WAIT_S
         while True:
@@ -427,7 +427,7 @@ class MLCommons:
         self.log.info("connector_deleted", connector_id=connector_id)
         return True
 
-    def _get_or_none(self, action: str, func: Callable[..., Any], **kwargs: Any) -> Any:
+    def get_or_none(self, action: str, func: Callable[..., Any], **kwargs: Any) -> Any:
         """``func(**kwargs)``, or None on 404; other failures as in ``call``."""
         from opensearchpy.exceptions import NotFoundError
 

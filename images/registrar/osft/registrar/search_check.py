@@ -3,8 +3,10 @@
 Dense models get a ``text_embedding`` processor and a ``knn_vector`` field queried with
 ``neural``; sparse models a ``sparse_encoding`` processor and a ``rank_features`` field queried
 with ``neural_sparse`` (through the query tokenizer for doc-only models). The documents are the
-smoke-test texts; querying with the first one must return it first. The index and pipeline
-are recreated on each run and deleted afterwards unless ``delete_after`` is false.
+smoke-test texts; querying with the first one must return it first. With ``hybrid_pipeline``
+(``deploy.opensearch.hybrid_search``) a ``hybrid`` query of BM25 and the model, sent through that
+search pipeline, must too. The index and pipeline are recreated on each run and deleted afterwards
+unless ``delete_after`` is false.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from osft.common.errors import ServiceError
+from osft.common.hybrid_search import hybrid_query, model_clause
 from osft.common.spec.deploy import SearchCheck
 from osft.registrar.ml_commons import MLCommons
 
@@ -48,6 +51,7 @@ def run_search_check(
     query_model_id: str | None,
     dimension: int | None,
     texts: list[str],
+    hybrid_pipeline: str | None = None,
 ) -> str:
     """Index ``texts`` through the pipeline and query with the first one; raises ServiceError unless it comes first."""
     client = ml.client
@@ -78,25 +82,38 @@ def run_search_check(
             body={"text": text},
             params={"refresh": "true"},
         )
-    if kind == "sparse":
-        query = {"neural_sparse": {FIELD: {"query_text": texts[0], "model_id": query_model_id or model_id}}}
-    else:
-        query = {"neural": {FIELD: {"query_text": texts[0], "model_id": model_id, "k": len(texts)}}}
-    response = ml.call(
-        f"running a {next(iter(query))} query on {spec.index}",
-        client.search,
-        index=spec.index,
-        body={"query": query, "size": len(texts), "_source": ["text"]},
-    )
-    hits = response.get("hits", {}).get("hits", [])
+    query = model_clause(kind, texts[0], field=FIELD, model_id=model_id, k=len(texts), query_model_id=query_model_id)
+    searches = [(f"{next(iter(query))} query", {"query": query}, {})]
+    if hybrid_pipeline is not None:
+        body = hybrid_query(
+            kind,
+            texts[0],
+            text_field="text",
+            embedding_field=FIELD,
+            model_id=model_id,
+            k=len(texts),
+            query_model_id=query_model_id,
+        )
+        searches.append((f"hybrid query through {hybrid_pipeline}", body, {"search_pipeline": hybrid_pipeline}))
+    found = []
+    for what, body, params in searches:
+        response = ml.call(
+            f"running a {what} on {spec.index}",
+            client.search,
+            index=spec.index,
+            body={**body, "size": len(texts), "_source": ["text"]},
+            params=params,
+        )
+        found.append((what, [hit.get("_id") for hit in response.get("hits", {}).get("hits", [])]))
     if spec.delete_after:
         ml.call(f"deleting index {spec.index}", client.indices.delete, index=spec.index)
         ml.call(f"deleting ingest pipeline {spec.pipeline}", client.ingest.delete_pipeline, id=spec.pipeline)
-    if not hits or hits[0].get("_id") != "0":
-        found = [h.get("_id") for h in hits]
-        raise ServiceError(
-            f"search check on {spec.index}: querying with document 0's own text returned {found}, not document 0 first",
-            hint="the ingest pipeline or the model does not embed as expected; keep the index "
-            "(search_check.delete_after: false) and look at its documents",
-        )
-    return f"{next(iter(query))} query returned the right document first of {len(texts)}"
+    for what, ids in found:
+        if ids[:1] != ["0"]:
+            raise ServiceError(
+                f"search check on {spec.index}: a {what} with document 0's own text returned {ids}, not document 0 "
+                "first",
+                hint="the ingest pipeline or the model does not embed as expected; keep the index "
+                "(search_check.delete_after: false) and look at its documents",
+            )
+    return "; ".join(f"{what} returned the right document first of {len(texts)}" for what, _ in found)

@@ -41,9 +41,11 @@ from osft.registrar.sagemaker_deploy import (
 )
 from osft.registrar.sagemaker_orphans import RUN_TAG
 from osft.registrar.search_check import run_search_check
+from osft.registrar.search_pipeline import ensure_search_pipeline, example_query
 from osft.registrar.smoke_test import check_predictions, embeddings_from_predict, endpoint_reference, local_reference
 
 REGISTRATION_FILE = "registration.json"
+HYBRID_QUERY_FILE = "hybrid_query.json"
 TARBALL = "model.tar.gz"
 SAGEMAKER_TRAINING_TARBALL = "train/model.tar.gz"
 
@@ -200,6 +202,10 @@ def register_in_opensearch(
     if spec.cross_encoder is not None:
         result.cross_encoder_model_id, created = register_cross_encoder(ml, spec.cross_encoder, group_id, name)
         result.note(f"cross-encoder {result.cross_encoder_model_id}", created)
+    if spec.hybrid_search is not None:
+        result.note(f"search pipeline {spec.hybrid_search.pipeline}", ensure_search_pipeline(ml, spec.hybrid_search))
+        query = example_query(spec.hybrid_search, model.kind, result.model_id, result.tokenizer_model_id)
+        ctx.output_path(HYBRID_QUERY_FILE).write_text(json.dumps(query, indent=2))
 
     checks = []
     if spec.smoke_test:
@@ -220,6 +226,7 @@ def register_in_opensearch(
                 query_model_id=result.tokenizer_model_id,
                 dimension=dimension,
                 texts=list(spec.smoke_texts),
+                hybrid_pipeline=spec.hybrid_search.pipeline if spec.hybrid_search else None,
             )
         )
         ctx.log.info("search_check_passed", index=spec.search_check.index)
@@ -293,12 +300,15 @@ def run(ctx: StageContext) -> StageResult:
         model_id=stats.model_id,
     )
     ctx.output_path(REGISTRATION_FILE).write_text(json.dumps(registration, indent=2))
+    outputs = [REGISTRATION_FILE, *([HYBRID_QUERY_FILE] if stats.search_pipeline else [])]
     notes = [f"created: {', '.join(stats.created)}"] if stats.created else []
     if stats.reused:
         notes.append(f"reused: {', '.join(stats.reused)}")
     if stats.smoke_test:
         notes.append(f"smoke test {stats.smoke_test}")
-    return StageResult(stats=stats, outputs=[REGISTRATION_FILE], notes=notes)
+    if stats.search_pipeline:
+        notes.append(f"hybrid queries: search pipeline {stats.search_pipeline}, example in {HYBRID_QUERY_FILE}")
+    return StageResult(stats=stats, outputs=outputs, notes=notes)
 
 
 def _opensearch_record(url: str, mode: str, result: OpenSearchResult) -> dict[str, Any]:
@@ -349,10 +359,12 @@ def _deploy_and_register(
         )
         stats.function_name, stats.tokenizer_model_id = result.function_name, result.tokenizer_model_id
         stats.cross_encoder_model_id, stats.smoke_test = result.cross_encoder_model_id, smoke
+        stats.search_pipeline = deploy.opensearch.hybrid_search.pipeline if deploy.opensearch.hybrid_search else None
         stats.created, stats.reused = result.created, result.reused
         registration["opensearch"] = {
             **_opensearch_record(deploy.opensearch.connection.url, deploy.opensearch.mode, result),
             "smoke_test": smoke,
+            "search_pipeline": stats.search_pipeline,
         }
 
 

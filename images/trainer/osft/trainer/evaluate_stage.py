@@ -166,6 +166,12 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
+HYBRID_HINT = {
+    True: "deploy.opensearch.hybrid_search has the register stage create the search pipeline",
+    False: "docs/deploy.md, hybrid search, has the search pipeline to create",
+}
+
+
 def keyword_notes(
     keyword: dict[str, dict[str, float]], deployed: dict[str, float], metric: str, accepted: bool
 ) -> list[str]:
@@ -178,9 +184,10 @@ def keyword_notes(
     query, scores = max(candidates.items(), key=lambda item: item[1][metric])
     if scores[metric] <= deployed[metric]:
         return []
+    hint = f"; {HYBRID_HINT[accepted]}" if query != "BM25 alone" else ""
     return [
         f"{query} scores {metric} {scores[metric]:.4f} on these queries, against {deployed[metric]:.4f} for the "
-        f"{model} model alone (docs/trainer.md, keyword baselines)"
+        f"{model} model alone (docs/trainer.md, keyword baselines{hint})"
     ]
 
 

@@ -24,29 +24,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from osft.common.beir import JudgedSet
+from osft.common.hybrid_search import (
+    CANDIDATES_PER_CLAUSE,
+    DEFAULT_KEYWORD_WEIGHT,
+    clause_weights,
+    search_pipeline_body,
+)
 from osft.trainer.hard_negatives import QUERY_CHUNK
 
 if TYPE_CHECKING:
     import numpy as np
 
-TOP_K = 100
-HYBRID_WEIGHTS = {"bm25": 0.5, "dense": 0.5}
-"""OpenSearch's default: equal weights (``combination.parameters.weights`` unset)."""
+TOP_K = CANDIDATES_PER_CLAUSE
+HYBRID_WEIGHTS = dict(zip(("bm25", "dense"), clause_weights(DEFAULT_KEYWORD_WEIGHT), strict=True))
+"""OpenSearch's default: equal weights; ``deploy.opensearch.hybrid_search`` creates this pipeline by default."""
 MIN_MAX_FLOOR = 0.001
-PIPELINE = {
-    "description": "osft: hybrid of BM25 and the fine-tuned model, as scored in the evaluate stage",
-    "phase_results_processors": [
-        {
-            "normalization-processor": {
-                "normalization": {"technique": "min_max"},
-                "combination": {
-                    "technique": "arithmetic_mean",
-                    "parameters": {"weights": [HYBRID_WEIGHTS["bm25"], HYBRID_WEIGHTS["dense"]]},
-                },
-            }
-        }
-    ],
-}
+PIPELINE = search_pipeline_body(DEFAULT_KEYWORD_WEIGHT)
 """The search pipeline that reproduces the hybrid figures (the BM25 clause first in the query)."""
 
 Hits = dict[str, float]

@@ -28,6 +28,10 @@ class RegisterStats(StageStats):
     created: list[str] = Field(default_factory=list, description="What this run created (the rest was reused).")
     reused: list[str] = Field(default_factory=list)
     smoke_test: str | None = None
+    search_pipeline: str | None = Field(
+        default=None,
+        description="The hybrid search pipeline (deploy.opensearch.hybrid_search); query in hybrid_query.json.",
+    )
 
 
 class RegisterManifest(StageManifest):

@@ -61,9 +61,12 @@ class SpecModel(BaseModel):
     def fingerprint_material(self) -> dict[str, Any]:
         """This section as stage fingerprints hash it (see ``FINGERPRINT_ONLY_WHEN_SET``)."""
         material = self.model_dump(mode="json")
-        for name in self.FINGERPRINT_ONLY_WHEN_SET:
-            if getattr(self, name) == type(self).model_fields[name].default:
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name in self.FINGERPRINT_ONLY_WHEN_SET and value == type(self).model_fields[name].default:
                 material.pop(name)
+            elif isinstance(value, SpecModel):
+                material[name] = value.fingerprint_material()
         return material
 
     @model_validator(mode="wrap")

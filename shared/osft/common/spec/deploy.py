@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from osft.common.hybrid_search import CANDIDATES_PER_CLAUSE, DEFAULT_KEYWORD_WEIGHT
 from osft.common.spec.base import SpecModel
 from osft.common.spec.source import OpenSearchConnection
 
@@ -108,6 +109,35 @@ class SearchCheck(SpecModel):
     delete_after: bool = True
 
 
+class HybridSearch(SpecModel):
+    """After registration: a search pipeline for ``hybrid`` queries of BM25 and the model, and such a query.
+
+    The pipeline (a ``normalization-processor``: ``min_max``, ``arithmetic_mean``) is what the evaluate stage
+    scores as the hybrid; ``register/hybrid_query.json`` is a search body that uses it. With ``search_check``
+    set, the check also runs a hybrid query through the pipeline.
+    """
+
+    pipeline: str = Field(
+        default="osft-hybrid", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$", description="Search pipeline id."
+    )
+    keyword_weight: float = Field(
+        default=DEFAULT_KEYWORD_WEIGHT,
+        gt=0,
+        lt=1,
+        description="Weight of the BM25 clause; the model's is 1 minus this. The evaluate stage scores 0.5.",
+    )
+    text_field: str = Field(default="text", min_length=1, description="Text field the BM25 clause matches.")
+    embedding_field: str = Field(
+        default="embedding", min_length=1, description="Vector (or rank_features) field the model's clause queries."
+    )
+    k: int = Field(
+        default=CANDIDATES_PER_CLAUSE,
+        ge=1,
+        le=10000,
+        description="Documents each clause combines: the example query's size and neural k.",
+    )
+
+
 class OpenSearchRegistration(SpecModel):
     """The model in OpenSearch ML Commons.
 
@@ -117,6 +147,8 @@ class OpenSearchRegistration(SpecModel):
     is on S3, else ``model_url``) or in chunks (``local_upload: chunks``). Everything is
     found by name first, so a re-run reuses what exists.
     """
+
+    FINGERPRINT_ONLY_WHEN_SET = frozenset({"hybrid_search"})
 
     connection: OpenSearchConnection
     mode: Literal["remote", "local"] = "remote"
@@ -147,6 +179,7 @@ class OpenSearchRegistration(SpecModel):
     smoke_texts: list[str] = Field(default_factory=lambda: list(SMOKE_TEXTS), min_length=1, max_length=32)
     smoke_min_cosine: float = Field(default=0.99, gt=0, le=1)
     search_check: SearchCheck | None = None
+    hybrid_search: HybridSearch | None = None
     cross_encoder: CrossEncoderModel | None = None
     task_timeout_s: int = Field(default=900, ge=1)
     poll_interval_s: float = Field(default=2.0, gt=0, le=60)
