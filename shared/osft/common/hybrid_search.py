@@ -21,10 +21,13 @@ def clause_weights(keyword_weight: float) -> list[float]:
     return [keyword, round(1.0 - keyword, 6)]
 
 
-def search_pipeline_body(keyword_weight: float = DEFAULT_KEYWORD_WEIGHT, description: str | None = None) -> dict:
-    """A search pipeline whose ``normalization-processor`` scales each clause by its min and max and averages."""
+def search_pipeline_body(keyword_weight: float = DEFAULT_KEYWORD_WEIGHT) -> dict:
+    """A search pipeline whose ``normalization-processor`` scales each clause by its min and max and averages.
+
+    The description starts with ``osft:``, which is how the register stage tells a pipeline it may update.
+    """
     return {
-        "description": description or "osft: hybrid of BM25 and the fine-tuned model, as scored in the evaluate stage",
+        "description": "osft: hybrid of BM25 and the fine-tuned model, as scored in the evaluate stage",
         "phase_results_processors": [
             {
                 "normalization-processor": {
