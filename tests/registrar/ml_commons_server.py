@@ -974,9 +974,7 @@ def matches(query: dict[str, Any], doc: dict[str, Any], text_fields: set[str] = 
 
     ``text_fields`` are the fields mapped as ``text`` (ML Commons' system indices unless told otherwise).
     """
-    if not isinstance(query, dict) or len(query) != 1:
-        raise ApiError(400, "parsing_exception", "a query must be an object with exactly one query type")
-    ((kind, spec),) = query.items()
+    kind, spec = _one_query(query)
     if kind == "match_all":
         return True
     if kind == "term":
