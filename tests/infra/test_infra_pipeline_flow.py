@@ -44,9 +44,18 @@ def minimal_spec() -> dict[str, Any]:
     return {"name": "tiny", "source": {"type": "s3", "uri": "s3://corpus-bucket/docs.jsonl"}}
 
 
-def execute(tools: Tools, spec: Any, *, name: str = "run-1", gate: dict | None = None, **extra: Any) -> dict:
+def execute(
+    tools: Tools,
+    spec: Any,
+    *,
+    name: str = "run-1",
+    gate: dict | None = None,
+    register_stats: dict | None = None,
+    **extra: Any,
+) -> dict:
     objects = {f"runs/{name}/evaluate/gate.json": gate or ACCEPTED}
-    objects[f"runs/{name}/register/manifest.json"] = {"stats": {"model_id": "abcModel1", "endpoint_name": "osft-docs"}}
+    stats = {"model_id": "abcModel1", "endpoint_name": "osft-docs", "deployed_model": "tuned", **(register_stats or {})}
+    objects[f"runs/{name}/register/manifest.json"] = {"stats": stats}
     scenario = {
         "definition_file": str(ASL_FILE),
         "render": RENDER,
@@ -80,6 +89,7 @@ def test_accepted_model_is_registered_and_its_model_id_returned(tools: Tools) ->
             "run_dir": f"s3://{BUCKET}/runs/docs-1",
             "model_id": "abcModel1",
             "endpoint_name": "osft-docs",
+            "deployed_model": "tuned",
             **ACCEPTED,
         },
     }
@@ -141,6 +151,14 @@ def test_require_gate_false_deploys_a_rejected_model(tools: Tools) -> None:
     spec["deploy"]["require_gate"] = False
     trace = execute(tools, spec, gate=REJECTED)
     assert "Register" in trace["path"] and trace["end"]["type"] == "Succeed"
+
+
+def test_when_rejected_base_registers_the_base_model_in_place_of_a_rejected_one(tools: Tools) -> None:
+    spec = example_spec()
+    spec["deploy"]["when_rejected"] = "base"
+    trace = execute(tools, spec, gate=REJECTED, register_stats={"deployed_model": "base"})
+    assert "Register" in trace["path"] and trace["end"]["type"] == "Succeed"
+    assert trace["end"]["output"]["deployed_model"] == "base" and trace["end"]["output"]["accepted"] is False
 
 
 @pytest.mark.parametrize(

@@ -92,15 +92,19 @@ def _timings() -> Timings:
     return Timings(started_at=now, finished_at=now, seconds=0.0)
 
 
-def build_zip(model_dir: Path, target: Path) -> dict[str, Any]:
-    """A small ML Commons model zip (tokenizer + config of the packaged model) and its export record."""
+def build_zip(model_dir: Path, target: Path, stage: str = "train") -> dict[str, Any]:
+    """A small ML Commons model zip (tokenizer + config of the packaged model) and its export record.
+
+    The zip names its stage, so the base model's zip (``evaluate``) and the tuned one's differ in hash.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w") as archive:
         archive.write(model_dir / "tokenizer.json", "tokenizer.json")
         archive.write(model_dir / "config.json", "config.json")
         archive.writestr("padding.bin", bytes(range(256)) * 8192)  # ~2 MB, so chunked uploads take several chunks
+        archive.writestr("stage.txt", stage)
     return {
-        "path": f"train/exports/{target.name}",
+        "path": f"{stage}/exports/{target.name}",
         "sha256": sha256_file(target),
         "bytes": target.stat().st_size,
         "model_format": "TORCH_SCRIPT",
@@ -120,17 +124,28 @@ def run_folder(tmp_path: Path, minilm_dir: Path) -> Callable[..., tuple[Path, Pa
     """Factory: ``run_folder(deploy, accepted=True)`` → (spec path, run dir) of a completed train + evaluate.
 
     ``weights=False`` leaves the model weights out (for tests that only package the folder).
+    ``base_saved=True`` has evaluate save the base model and its zip, as ``deploy.when_rejected: base`` makes it.
     """
 
     def make(
-        deploy: dict[str, Any], *, accepted: bool = True, name: str = "tiny", weights: bool = True
+        deploy: dict[str, Any],
+        *,
+        accepted: bool = True,
+        name: str = "tiny",
+        weights: bool = True,
+        base_saved: bool = False,
     ) -> tuple[Path, Path]:
         run_dir = tmp_path / "runs" / name
         (run_dir / "train").mkdir(parents=True)
-        if weights:
-            (run_dir / "train" / "model").symlink_to(minilm_dir, target_is_directory=True)
-        else:  # the folder without its 90 MB of weights: enough for tests that only package and ship it
-            shutil.copytree(minilm_dir, run_dir / "train" / "model", ignore=shutil.ignore_patterns("*.safetensors"))
+
+        def model_folder(target: Path) -> None:
+            if weights:
+                target.symlink_to(minilm_dir, target_is_directory=True)
+            else:  # the folder without its 90 MB of weights: enough for tests that only package and ship it
+                shutil.copytree(minilm_dir, target, ignore=shutil.ignore_patterns("*.safetensors"))
+                (target / "osft-folder.txt").write_text(target.relative_to(run_dir).as_posix())  # which one shipped
+
+        model_folder(run_dir / "train" / "model")
         record = build_zip(minilm_dir, run_dir / "train" / "exports" / f"{name}-torchscript.zip")
         train = TrainManifest(
             stage="train",
@@ -163,6 +178,13 @@ def run_folder(tmp_path: Path, minilm_dir: Path) -> Callable[..., tuple[Path, Pa
             ),
         )
         (run_dir / "evaluate").mkdir()
+        if base_saved:
+            model_folder(run_dir / "evaluate" / "base_model")
+            base_zip = build_zip(
+                minilm_dir, run_dir / "evaluate" / "exports" / f"{name}-base-torchscript.zip", "evaluate"
+            )
+            evaluate.stats.base_model_dir = "evaluate/base_model"
+            evaluate.stats.base_exports = {"opensearch_torchscript_zip": base_zip}
         (run_dir / "evaluate" / "manifest.json").write_text(evaluate.model_dump_json(indent=2))
         spec = {
             "name": name,

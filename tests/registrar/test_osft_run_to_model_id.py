@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sentence_transformers import SentenceTransformer
 
 from osft.common.report import render_report
 from osft.common.runner import run_pipeline
@@ -46,3 +47,40 @@ def test_osft_run_with_a_deploy_section_ends_with_a_model_id(aws, ml_server, tmp
     assert model_id and registration["model_id"] == model_id
     assert server.models[model_id]["model_state"] == "DEPLOYED"
     assert f"OpenSearch model_id: {model_id}" in render_report(result)
+
+
+def test_a_run_whose_model_the_gate_rejects_can_deploy_the_base_model_with_its_hybrid_search(
+    ml_server, tmp_path, tiny_corpus, tiny_spec
+):
+    server = ml_server()
+    data = tiny_spec(
+        tiny_corpus,
+        training={"max_steps": 1, "batch_size": 8, "export": {"opensearch_zip": True}},
+        evaluation={"batch_size": 32, "min_gain": 1.0},  # a gain no model reaches: the gate rejects
+        deploy={
+            "opensearch": opensearch_section(
+                server.url, mode="local", local_upload="chunks", search_check={}, hybrid_search={}
+            ),
+            "when_rejected": "base",
+        },
+    )
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(data))
+    run_dir = tmp_path / "runs" / "tiny"
+
+    result = run_pipeline(str(spec_path), run_dir=str(run_dir))
+
+    evaluation = result.manifest("evaluate").stats
+    assert not evaluation.accepted and evaluation.base_model_dir == "evaluate/base_model"
+    base_zip = evaluation.base_exports["opensearch_torchscript_zip"]
+    assert base_zip["path"] == "evaluate/exports/tiny-base-torchscript.zip" and (run_dir / base_zip["path"]).is_file()
+    saved = SentenceTransformer(str(run_dir / "evaluate" / "base_model"), device="cpu")
+    assert saved.max_seq_length == 64, "the base ships as it was evaluated"
+    register = result.manifest("register").stats
+    assert register.deployed_model == "base"
+    assert server.models[register.model_id]["model_content_hash_value"] == base_zip["sha256"]
+    assert server.models[register.model_id]["model_state"] == "DEPLOYED"
+    # The stand-in embeds with the packaged MiniLM, the base here: the smoke test's match proves the base shipped.
+    assert register.smoke_test.startswith("passed: 3 texts, dimension 384, min cosine")
+    assert "hybrid query through osft-hybrid returned the right document first" in register.smoke_test
+    assert server.search_pipelines["osft-hybrid"]

@@ -65,7 +65,7 @@ def test_a_note_names_the_keyword_query_that_beats_the_model_that_gets_deployed(
     assert "deploy.opensearch.hybrid_search" in note, "the accepted model's hybrid is one setting away"
     (note,) = keyword_notes(keyword, {"ndcg@10": 0.66}, "ndcg@10", accepted=False)
     assert note.startswith("a hybrid query of BM25 and the base model scores ndcg@10 0.7400")
-    assert "docs/deploy.md, hybrid search" in note, "nothing is registered: the docs give the pipeline"
+    assert "deploy.when_rejected 'base' with deploy.opensearch.hybrid_search" in note, "the base's hybrid ships"
     bm25_wins = {"bm25": {"ndcg@10": 0.8}, "hybrid base": {"ndcg@10": 0.7}, "hybrid tuned": {"ndcg@10": 0.7}}
     (note,) = keyword_notes(bm25_wins, {"ndcg@10": 0.68}, "ndcg@10", accepted=True)
     assert note.startswith("BM25 alone scores") and "hybrid_search" not in note

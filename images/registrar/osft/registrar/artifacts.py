@@ -1,4 +1,5 @@
-"""What the train stage produced that the registrar deploys: the model folder, its exports, ``model.tar.gz``."""
+"""What the registrar deploys: the model folder and exports the train stage produced (or, for a rejected tuned
+model, the base model the evaluate stage saved), and ``model.tar.gz``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from osft.common.errors import OsftError, StorageError
-from osft.common.manifests import TrainManifest
+from osft.common.manifests import EvaluateManifest, TrainManifest
 from osft.common.stage import StageContext
 from osft.common.storage import Location, sha256_file
 
@@ -33,12 +34,13 @@ class ExportedZip:
     model_config: dict[str, Any] | None
 
     @classmethod
-    def from_record(cls, kind: str, record: dict[str, Any]) -> ExportedZip:
+    def from_record(cls, kind: str, record: dict[str, Any], stage: str = "train") -> ExportedZip:
         missing = [k for k in ("path", "sha256", "bytes", "model_format", "function_name") if k not in record]
         if missing:
+            field = "exports" if stage == "train" else "base_exports"
             raise StorageError(
-                f"train/manifest.json: stats.exports.{kind} lacks {', '.join(missing)}",
-                hint="re-run the train stage with this osft version (train run --force)",
+                f"{stage}/manifest.json: stats.{field}.{kind} lacks {', '.join(missing)}",
+                hint=f"re-run the {stage} stage with this osft version ({stage} run --force)",
             )
         return cls(
             kind=kind,
@@ -53,17 +55,37 @@ class ExportedZip:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """The fine-tuned model as the train manifest describes it."""
+    """The model to deploy as a stage manifest describes it: the fine-tuned one, or the base one evaluate saved.
+
+    ``stage`` is the stage that wrote it (``train``, or ``evaluate`` for the base model).
+    """
 
     kind: str
     model_dir: str
     exports: dict[str, dict[str, Any]]
     sparse_mode: str | None = None
+    stage: str = "train"
 
     @classmethod
     def from_manifest(cls, manifest: TrainManifest, sparse_mode: str | None = None) -> TrainedModel:
         stats = manifest.stats
         return cls(kind=stats.model_type, model_dir=stats.model_dir, exports=stats.exports, sparse_mode=sparse_mode)
+
+    @classmethod
+    def base_from_evaluation(cls, manifest: EvaluateManifest) -> TrainedModel:
+        """The base model the evaluate stage saved because the gate rejected the tuned one (dense only)."""
+        stats = manifest.stats
+        if stats.base_model_dir is None:
+            raise OsftError(
+                "evaluate/manifest.json: the gate rejected the tuned model, but the evaluate stage saved no base "
+                "model to deploy in its place (deploy.when_rejected was not 'base' when it ran)",
+                hint="re-run the evaluate stage (evaluate run --force), then register",
+            )
+        return cls(kind="dense", model_dir=stats.base_model_dir, exports=stats.base_exports, stage="evaluate")
+
+    @property
+    def is_base(self) -> bool:
+        return self.stage != "train"
 
     @property
     def doc_only(self) -> bool:
@@ -74,9 +96,10 @@ class TrainedModel:
         if record is None:
             have = ", ".join(sorted(self.exports)) or "none"
             raise OsftError(
-                f"train/manifest.json: no '{kind}' export, which {needed_for} needs (exports: {have})", hint=hint
+                f"{self.stage}/manifest.json: no '{kind}' export, which {needed_for} needs (exports: {have})",
+                hint=hint.replace("the train stage", f"the {self.stage} stage"),  # the base's exports: evaluate
             )
-        return ExportedZip.from_record(kind, record)
+        return ExportedZip.from_record(kind, record, self.stage)
 
     def local_zips(self, local_format: str) -> list[ExportedZip]:
         """The zips a local registration uploads: the embedding model, plus the query tokenizer for doc-only sparse."""
@@ -99,7 +122,7 @@ class TrainedModel:
         """The SPARSE_TOKENIZE zip a doc-only sparse model searches with (also in remote mode), if exported."""
         if not self.doc_only or SPARSE_TOKENIZE_KIND not in self.exports:
             return None
-        return ExportedZip.from_record(SPARSE_TOKENIZE_KIND, self.exports[SPARSE_TOKENIZE_KIND])
+        return ExportedZip.from_record(SPARSE_TOKENIZE_KIND, self.exports[SPARSE_TOKENIZE_KIND], self.stage)
 
 
 def build_model_tarball(model_dir: Path, target: Path, extra_files: dict[str, Path] | None = None) -> str:
@@ -136,7 +159,9 @@ def fetch(ctx: StageContext, relative: str) -> Path:
     """A local copy of a file or folder of the run folder (downloaded when on S3)."""
     path = ctx.input_path(relative)
     if not path.exists():
-        raise StorageError(f"{Location(ctx.run_dir).child(relative).uri}: not found", hint="re-run the train stage")
+        raise StorageError(
+            f"{Location(ctx.run_dir).child(relative).uri}: not found", hint=f"re-run the {relative.split('/')[0]} stage"
+        )
     return path
 
 

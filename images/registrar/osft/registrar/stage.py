@@ -17,7 +17,7 @@ from typing import Any
 
 from osft.common.aws_clients import sagemaker_client
 from osft.common.errors import OsftError
-from osft.common.manifests import RegisterStats, TrainManifest
+from osft.common.manifests import EvaluateManifest, RegisterStats, TrainManifest
 from osft.common.opensearch import opensearch_client
 from osft.common.spec.deploy import OpenSearchRegistration, SageMakerEndpoint
 from osft.common.stage import StageContext, StageDefinition, StageResult
@@ -96,7 +96,9 @@ def model_artifact(
         environment = {"OSFT_SERVE_PRECISION": "int8", "OSFT_SERVE_ONNX_FILE": name}
     elif is_s3(ctx.run_dir):
         # A SageMaker training job already packed the model folder: serve that archive as it is.
-        packed = next((r for r in train.outputs if r.path == SAGEMAKER_TRAINING_TARBALL), None)
+        packed = (
+            None if model.is_base else next((r for r in train.outputs if r.path == SAGEMAKER_TRAINING_TARBALL), None)
+        )
         if packed is not None and packed.sha256:
             return join(ctx.run_dir, packed.path), packed.sha256, environment
     uri = spec.artifact_uri or (join(ctx.run_dir, "register", TARBALL) if is_s3(ctx.run_dir) else None)
@@ -160,7 +162,12 @@ def register_in_opensearch(
         client, url=spec.connection.url, task_timeout_s=spec.task_timeout_s, poll_interval_s=spec.poll_interval_s
     )
     name = spec.model_name or ctx.spec.model.output_name or ctx.spec.name
-    description = f"{run_marker(ctx.spec.name)} {model.kind} model fine-tuned from {ctx.spec.model.base}"
+    description = (
+        f"{run_marker(ctx.spec.name)} base model {ctx.spec.model.base}, deployed because the gate rejected the "
+        "model fine-tuned from it"
+        if model.is_base
+        else f"{run_marker(ctx.spec.name)} {model.kind} model fine-tuned from {ctx.spec.model.base}"
+    )
     group_id, created = ml.ensure_model_group(spec.model_group, "Models fine-tuned by osft")
     result.model_group_id = group_id
     result.note(f"model group {group_id}", created)
@@ -276,17 +283,29 @@ def run(ctx: StageContext) -> StageResult:
     if deploy is None:
         raise OsftError("the spec has no deploy section, so there is nothing to register")
     evaluation = ctx.upstream("evaluate")
-    if deploy.require_gate and not evaluation.stats.accepted:
-        reason = f"the evaluation gate rejected the model: {evaluation.stats.reason}"
+    assert isinstance(evaluation, EvaluateManifest)
+    rejected = deploy.require_gate and not evaluation.stats.accepted
+    reason = f"the evaluation gate rejected the model: {evaluation.stats.reason}"
+    if rejected and deploy.when_rejected == "skip":
         ctx.output_path(REGISTRATION_FILE).write_text(json.dumps({"deployed": False, "reason": reason}, indent=2))
         ctx.log.info("deployment_skipped", reason=reason)
         return StageResult(stats=RegisterStats(skipped_reason=reason), outputs=[REGISTRATION_FILE])
 
     train = ctx.upstream("train")
     assert isinstance(train, TrainManifest)
-    model = TrainedModel.from_manifest(train, ctx.spec.model.sparse_mode)
-    stats = RegisterStats()
-    registration: dict[str, Any] = {"deployed": True, "run_id": ctx.spec.name, "model_type": model.kind}
+    if rejected:
+        model = TrainedModel.base_from_evaluation(evaluation)
+        ctx.log.info("deploying_base_model", reason=reason, model=ctx.spec.model.base)
+    else:
+        model = TrainedModel.from_manifest(train, ctx.spec.model.sparse_mode)
+    stats = RegisterStats(deployed_model="base" if model.is_base else "tuned")
+    registration: dict[str, Any] = {
+        "deployed": True,
+        "run_id": ctx.spec.name,
+        "model_type": model.kind,
+        "deployed_model": stats.deployed_model,
+        **({"base_model": ctx.spec.model.base, "reason": reason} if model.is_base else {}),
+    }
     result = OpenSearchResult(model_group_id="")
     try:
         _deploy_and_register(ctx, model, train, stats, registration, result)
@@ -302,6 +321,8 @@ def run(ctx: StageContext) -> StageResult:
     ctx.output_path(REGISTRATION_FILE).write_text(json.dumps(registration, indent=2))
     outputs = [REGISTRATION_FILE, *([HYBRID_QUERY_FILE] if stats.search_pipeline else [])]
     notes = [f"created: {', '.join(stats.created)}"] if stats.created else []
+    if model.is_base:
+        notes.insert(0, f"deployed the base model {ctx.spec.model.base} (deploy.when_rejected 'base'): {reason}")
     if stats.reused:
         notes.append(f"reused: {', '.join(stats.reused)}")
     if stats.smoke_test:

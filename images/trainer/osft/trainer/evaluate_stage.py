@@ -20,6 +20,7 @@ import random
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from osft.common.beir import JudgedSet, read_judged_set
 from osft.common.corpus import document_text, load_corpus, query_key, read_pairs
@@ -31,6 +32,7 @@ from osft.common.stage import StageContext, StageDefinition, StageResult
 from osft.common.storage import Location, is_s3, join, split_s3
 from osft.trainer import base_embeddings
 from osft.trainer.base_embeddings import encode_texts
+from osft.trainer.base_for_deploy import base_deploy_fingerprint, base_deploy_wanted, save_base_for_deploy
 from osft.trainer.gate import decide
 from osft.trainer.html_report import write_report
 from osft.trainer.keyword_baselines import HYBRID_WEIGHTS, KeywordBaselines
@@ -168,7 +170,8 @@ def release_memory() -> None:
 
 HYBRID_HINT = {
     True: "deploy.opensearch.hybrid_search has the register stage create the search pipeline",
-    False: "docs/deploy.md, hybrid search, has the search pipeline to create",
+    False: "deploy.when_rejected 'base' with deploy.opensearch.hybrid_search has the register stage deploy the "
+    "base model and create the search pipeline",
 }
 
 
@@ -343,6 +346,14 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     if keyword:
         deployed = tuned if stats.accepted else base
         notes += keyword_notes(keyword, deployed[deciding], evaluation.metric, stats.accepted)
+    base_outputs: list[str] = []
+    if not stats.accepted and base_deploy_wanted(spec):
+        clock = time.perf_counter()
+        stats.base_model_dir, stats.base_exports, base_outputs = save_base_for_deploy(ctx, max_len)
+        seconds["save_base"] = time.perf_counter() - clock
+        notes.append(
+            f"deploy.when_rejected is 'base': the base model, as evaluated, is saved in {stats.base_model_dir}"
+        )
     metrics = {"base": base, "tuned": tuned, "decided_by": deciding}
     if baselines is not None:
         metrics["keyword_baselines"] = {"bm25": bm25, "hybrid": hybrid, "hybrid_weights": HYBRID_WEIGHTS}
@@ -367,7 +378,7 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     )
     return StageResult(
         stats=stats,
-        outputs=[METRICS_FILE, GATE_FILE, *report_files],
+        outputs=[METRICS_FILE, GATE_FILE, *report_files, *base_outputs],
         counts={"queries": len(sets[deciding].queries), "accepted": int(stats.accepted)},
         notes=notes,
         steps={name: round(value, 3) for name, value in seconds.items()}
@@ -375,21 +386,26 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     )
 
 
-def input_fingerprint(ctx: StageContext) -> dict[str, str] | None:
-    """The judged files' contents: judgements added to the same folder score the model again.
+def input_fingerprint(ctx: StageContext) -> dict[str, Any] | None:
+    """The judged files' contents, and what a base model saved for deployment depends on.
 
-    None without judged queries, so those runs keep the fingerprint they had before this existed.
+    Judgements added to the same folder score the model again. None with neither, so those runs keep
+    the fingerprint they had before these existed.
     """
+    material: dict[str, Any] = {}
+    base_deploy = base_deploy_fingerprint(ctx.spec)
+    if base_deploy is not None:
+        material["base_deploy"] = base_deploy
     judged = ctx.spec.evaluation.judged
-    if judged is None:
-        return None
-    folder = ctx.resolve(judged.path)
-    # A missing file (None) is the stage's own error to report, with its hint, once it runs.
-    versions = {
-        name: Location(join(folder, name)).content_version()
-        for name in (f"qrels/{judged.split}.tsv", judged.queries_file)
-    }
-    return {"judged": hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()}
+    if judged is not None:
+        folder = ctx.resolve(judged.path)
+        # A missing file (None) is the stage's own error to report, with its hint, once it runs.
+        versions = {
+            name: Location(join(folder, name)).content_version()
+            for name in (f"qrels/{judged.split}.tsv", judged.queries_file)
+        }
+        material["judged"] = hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()
+    return material or None
 
 
 STAGE = StageDefinition(

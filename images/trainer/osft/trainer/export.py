@@ -227,14 +227,18 @@ def export_all(
     options: Export,
     name: str,
     log: Callable[..., None] | None = None,
+    stage: str = "train",
 ) -> dict[str, dict[str, Any]]:
-    """Write the exports ``options`` asks for under ``stage_dir/exports`` and return their records by kind."""
+    """Write the exports ``options`` asks for under ``stage_dir/exports`` and return their records by kind.
+
+    ``stage`` names the stage folder the records' run-relative paths start with.
+    """
     wanted_onnx = options.onnx or options.onnx_int8 or options.opensearch_zip
     if not (wanted_onnx or options.opensearch_zip):
         return {}
     out = stage_dir / EXPORTS_DIR
     out.mkdir(parents=True, exist_ok=True)
-    rel = f"train/{EXPORTS_DIR}"
+    rel = f"{stage}/{EXPORTS_DIR}"
     mode, normalize = pooling_mode(model), normalizes(model)
     reference = model.encode(list(SAMPLE_TEXTS), convert_to_numpy=True, normalize_embeddings=False)
     tokenizer_json = write_tokenizer_json(model, out / "tokenizer.json")

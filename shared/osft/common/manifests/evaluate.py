@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -22,6 +22,14 @@ class EvaluateStats(StageStats):
     reason: str
     extra: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="Other evaluations reported but not deciding, e.g. synthetic held-out."
+    )
+    base_model_dir: str | None = Field(
+        default=None,
+        description="Run-relative folder of the base model as evaluated, saved when the gate rejected the tuned "
+        "model and deploy.when_rejected is 'base'; register deploys it.",
+    )
+    base_exports: dict[str, Any] = Field(
+        default_factory=dict, description="The base model's exports, by kind, as TrainStats.exports records them."
     )
 
 

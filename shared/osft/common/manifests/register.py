@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -13,6 +13,9 @@ class RegisterStats(StageStats):
     """Where the model was deployed and registered; the same ids are in ``register/registration.json``."""
 
     skipped_reason: str | None = None
+    deployed_model: Literal["tuned", "base"] | None = Field(
+        default=None, description="base when the gate rejected the tuned model and deploy.when_rejected is 'base'."
+    )
     endpoint_name: str | None = None
     endpoint_config_name: str | None = None
     sagemaker_models: list[str] = Field(default_factory=list)

@@ -11,7 +11,7 @@ import json.decoder
 import json.scanner
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from osft.common.errors import SpecError
 from osft.common.spec.base import SpecModel
@@ -49,6 +49,19 @@ class RunSpec(SpecModel):
     max_cost_usd: float | None = Field(default=None, ge=0)
     cost: CostAssumptions = Field(default_factory=CostAssumptions)
 
+    @model_validator(mode="after")
+    def _sections_agree(self) -> RunSpec:
+        # A check across sections has no field location of its own, so its message starts with the field path.
+        if self.deploy is not None and self.deploy.when_rejected == "base" and self.model.type == "sparse":
+            raise ValueError(
+                f"{CROSS_SECTION_PREFIX}deploy.when_rejected: 'base' deploys dense base models only; "
+                "register a sparse base model as one of OpenSearch's pretrained sparse models instead"
+            )
+        return self
+
+
+CROSS_SECTION_PREFIX = "cross-section: "
+
 
 # Discriminated unions: pydantic puts the chosen tag into error locations; users never wrote it.
 UNION_TAGS = {"source": ("local", "s3", "opensearch", "pairs"), "auth": ("basic", "sigv4")}
@@ -78,6 +91,8 @@ def _describe(error: dict[str, Any], known: dict[tuple, list[str]], described: d
     if kind == "union_tag_not_found":
         return f"{path}: needs a 'type' field"
     message = error["msg"].removeprefix("Value error, ")
+    if message.startswith(CROSS_SECTION_PREFIX):
+        return message.removeprefix(CROSS_SECTION_PREFIX)
     if kind == "string_pattern_mismatch" and loc in described:
         message = f"does not have the expected form ({described[loc]})"
     shown = error.get("input")

@@ -186,9 +186,36 @@ class OpenSearchRegistration(SpecModel):
 
 
 class Deploy(SpecModel):
+    """Where the model goes once evaluated; ``when_rejected`` says what happens when the gate rejects the tuned one.
+
+    ``when_rejected: base`` deploys the base model as the evaluate stage scored it (its max length, prefixes,
+    pooling), exported as the tuned one would have been. The usual reason: evaluate found that a hybrid query
+    of BM25 and the base model beats the base model alone, and ``opensearch.hybrid_search`` deploys that.
+    """
+
+    FINGERPRINT_ONLY_WHEN_SET = frozenset({"when_rejected"})
+
     sagemaker: SageMakerEndpoint | None = None
     opensearch: OpenSearchRegistration | None = None
     require_gate: bool = Field(default=True, description="Deploy only a model the evaluation gate accepted.")
+    when_rejected: Literal["skip", "base"] = Field(
+        default="skip",
+        description="When the gate rejects the tuned model: skip (deploy nothing) or base (deploy the base model, "
+        "as evaluated, in its place). Dense models.",
+    )
+
+    @model_validator(mode="after")
+    def _base_needs_the_gate(self) -> Deploy:
+        if self.when_rejected == "base" and not self.require_gate:
+            raise ValueError(
+                "when_rejected 'base' needs require_gate true: without the gate the tuned model is always deployed"
+            )
+        if self.when_rejected == "base" and self.sagemaker is not None and self.sagemaker.ab_base_weight is not None:
+            raise ValueError(
+                "when_rejected 'base' cannot go with sagemaker.ab_base_weight: when the base model is deployed, "
+                "both variants would serve it; drop one of the two"
+            )
+        return self
 
     @model_validator(mode="after")
     def _remote_needs_endpoint(self) -> Deploy:

@@ -1,0 +1,30 @@
+"""What the evaluate stage's fingerprint holds for deploy.when_rejected: nothing unless the base is to be saved."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from osft.common.spec import parse_spec
+from osft.trainer.evaluate_stage import input_fingerprint
+
+OPENSEARCH = {"connection": {"url": "https://search.example:9200"}, "mode": "local"}
+
+
+def fingerprint(**sections):
+    spec = parse_spec({"name": "tiny", "source": {"type": "local", "path": "corpus.jsonl"}, **sections})
+    return input_fingerprint(SimpleNamespace(spec=spec))
+
+
+def test_runs_that_save_no_base_keep_the_evaluate_fingerprint_they_had() -> None:
+    assert fingerprint() is None
+    assert fingerprint(deploy={"opensearch": OPENSEARCH}) is None
+
+
+def test_saving_the_base_and_how_it_is_exported_change_the_evaluate_fingerprint() -> None:
+    base = fingerprint(deploy={"opensearch": OPENSEARCH, "when_rejected": "base"})
+    assert base is not None and base["base_deploy"]["when_rejected"] == "base"
+    zipped = fingerprint(
+        deploy={"opensearch": OPENSEARCH, "when_rejected": "base"}, training={"export": {"opensearch_zip": True}}
+    )
+    assert zipped != base
+    assert fingerprint(deploy={"opensearch": OPENSEARCH, "when_rejected": "base", "require_gate": True}) == base
