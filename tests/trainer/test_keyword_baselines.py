@@ -41,6 +41,24 @@ def test_hybrid_is_the_weighted_mean_and_a_clause_that_missed_a_document_gives_i
     assert list(tied) == ["a", "k", "m", "z"], "tied documents come in one order, whatever the hash seed"
 
 
+def test_the_bm25_weight_moves_the_mean_toward_its_clause() -> None:
+    lexical, semantic = {"a": 10.0, "b": 6.0, "c": 2.0}, {"b": 0.9, "d": 0.5}
+    keyword_heavy = hybrid_hits(lexical, semantic, {"bm25": 0.7, "dense": 0.3})
+    assert keyword_heavy == pytest.approx(
+        {"a": 0.7, "b": 0.7 * 0.5 + 0.3, "c": 0.7 * MIN_MAX_FLOOR, "d": 0.3 * MIN_MAX_FLOOR}
+    )
+    assert max(keyword_heavy, key=keyword_heavy.get) == "a", "at 0.7 the BM25 leader overtakes the shared hit"
+
+
+def test_hybrid_metrics_are_given_for_each_bm25_weight_asked(minilm_model) -> None:
+    baselines = KeywordBaselines(CORPUS, {"judged": JUDGED})
+    scorer = RetrievalScorer(CORPUS, "", "", batch_size=16)
+    corpus_embeddings = scorer.embed_corpus(minilm_model, show_progress=False)
+    by_weight = baselines.hybrid_metrics(minilm_model, corpus_embeddings, "", 16, (0.5, 0.3))
+    assert set(by_weight) == {0.5, 0.3} and set(by_weight[0.3]) == {"judged"}
+    assert baselines.hybrid_metrics(minilm_model, corpus_embeddings, "", 16) == {0.5: by_weight[0.5]}
+
+
 def test_metrics_of_dense_hits_equal_the_dense_evaluators(minilm_model) -> None:
     """The baselines' metrics path agrees with InformationRetrievalEvaluator on the same ranking."""
     scorer = RetrievalScorer(CORPUS, "", "", batch_size=16)
@@ -62,6 +80,9 @@ def test_a_note_names_the_keyword_query_that_beats_the_model_that_gets_deployed(
     keyword = {"bm25": {"ndcg@10": 0.67}, "hybrid base": {"ndcg@10": 0.74}, "hybrid tuned": {"ndcg@10": 0.73}}
     (note,) = keyword_notes(keyword, {"ndcg@10": 0.68}, "ndcg@10", accepted=True)
     assert note.startswith("a hybrid query of BM25 and the tuned model scores ndcg@10 0.7300")
+    weighted = {**keyword, "hybrid tuned (keyword_weight 0.3)": {"ndcg@10": 0.71}}
+    (note,) = keyword_notes(weighted, {"ndcg@10": 0.68}, "ndcg@10", True, " (keyword_weight 0.3)")
+    assert note.startswith("a hybrid query of BM25 and the tuned model (keyword_weight 0.3) scores ndcg@10 0.7100")
     assert "deploy.opensearch.hybrid_search" in note, "the accepted model's hybrid is one setting away"
     (note,) = keyword_notes(keyword, {"ndcg@10": 0.66}, "ndcg@10", accepted=False)
     assert note.startswith("a hybrid query of BM25 and the base model scores ndcg@10 0.7400")
@@ -87,11 +108,18 @@ def _judged_folder(root: Path) -> Path:
 @pytest.mark.slow
 def test_the_evaluate_stage_reports_the_baselines_beside_judged_queries_only(make_run, tmp_path) -> None:
     judged = {"judged": {"path": str(_judged_folder(tmp_path)), "split": "test"}}
-    spec, run_dir = make_run(evaluation=judged)
+    # The pipeline register would create weighs BM25 0.3: evaluate scores that hybrid beside the default one.
+    opensearch = {"connection": {"url": "https://search.example:9200"}, "mode": "local"}
+    deploy = {"opensearch": {**opensearch, "hybrid_search": {"keyword_weight": 0.3}}}
+    spec, run_dir = make_run(evaluation=judged, deploy=deploy)
     run_stage(TRAIN, spec, run_dir)
     manifest, _ = run_stage(EVALUATE, spec, run_dir)
     assert manifest.stats.decided_by == "judged"
     assert {"bm25", "hybrid base", "hybrid tuned"} <= set(manifest.stats.extra)
+    assert {"hybrid base (keyword_weight 0.3)", "hybrid tuned (keyword_weight 0.3)"} <= set(manifest.stats.extra)
+    configured = json.loads((Path(run_dir) / "evaluate" / "metrics.json").read_text())["keyword_baselines"]
+    assert configured["hybrid_configured"]["keyword_weight"] == 0.3
+    assert set(configured["hybrid_configured"]["base"]) == {"judged", "synthetic-heldout"}
     assert manifest.stats.extra["bm25"]["recall@100"] == 1.0
     metrics = json.loads((Path(run_dir) / "evaluate" / "metrics.json").read_text())
     baselines = metrics["keyword_baselines"]

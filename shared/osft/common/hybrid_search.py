@@ -27,7 +27,7 @@ def search_pipeline_body(keyword_weight: float = DEFAULT_KEYWORD_WEIGHT) -> dict
     The description starts with ``osft:``, which is how the register stage tells a pipeline it may update.
     """
     return {
-        "description": "osft: hybrid of BM25 and the fine-tuned model, as scored in the evaluate stage",
+        "description": "osft: hybrid of BM25 and the registered model, as scored in the evaluate stage",
         "phase_results_processors": [
             {
                 "normalization-processor": {

@@ -25,8 +25,10 @@ from typing import Any
 from osft.common.beir import JudgedSet, read_judged_set
 from osft.common.corpus import document_text, load_corpus, query_key, read_pairs
 from osft.common.errors import InputDataError
+from osft.common.hybrid_search import DEFAULT_KEYWORD_WEIGHT
 from osft.common.manifests import EvaluateStats, StageManifest
 from osft.common.progress import progress_enabled
+from osft.common.spec import RunSpec
 from osft.common.spec.evaluation import JudgedQueries
 from osft.common.stage import StageContext, StageDefinition, StageResult
 from osft.common.storage import Location, is_s3, join, split_s3
@@ -175,14 +177,35 @@ HYBRID_HINT = {
 }
 
 
+def configured_keyword_weight(spec: RunSpec) -> float | None:
+    """``deploy.opensearch.hybrid_search.keyword_weight`` when it is not the default weight evaluate always scores."""
+    opensearch = spec.deploy.opensearch if spec.deploy else None
+    hybrid_search = opensearch.hybrid_search if opensearch else None
+    if hybrid_search is None or hybrid_search.keyword_weight == DEFAULT_KEYWORD_WEIGHT:
+        return None
+    return hybrid_search.keyword_weight
+
+
+def weight_label(keyword_weight: float) -> str:
+    """How a hybrid figure names its BM25 weight: not at all for the default."""
+    return "" if keyword_weight == DEFAULT_KEYWORD_WEIGHT else f" (keyword_weight {keyword_weight:g})"
+
+
 def keyword_notes(
-    keyword: dict[str, dict[str, float]], deployed: dict[str, float], metric: str, accepted: bool
+    keyword: dict[str, dict[str, float]],
+    deployed: dict[str, float],
+    metric: str,
+    accepted: bool,
+    label: str = "",
 ) -> list[str]:
-    """A note when BM25, or the hybrid query with the model that gets deployed, beats that model alone."""
+    """A note when BM25, or the hybrid query with the model that gets deployed, beats that model alone.
+
+    ``label`` picks the hybrid at the BM25 weight that gets deployed (``weight_label``).
+    """
     model = "tuned" if accepted else "base"
     candidates = {
         "BM25 alone": keyword["bm25"],
-        f"a hybrid query of BM25 and the {model} model": keyword[f"hybrid {model}"],
+        f"a hybrid query of BM25 and the {model} model{label}": keyword[f"hybrid {model}{label}"],
     }
     query, scores = max(candidates.items(), key=lambda item: item[1][metric])
     if scores[metric] <= deployed[metric]:
@@ -316,7 +339,9 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     # Only beside judged queries: synthetic ones repeat their document's words and flatter BM25 (0.99 on SciFact).
     baselines = KeywordBaselines(corpus, sets) if evaluation.keyword_baselines and deciding == "judged" else None
     keyword_seconds = time.perf_counter() - clock
-    hybrid: dict[str, dict[str, dict[str, float]]] = {}
+    configured = configured_keyword_weight(spec)
+    keyword_weights = (DEFAULT_KEYWORD_WEIGHT,) + ((configured,) if configured is not None else ())
+    hybrid: dict[float, dict[str, dict[str, dict[str, float]]]] = {weight: {} for weight in keyword_weights}
     scores: dict[str, dict[str, dict[str, float]]] = {}
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -326,7 +351,11 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
         seconds[side] = time.perf_counter() - clock
         if baselines is not None:
             clock = time.perf_counter()
-            hybrid[side] = baselines.hybrid_metrics(model, corpus_embeddings, query_prefix, evaluation.batch_size)
+            by_weight = baselines.hybrid_metrics(
+                model, corpus_embeddings, query_prefix, evaluation.batch_size, keyword_weights
+            )
+            for weight, by_set in by_weight.items():
+                hybrid[weight][side] = by_set
             keyword_seconds += time.perf_counter() - clock
         del model, stored, corpus_embeddings
         clock = time.perf_counter()
@@ -337,15 +366,16 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
         clock = time.perf_counter()
         bm25 = baselines.bm25_metrics()
         keyword_seconds += time.perf_counter() - clock
-        keyword = {
-            "bm25": bm25[deciding],
-            "hybrid base": hybrid["base"][deciding],
-            "hybrid tuned": hybrid["tuned"][deciding],
-        }
+        keyword = {"bm25": bm25[deciding]}
+        for weight in keyword_weights:
+            for side in ("base", "tuned"):
+                keyword[f"hybrid {side}{weight_label(weight)}"] = hybrid[weight][side][deciding]
     stats = gate_decision(ctx, sets, deciding, base, tuned, len(corpus), keyword)
     if keyword:
         deployed = tuned if stats.accepted else base
-        notes += keyword_notes(keyword, deployed[deciding], evaluation.metric, stats.accepted)
+        notes += keyword_notes(
+            keyword, deployed[deciding], evaluation.metric, stats.accepted, weight_label(keyword_weights[-1])
+        )
     base_outputs: list[str] = []
     if not stats.accepted and base_deploy_wanted(spec):
         clock = time.perf_counter()
@@ -356,7 +386,13 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
         )
     metrics = {"base": base, "tuned": tuned, "decided_by": deciding}
     if baselines is not None:
-        metrics["keyword_baselines"] = {"bm25": bm25, "hybrid": hybrid, "hybrid_weights": HYBRID_WEIGHTS}
+        metrics["keyword_baselines"] = {
+            "bm25": bm25,
+            "hybrid": hybrid[DEFAULT_KEYWORD_WEIGHT],
+            "hybrid_weights": HYBRID_WEIGHTS,
+        }
+        if configured is not None:
+            metrics["keyword_baselines"]["hybrid_configured"] = {"keyword_weight": configured, **hybrid[configured]}
     ctx.output_path(METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     report_files = write_report(
         ctx.workdir,
@@ -387,15 +423,18 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
 
 
 def input_fingerprint(ctx: StageContext) -> dict[str, Any] | None:
-    """The judged files' contents, and what a base model saved for deployment depends on.
+    """The judged files' contents, what a base model saved for deployment depends on, and a hybrid weight to score.
 
-    Judgements added to the same folder score the model again. None with neither, so those runs keep
+    Judgements added to the same folder score the model again. None with none of these, so those runs keep
     the fingerprint they had before these existed.
     """
     material: dict[str, Any] = {}
     base_deploy = base_deploy_fingerprint(ctx.spec)
     if base_deploy is not None:
         material["base_deploy"] = base_deploy
+    configured = configured_keyword_weight(ctx.spec)
+    if configured is not None:
+        material["hybrid_keyword_weight"] = configured
     judged = ctx.spec.evaluation.judged
     if judged is not None:
         folder = ctx.resolve(judged.path)

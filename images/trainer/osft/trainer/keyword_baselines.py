@@ -21,6 +21,7 @@ beats both by several points, with or without fine-tuning (docs/trainer.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from osft.common.beir import JudgedSet
@@ -69,14 +70,24 @@ class KeywordBaselines:
         return {name: ranking_metrics(judged, self.bm25[name]) for name, judged in self.sets.items()}
 
     def hybrid_metrics(
-        self, model, corpus_embeddings, query_prefix: str, batch_size: int
-    ) -> dict[str, dict[str, float]]:
-        """Scores of the hybrid query of BM25 and ``model`` (``corpus_embeddings``: its, in corpus order)."""
-        results = {}
+        self,
+        model,
+        corpus_embeddings,
+        query_prefix: str,
+        batch_size: int,
+        keyword_weights: Sequence[float] = (DEFAULT_KEYWORD_WEIGHT,),
+    ) -> dict[float, dict[str, dict[str, float]]]:
+        """Scores of the hybrid query of BM25 and ``model`` (``corpus_embeddings``: its, in corpus order).
+
+        By BM25 clause weight, then by query set; the model's hits are found once for every weight.
+        """
+        results: dict[float, dict[str, dict[str, float]]] = {weight: {} for weight in keyword_weights}
         for name, judged in self.sets.items():
             dense = dense_hits(model, judged, corpus_embeddings, self.ids, query_prefix, batch_size)
-            combined = {query_id: hybrid_hits(self.bm25[name][query_id], dense[query_id]) for query_id in dense}
-            results[name] = ranking_metrics(judged, combined)
+            for weight in keyword_weights:
+                weights = dict(zip(("bm25", "dense"), clause_weights(weight), strict=True))
+                combined = {q: hybrid_hits(self.bm25[name][q], dense[q], weights) for q in dense}
+                results[weight][name] = ranking_metrics(judged, combined)
         return results
 
 
@@ -112,13 +123,16 @@ def min_max(hits: Hits) -> Hits:
     return {doc: ((score - low) / (high - low)) or MIN_MAX_FLOOR for doc, score in hits.items()}
 
 
-def hybrid_hits(lexical: Hits, semantic: Hits) -> Hits:
-    """``arithmetic_mean`` of the min-max scaled clauses; a clause that missed a document gives it 0."""
+def hybrid_hits(lexical: Hits, semantic: Hits, weights: dict[str, float] = HYBRID_WEIGHTS) -> Hits:
+    """``arithmetic_mean`` of the min-max scaled clauses; a clause that missed a document gives it 0.
+
+    ``weights``: by clause (``bm25``, ``dense``), as the pipeline's ``weights`` list gives them.
+    """
     scaled = {"bm25": min_max(lexical), "dense": min_max(semantic)}
-    total = sum(HYBRID_WEIGHTS.values())
+    total = sum(weights.values())
     documents = sorted(set(lexical) | set(semantic))  # ties then rank the same in every run
     return {
-        doc: sum(weight * scaled[clause].get(doc, 0.0) for clause, weight in HYBRID_WEIGHTS.items()) / total
+        doc: sum(weight * scaled[clause].get(doc, 0.0) for clause, weight in weights.items()) / total
         for doc in documents
     }
 

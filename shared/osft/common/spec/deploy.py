@@ -124,7 +124,8 @@ class HybridSearch(SpecModel):
         default=DEFAULT_KEYWORD_WEIGHT,
         gt=0,
         lt=1,
-        description="Weight of the BM25 clause; the model's is 1 minus this. The evaluate stage scores 0.5.",
+        description="Weight of the BM25 clause; the model's is 1 minus this. With judged queries the evaluate "
+        "stage scores the hybrid at 0.5 and at this weight.",
     )
     text_field: str = Field(default="text", min_length=1, description="Text field the BM25 clause matches.")
     embedding_field: str = Field(

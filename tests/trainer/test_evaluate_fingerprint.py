@@ -1,4 +1,4 @@
-"""What the evaluate stage's fingerprint holds for deploy.when_rejected: nothing unless the base is to be saved."""
+"""What the evaluate stage's fingerprint holds of the deploy section: nothing unless evaluate does more for it."""
 
 from __future__ import annotations
 
@@ -28,3 +28,11 @@ def test_saving_the_base_and_how_it_is_exported_change_the_evaluate_fingerprint(
     )
     assert zipped != base
     assert fingerprint(deploy={"opensearch": OPENSEARCH, "when_rejected": "base", "require_gate": True}) == base
+
+
+def test_a_hybrid_weight_other_than_the_default_is_scored_so_it_changes_the_fingerprint() -> None:
+    def with_weight(weight: float):
+        return fingerprint(deploy={"opensearch": {**OPENSEARCH, "hybrid_search": {"keyword_weight": weight}}})
+
+    assert with_weight(0.5) is None, "the default weight is always scored"
+    assert with_weight(0.3) == {"hybrid_keyword_weight": 0.3}
