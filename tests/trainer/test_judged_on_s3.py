@@ -27,7 +27,7 @@ def s3(monkeypatch: pytest.MonkeyPatch):
 
 def _ctx(path: str, split: str = "test") -> SimpleNamespace:
     judged = JudgedQueries(path=path, split=split)
-    spec = SimpleNamespace(evaluation=SimpleNamespace(judged=judged))
+    spec = SimpleNamespace(evaluation=SimpleNamespace(judged=judged), deploy=None)
     return SimpleNamespace(spec=spec, resolve=lambda p: p)
 
 
