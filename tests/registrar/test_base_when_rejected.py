@@ -121,3 +121,18 @@ def test_a_sparse_model_cannot_deploy_its_base_this_way() -> None:
         "deploy.when_rejected: 'base' deploys dense base models only; register a sparse base model as one of "
         "OpenSearch's pretrained sparse models instead"
     ]
+
+
+def test_a_base_saved_without_the_zip_local_mode_needs_says_to_export_and_re_run_evaluate(run_folder) -> None:
+    deploy = {"opensearch": local_section("http://127.0.0.1:9"), "when_rejected": "base"}
+    spec, run_dir = run_folder(deploy, accepted=False, base_saved=True)
+    manifest_path = run_dir / "evaluate" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["stats"]["base_exports"] = {}
+    manifest_path.write_text(json.dumps(manifest))
+
+    with pytest.raises(OsftError) as error:
+        run_stage(STAGE, str(spec), str(run_dir))
+
+    assert error.value.message.startswith("evaluate/manifest.json: no 'opensearch_torchscript_zip' export")
+    assert error.value.hint == "set training.export.opensearch_zip: true and re-run the evaluate stage"

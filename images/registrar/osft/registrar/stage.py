@@ -168,11 +168,11 @@ def register_in_opensearch(
         if model.is_base
         else f"{run_marker(ctx.spec.name)} {model.kind} model fine-tuned from {ctx.spec.model.base}"
     )
+    zips = [] if spec.mode == "remote" else model.local_zips(spec.local_format)  # a missing zip fails before any call
     group_id, created = ml.ensure_model_group(spec.model_group, "Models fine-tuned by osft")
     result.model_group_id = group_id
     result.note(f"model group {group_id}", created)
 
-    zips = [] if spec.mode == "remote" else model.local_zips(spec.local_format)
     if spec.mode == "remote":
         assert endpoint is not None  # the spec validator guarantees a sagemaker section
         register_remote(
