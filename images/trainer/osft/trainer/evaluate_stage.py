@@ -373,9 +373,8 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     stats = gate_decision(ctx, sets, deciding, base, tuned, len(corpus), keyword)
     if keyword:
         deployed = tuned if stats.accepted else base
-        notes += keyword_notes(
-            keyword, deployed[deciding], evaluation.metric, stats.accepted, weight_label(keyword_weights[-1])
-        )
+        deployed_label = weight_label(configured) if configured is not None else ""
+        notes += keyword_notes(keyword, deployed[deciding], evaluation.metric, stats.accepted, deployed_label)
     base_outputs: list[str] = []
     if not stats.accepted and base_deploy_wanted(spec):
         clock = time.perf_counter()

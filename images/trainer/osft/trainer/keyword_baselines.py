@@ -37,7 +37,14 @@ if TYPE_CHECKING:
     import numpy as np
 
 TOP_K = CANDIDATES_PER_CLAUSE
-HYBRID_WEIGHTS = dict(zip(("bm25", "dense"), clause_weights(DEFAULT_KEYWORD_WEIGHT), strict=True))
+
+
+def weights_by_clause(keyword_weight: float) -> dict[str, float]:
+    """The pipeline's ``weights`` list (BM25 first) by clause name."""
+    return dict(zip(("bm25", "dense"), clause_weights(keyword_weight), strict=True))
+
+
+HYBRID_WEIGHTS = weights_by_clause(DEFAULT_KEYWORD_WEIGHT)
 """OpenSearch's default: equal weights; ``deploy.opensearch.hybrid_search`` creates this pipeline by default."""
 MIN_MAX_FLOOR = 0.001
 PIPELINE = search_pipeline_body(DEFAULT_KEYWORD_WEIGHT)
@@ -85,7 +92,7 @@ class KeywordBaselines:
         for name, judged in self.sets.items():
             dense = dense_hits(model, judged, corpus_embeddings, self.ids, query_prefix, batch_size)
             for weight in keyword_weights:
-                weights = dict(zip(("bm25", "dense"), clause_weights(weight), strict=True))
+                weights = weights_by_clause(weight)
                 combined = {q: hybrid_hits(self.bm25[name][q], dense[q], weights) for q in dense}
                 results[weight][name] = ranking_metrics(judged, combined)
         return results
