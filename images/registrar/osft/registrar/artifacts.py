@@ -92,12 +92,13 @@ class TrainedModel:
         return self.kind == "sparse" and self.sparse_mode == "doc-only"
 
     def export(self, kind: str, *, needed_for: str, hint: str) -> ExportedZip:
+        """The export of ``kind``; ``hint`` may name ``{stage}``, the stage that wrote the model (train or evaluate)."""
         record = self.exports.get(kind)
         if record is None:
             have = ", ".join(sorted(self.exports)) or "none"
             raise OsftError(
                 f"{self.stage}/manifest.json: no '{kind}' export, which {needed_for} needs (exports: {have})",
-                hint=hint.replace("the train stage", f"the {self.stage} stage"),  # the base's exports: evaluate
+                hint=hint.format(stage=self.stage),
             )
         return ExportedZip.from_record(kind, record, self.stage)
 
@@ -114,7 +115,7 @@ class TrainedModel:
             self.export(
                 kind,
                 needed_for=f"deploy.opensearch.mode 'local' with local_format '{local_format}'",
-                hint="set training.export.opensearch_zip: true and re-run the train stage",
+                hint="set training.export.opensearch_zip: true and re-run the {stage} stage",
             )
         ]
 

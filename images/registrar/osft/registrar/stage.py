@@ -89,7 +89,7 @@ def model_artifact(
         export = model.export(
             INT8_KIND,
             needed_for="deploy.sagemaker.precision 'int8'",
-            hint="set training.export.onnx_int8: true and re-run the train stage, or use precision 'fp32'",
+            hint="set training.export.onnx_int8: true and re-run the {stage} stage, or use precision 'fp32'",
         )
         name = f"onnx/{Path(export.path).name}"
         extra[name] = fetch(ctx, export.path)

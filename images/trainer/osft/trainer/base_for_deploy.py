@@ -19,9 +19,8 @@ BASE_MODEL_DIR = "base_model"
 
 
 def base_deploy_wanted(spec: RunSpec) -> bool:
-    """Whether a rejected tuned model is to be replaced by the base model when deploying."""
-    deploy = spec.deploy
-    return deploy is not None and deploy.require_gate and deploy.when_rejected == "base"
+    """Whether a rejected tuned model is to be replaced by the base model (the spec allows it only with the gate)."""
+    return spec.deploy is not None and spec.deploy.when_rejected == "base"
 
 
 def save_base_for_deploy(ctx: StageContext, max_seq_length: int | None) -> tuple[str, dict[str, Any], list[str]]:
