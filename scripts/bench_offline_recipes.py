@@ -14,14 +14,17 @@ Steps::
 ``prepare`` generates the queries with ``osft.querygen.offline`` and, for each, a BM25 (bm25s,
 stemmed with PyStemmer when installed) + base-model hybrid ranking: hard negatives and teacher
 scores. ``prepare --judged`` does the same for the judged training queries (a seeded 3/4 of the
-split, by query), whose recipes are scored on the other quarter only. Recipe keys: ``name``;
+split, by query), whose recipes are scored on the other quarter only, and apart on the queries of
+that quarter whose relevant documents no training query shares (``unseen_documents``). Recipe keys: ``name``;
 ``queries`` (a prepared name, or ``judged``); ``n`` pairs; ``kinds`` (offline styles to keep);
 ``student_misses`` (only queries the hybrid ranks right and the base model does not); ``loss``
 (``mnrl``; ``cached-mnrl``, the same with memory bounded by ``mini_batch`` for long documents;
 ``margin-mse`` against the hybrid teacher, ``label_scale`` x its margins; ``kl`` or ``mnrl+kl``
 (``kl_weight``) at ``temperature`` against ``teacher: "cut-hybrid"``, the hybrid teacher scoring
 each cloze query against its document with the sentence cut out, over the cut positive and
-``candidates`` negatives from its ranks 1-29);
+``candidates`` negatives from its ranks 1-29; ``linear-map``, the base model frozen and only a square
+map after it trained, ``steps`` Adam steps of ``batch`` pairs each against all documents, see
+``fit_linear_map``);
 ``crossdoc`` (prepared cloze sentences each paired with the hybrid's first hit among the other
 documents, ``confident`` keeping the surest share; see ``crossdoc_rows``);
 ``pseudo`` with ``queries: "judged"`` (the training part's query texts as a query log, each paired
@@ -229,6 +232,20 @@ def judged_split(data: Path, split: str) -> tuple[list[str], list[str]]:
     return sorted(ids[:cut]), sorted(ids[cut:])
 
 
+def unseen_document_queries(data: Path, split: str) -> set[str]:
+    """The held-out queries none of whose relevant documents is relevant to a training query.
+
+    A split by query lets a model gain on held-out queries by learning where the training queries'
+    documents lie; on these queries it cannot, so their scores show what carries over to new documents.
+    """
+    from osft.common.beir import read_judged_set
+
+    judged = read_judged_set(data, split)
+    train_ids, heldout_ids = judged_split(data, split)
+    seen = {doc_id for query_id in train_ids for doc_id in judged.relevant[query_id]}
+    return {query_id for query_id in heldout_ids if not judged.relevant[query_id] & seen}
+
+
 def judged_rows(data: Path, split: str) -> list[dict[str, Any]]:
     """(query, relevant document) pairs of the training part, with hybrid rankings like ``prepare``'s."""
     from osft.common.beir import read_judged_set
@@ -372,13 +389,10 @@ def dense_negatives_without_anchors(
             row["dense"] = pool
 
 
-def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dict[str, list]:
-    from osft.common.corpus import document_text, positive_text
-
-    if config.get("negative_source") == "dense-without-anchors" and not config.get("anchored"):
-        raise SystemExit('negative_source "dense-without-anchors" needs "anchored": true')
-    words = corpus_anchor_words(corpus) if config.get("anchored") else {}
-
+def selected_rows(
+    config: dict[str, Any], corpus, data: Path, split: str, words: dict[str, set[str]], rng: random.Random
+) -> list[dict[str, Any]]:
+    """The recipe's (query, doc_id, hybrid ranking) rows: its queries, filtered, shuffled by ``rng``, cut to ``n``."""
     if config["queries"] == "judged" and config.get("pseudo"):
         rows = pseudo_labeled_rows(data, split, config.get("confident", 1.0))
     elif config["queries"] == "judged":
@@ -399,9 +413,18 @@ def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dic
         rows = [r for r in rows if r["kind"] in config["kinds"]]
     if config.get("student_misses"):  # the base model does not rank the source first, the hybrid does
         rows = [r for r in rows if r["dense_rank"] >= 1 and next(iter(r["hybrid"])) == r["doc_id"]]
-    rng = random.Random(config.get("seed", SEED))
     rng.shuffle(rows)
-    rows = rows[: config.get("n", len(rows))]
+    return rows[: config.get("n", len(rows))]
+
+
+def training_rows(config: dict[str, Any], corpus, data: Path, split: str) -> dict[str, list]:
+    from osft.common.corpus import document_text, positive_text
+
+    if config.get("negative_source") == "dense-without-anchors" and not config.get("anchored"):
+        raise SystemExit('negative_source "dense-without-anchors" needs "anchored": true')
+    words = corpus_anchor_words(corpus) if config.get("anchored") else {}
+    rng = random.Random(config.get("seed", SEED))
+    rows = selected_rows(config, corpus, data, split, words, rng)
     if config.get("negative_source") == "dense-without-anchors":
         dense_negatives_without_anchors(rows, corpus, words, data, config.get("train_seq", 256))
     loss = config.get("loss", "mnrl")
@@ -600,6 +623,11 @@ def run(args: argparse.Namespace) -> None:
 
     config = json.loads(args.config)
     corpus = load_corpus(args.data)
+    only = set(judged_split(args.data, args.split)[1]) if config["queries"] == "judged" else None
+    if config.get("loss") == "linear-map":
+        model, tuned_embeddings, pairs, train_seconds = fit_linear_map(config, corpus, args)
+        record_scores(args, config, corpus, model, tuned_embeddings, pairs, train_seconds, only)
+        return
     if config.get("teacher") == "cut-hybrid":
         with open(OUT / f"queries-{config['queries']}.pkl", "rb") as handle:
             rows = pickle.load(handle)
@@ -614,7 +642,6 @@ def run(args: argparse.Namespace) -> None:
     else:
         columns = training_rows(config, corpus, args.data, args.split)
     dataset = Dataset.from_dict(columns)
-    only = set(judged_split(args.data, args.split)[1]) if config["queries"] == "judged" else None
     model = load_model(config.get("train_seq", args.max_seq_length))
     tsdae = {}
     if config.get("tsdae_steps"):
@@ -648,14 +675,42 @@ def run(args: argparse.Namespace) -> None:
         SentenceTransformerTrainer(model=model, args=training_args, train_dataset=dataset, loss=loss).train()
     train_seconds = time.perf_counter() - clock + tsdae.get("tsdae_seconds", 0.0)
     model.max_seq_length = args.max_seq_length
+    record_scores(args, config, corpus, model, None, len(dataset), train_seconds, only, tsdae)
+
+
+def record_scores(
+    args: argparse.Namespace,
+    config: dict[str, Any],
+    corpus,
+    model,
+    tuned_embeddings,
+    pairs: int,
+    train_seconds: float,
+    only: set[str] | None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Score the tuned and the base model on the whole corpus and append the recipe's record to the results."""
     clock = time.perf_counter()
-    tuned = score(model, corpus, corpus_embeddings(model, corpus), args.data, args.split, only)
+    if tuned_embeddings is None:
+        tuned_embeddings = corpus_embeddings(model, corpus)
+    tuned = score(model, corpus, tuned_embeddings, args.data, args.split, only)
     base_model = load_model(args.max_seq_length)
-    base_cache = OUT / f"base-{args.data.name}-seq{args.max_seq_length}.pt"
-    base = score(base_model, corpus, corpus_embeddings(base_model, corpus, base_cache), args.data, args.split, only)
+    base_embeddings = corpus_embeddings(base_model, corpus, OUT / f"base-{args.data.name}-seq{args.max_seq_length}.pt")
+    base = score(base_model, corpus, base_embeddings, args.data, args.split, only)
+    unseen_documents = {}
+    if only:
+        unseen = unseen_document_queries(args.data, args.split)
+        unseen_documents = {
+            "unseen_documents": {
+                "queries": len(unseen),
+                "heldout_queries": len(only),
+                "base": score(base_model, corpus, base_embeddings, args.data, args.split, unseen),
+                "tuned": score(model, corpus, tuned_embeddings, args.data, args.split, unseen),
+            }
+        }
     record = {
         "config": config,
-        "pairs": len(dataset),
+        "pairs": pairs,
         "base": base,
         "tuned": tuned,
         "train_seconds": round(train_seconds, 1),
@@ -665,13 +720,60 @@ def run(args: argparse.Namespace) -> None:
         "scored_queries": "the held-out quarter of the judged queries" if only else "all judged queries",
         "data": str(args.data),
         "split": args.split,
-        **tsdae,
+        **(extra or {}),
+        **unseen_documents,
     }
     results = results_file(args)
     results.parent.mkdir(parents=True, exist_ok=True)
     with open(results, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
     print(json.dumps(record))
+
+
+class LinearMapped:
+    """The frozen base model followed by a learned square linear map, re-normalized."""
+
+    def __init__(self, model, weight) -> None:
+        self.model, self.weight = model, weight
+
+    def encode(self, texts: list[str], **kwargs: Any):
+        import torch
+
+        encoded = self.model.encode(texts, **{**kwargs, "convert_to_tensor": True, "normalize_embeddings": True})
+        return torch.nn.functional.normalize(encoded @ self.weight, dim=-1)
+
+
+def fit_linear_map(config: dict[str, Any], corpus, args: argparse.Namespace):
+    """Learn only a linear map after the frozen base model, each query against the whole corpus at once.
+
+    What a frozen encoder can draw from the pairs: with cached document embeddings a step is one
+    matrix product, so every pair trains against all documents (softmax at ``temperature``) for
+    ``steps`` Adam steps of ``batch`` pairs at ``lr``. Returns (model, corpus embeddings, pairs, seconds).
+    """
+    import torch
+
+    normalize = torch.nn.functional.normalize
+    model = load_model(args.max_seq_length)
+    documents = corpus_embeddings(model, corpus, OUT / f"base-{args.data.name}-seq{args.max_seq_length}.pt")
+    rows = selected_rows(config, corpus, args.data, args.split, {}, random.Random(config.get("seed", SEED)))
+    position = {doc_id: i for i, doc_id in enumerate(corpus)}
+    clock = time.perf_counter()
+    queries = model.encode(
+        [row["query"] for row in rows], batch_size=128, convert_to_tensor=True, normalize_embeddings=True
+    )
+    targets = torch.tensor([position[row["doc_id"]] for row in rows])
+    weight = torch.eye(documents.shape[1], requires_grad=True)
+    optimizer = torch.optim.Adam([weight], lr=config.get("lr", 1e-4))
+    generator = torch.Generator().manual_seed(SEED)
+    for _ in range(config.get("steps", 100)):
+        batch = torch.randperm(len(rows), generator=generator)[: config.get("batch", 2048)]
+        logits = normalize(queries[batch] @ weight, dim=-1) @ normalize(documents @ weight, dim=-1).T
+        loss = torch.nn.functional.cross_entropy(logits / config.get("temperature", 0.05), targets[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    weight = weight.detach()
+    return LinearMapped(model, weight), normalize(documents @ weight, dim=-1), len(rows), time.perf_counter() - clock
 
 
 def results_file(args: argparse.Namespace) -> Path:
@@ -703,6 +805,8 @@ def report_lines(results: Path = COMMITTED_RESULTS) -> list[str]:
             if c.get("teacher") == "cut-hybrid":
                 loss += (f", KL x{c['kl_weight']:g}" if "kl_weight" in c else "") + " (teacher on cut docs)"
                 negative = f"hybrid x{c.get('candidates', 3)}"
+            if loss == "linear-map":
+                loss = f"linear map on the frozen base, {c.get('steps', 100)} steps x {c.get('batch', 2048):,} pairs"
             if c.get("tsdae_steps"):
                 tsdae = f"TSDAE {c['tsdae_steps']:,} steps x {c.get('tsdae_batch', 8)} sentences at {c.get('tsdae_lr', 3e-5):g}"
                 loss = f"{tsdae}, then {loss}" if r["pairs"] else tsdae
@@ -726,6 +830,41 @@ def report_lines(results: Path = COMMITTED_RESULTS) -> list[str]:
                 f"| {scored} | {b['ndcg@10']:.2f} → **{t['ndcg@10']:.2f}** ({t['ndcg@10'] - b['ndcg@10']:+.2f}) "
                 f"| {b['mrr@10']:.2f} → {t['mrr@10']:.2f} | {b['recall@100']:.2f} → {t['recall@100']:.2f} |"
             )
+    return lines + unseen_document_lines(results)
+
+
+def seen_document_ndcg(record: dict[str, Any], side: str) -> float:
+    """nDCG@10 of the held-out queries that share a document with training: the mean without the unseen share."""
+    unseen = record["unseen_documents"]
+    total, unseen_count = unseen["heldout_queries"], unseen["queries"]
+    return (total * record[side]["ndcg@10"] - unseen_count * unseen[side]["ndcg@10"]) / (total - unseen_count)
+
+
+def unseen_document_lines(results: Path) -> list[str]:
+    """The held-out-quarter recipes split by whether a training query shares a relevant document."""
+    records = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [r for r in records if "unseen_documents" in r]
+    if not records:
+        return []
+    lines = [
+        "",
+        "The held-out-quarter rows again, their queries split by whether a training query shares a relevant "
+        "document (a split by query lets a model learn where those documents lie):",
+        "",
+        "| recipe | nDCG@10 on the held-out ¼ (Δ) | documents seen in training: queries, nDCG@10 (Δ) "
+        "| documents not seen: queries, nDCG@10 (Δ) |",
+        "|---|---|---|---|",
+    ]
+    for r in records:
+        unseen = r["unseen_documents"]
+        seen_count = unseen["heldout_queries"] - unseen["queries"]
+        base, tuned = seen_document_ndcg(r, "base"), seen_document_ndcg(r, "tuned")
+        ub, ut = unseen["base"]["ndcg@10"], unseen["tuned"]["ndcg@10"]
+        lines.append(
+            f"| {r['config']['name']} | {r['base']['ndcg@10']:.2f} → {r['tuned']['ndcg@10']:.2f} "
+            f"({r['tuned']['ndcg@10'] - r['base']['ndcg@10']:+.2f}) | {seen_count}: {base:.2f} → {tuned:.2f} "
+            f"({tuned - base:+.2f}) | {unseen['queries']}: {ub:.2f} → {ut:.2f} ({ut - ub:+.2f}) |"
+        )
     return lines
 
 
