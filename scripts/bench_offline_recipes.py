@@ -114,6 +114,11 @@ def corpus_embeddings(model, corpus: dict[str, dict[str, str]], cache: Path | No
     return embeddings
 
 
+def base_corpus_embeddings(model, corpus: dict[str, dict[str, str]], data: Path, max_len: int):
+    """The base model's document embeddings at ``max_len``, cached per dataset and length under ``--work``."""
+    return corpus_embeddings(model, corpus, OUT / f"base-{data.name}-seq{max_len}.pt")
+
+
 def score(model, corpus, embeddings, data: Path, split: str, only: set[str] | None = None) -> dict[str, float]:
     """nDCG@10, MRR@10 and Recall@100 of the split's judged queries (or ``only`` those) over the whole corpus."""
     import math
@@ -156,7 +161,7 @@ class HybridRanker:
 
         self.ids = list(corpus)
         self.model = load_model(max_len)
-        self.embeddings = corpus_embeddings(self.model, corpus, OUT / f"base-{data.name}-seq{max_len}.pt")
+        self.embeddings = base_corpus_embeddings(self.model, corpus, data, max_len)
         self.stemmer = english_stemmer()
         self.bm25 = bm25s.BM25()
         texts = [document_text(doc) for doc in corpus.values()]  # type: ignore[arg-type]
@@ -376,7 +381,7 @@ def dense_negatives_without_anchors(
     import torch
 
     model = load_model(max_len)
-    embeddings = corpus_embeddings(model, corpus, OUT / f"base-{data.name}-seq{max_len}.pt")
+    embeddings = base_corpus_embeddings(model, corpus, data, max_len)
     ids = list(corpus)
     encoded = model.encode(
         [r["query"] for r in rows], batch_size=128, convert_to_tensor=True, normalize_embeddings=True
@@ -695,7 +700,7 @@ def record_scores(
         tuned_embeddings = corpus_embeddings(model, corpus)
     tuned = score(model, corpus, tuned_embeddings, args.data, args.split, only)
     base_model = load_model(args.max_seq_length)
-    base_embeddings = corpus_embeddings(base_model, corpus, OUT / f"base-{args.data.name}-seq{args.max_seq_length}.pt")
+    base_embeddings = base_corpus_embeddings(base_model, corpus, args.data, args.max_seq_length)
     base = score(base_model, corpus, base_embeddings, args.data, args.split, only)
     unseen_documents = {}
     if only:
@@ -754,7 +759,7 @@ def fit_linear_map(config: dict[str, Any], corpus, args: argparse.Namespace):
 
     normalize = torch.nn.functional.normalize
     model = load_model(args.max_seq_length)
-    documents = corpus_embeddings(model, corpus, OUT / f"base-{args.data.name}-seq{args.max_seq_length}.pt")
+    documents = base_corpus_embeddings(model, corpus, args.data, args.max_seq_length)
     rows = selected_rows(config, corpus, args.data, args.split, {}, random.Random(config.get("seed", SEED)))
     position = {doc_id: i for i, doc_id in enumerate(corpus)}
     clock = time.perf_counter()
