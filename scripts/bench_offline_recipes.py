@@ -10,6 +10,12 @@ Steps::
     .venv/bin/python scripts/bench_offline_recipes.py prepare --styles '{"cloze": 1}' --name cloze
     .venv/bin/python scripts/bench_offline_recipes.py run '{"name": "ict-cut-3k", "queries": "cloze", "n": 3000}'
     .venv/bin/python scripts/bench_offline_recipes.py report
+    .venv/bin/python scripts/bench_offline_recipes.py passages [--model bench-out/recipes/models/NAME]
+
+``passages`` scores a model (the base one by default; ``run --save`` keeps a recipe's) on all judged queries with
+a vector per passage beside each document's, alone and in the hybrid query, through the evaluate stage's own
+code (``osft.trainer.passage_vectors``); one line per model goes to ``docs/benchmarks/data/passage-vectors.jsonl``
+(default data, split and work folder; else ``<work>/passage-vectors-results.jsonl``).
 
 ``prepare`` generates the queries with ``osft.querygen.offline`` and, for each, a BM25 (bm25s,
 stemmed with PyStemmer when installed) + base-model hybrid ranking: hard negatives and teacher
@@ -679,6 +685,8 @@ def run(args: argparse.Namespace) -> None:
     if len(dataset):
         SentenceTransformerTrainer(model=model, args=training_args, train_dataset=dataset, loss=loss).train()
     train_seconds = time.perf_counter() - clock + tsdae.get("tsdae_seconds", 0.0)
+    if args.save:
+        model.save(str(OUT / "models" / config["name"]))
     model.max_seq_length = args.max_seq_length
     record_scores(args, config, corpus, model, None, len(dataset), train_seconds, only, tsdae)
 
@@ -728,11 +736,7 @@ def record_scores(
         **(extra or {}),
         **unseen_documents,
     }
-    results = results_file(args)
-    results.parent.mkdir(parents=True, exist_ok=True)
-    with open(results, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
-    print(json.dumps(record))
+    append_record(results_file(args), record)
 
 
 class LinearMapped:
@@ -779,6 +783,14 @@ def fit_linear_map(config: dict[str, Any], corpus, args: argparse.Namespace):
         optimizer.step()
     weight = weight.detach()
     return LinearMapped(model, weight), normalize(documents @ weight, dim=-1), len(rows), time.perf_counter() - clock
+
+
+def append_record(results: Path, record: dict[str, Any]) -> None:
+    """One more JSON line in ``results``, and the same line on stdout."""
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with open(results, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    print(json.dumps(record))
 
 
 def results_file(args: argparse.Namespace) -> Path:
@@ -890,6 +902,68 @@ def query_log(args: argparse.Namespace) -> None:
     print(f"{len(train_ids)} of {len(judged.queries)} {args.split} queries written to {args.out}")
 
 
+def passages(args: argparse.Namespace) -> None:
+    """A model scored on all judged queries with a vector per passage beside each document's, and without.
+
+    The product's own scoring (``osft.trainer.passage_vectors``, ``osft.trainer.keyword_baselines``): passages cut
+    as OpenSearch's ``text_chunking`` processor cuts them on ``"."``, the ``bool`` query of both vectors, and the
+    hybrid of BM25 with either. No training: ``--model`` (default the base model) is scored as it is.
+    """
+    from osft.common.beir import read_judged_set
+    from osft.common.corpus import document_text
+    from osft.trainer.keyword_baselines import KeywordBaselines, dense_hits, hybrid_hits, ranking_metrics
+    from osft.trainer.passage_vectors import PassageIndex, passage_metrics
+
+    docs = load_corpus(args.data)
+    corpus = {doc_id: document_text(doc) for doc_id, doc in docs.items()}  # type: ignore[arg-type]
+    judged = {"judged": read_judged_set(args.data, args.split)}
+    clock = time.perf_counter()
+    if args.model:
+        from osft.trainer.models import load_sentence_transformer
+
+        model = load_sentence_transformer(str(args.model), max_seq_length=args.max_seq_length, device="cpu")
+        embeddings = corpus_embeddings(model, docs)
+    else:
+        model = load_model(args.max_seq_length)
+        embeddings = base_corpus_embeddings(model, docs, args.data, args.max_seq_length)
+    index = PassageIndex(corpus)
+    baselines = KeywordBaselines(corpus, judged)
+    whole = dense_hits(model, judged["judged"], embeddings, index.ids, "", 64)
+    with_passages = passage_metrics(
+        index,
+        model,
+        judged,
+        embeddings,
+        query_prefix="",
+        document_prefix="",
+        batch_size=64,
+        show_progress=True,
+        bm25=baselines.bm25,
+    )
+    bm25 = baselines.bm25["judged"]
+    record = {
+        "model": str(args.model or BASE_MODEL),
+        "passages": len(index.passages),
+        "documents": len(index.ids),
+        "document_vectors": ranking_metrics(judged["judged"], whole),
+        "with_passage_vectors": with_passages["dense"]["judged"],
+        "hybrid": ranking_metrics(judged["judged"], {q: hybrid_hits(bm25[q], whole[q]) for q in whole}),
+        "hybrid_with_passage_vectors": with_passages["hybrid"]["judged"],
+        "bm25": ranking_metrics(judged["judged"], bm25),
+        "seconds": round(time.perf_counter() - clock, 1),
+        "data": str(args.data),
+        "split": args.split,
+    }
+    append_record(passage_results_file(args), record)
+
+
+def passage_results_file(args: argparse.Namespace) -> Path:
+    """Beside the recipes' results: the committed file only for the default data, split and work folder."""
+    return results_file(args).with_name(
+        "passage-vectors.jsonl" if results_file(args) == COMMITTED_RESULTS else "passage-vectors-results.jsonl"
+    )
+
+
 def report(args: argparse.Namespace) -> None:
     print(
         "\n".join(report_lines(results_file(args))) or f"no results yet in {results_file(args)}: run some recipes first"
@@ -914,14 +988,18 @@ def main(argv: list[str] | None = None) -> int:
     prep.add_argument("--name", default="cloze")
     prep.add_argument("--queries-per-doc", type=int, default=1)
     prep.add_argument("--judged", action="store_true", help="rank the judged training queries instead")
-    commands.add_parser("run").add_argument("config", help="recipe, JSON")
+    run_command = commands.add_parser("run")
+    run_command.add_argument("config", help="recipe, JSON")
+    run_command.add_argument("--save", action="store_true", help="keep the trained model in <work>/models/<name>")
     commands.add_parser("report")
+    passage = commands.add_parser("passages", help="score a model with a vector per passage beside each document's")
+    passage.add_argument("--model", type=Path, default=None, help="a saved model folder (default: the base model)")
     log = commands.add_parser("query-log", help="write the training part's query texts as a query log")
     log.add_argument("--out", type=Path, default=REPO / "bench-out" / "scifact-query-log.jsonl")
     args = parser.parse_args(argv)
     global OUT
     OUT = (args.work or DEFAULT_WORK).resolve()
-    {"prepare": prepare, "run": run, "report": report, "query-log": query_log}[args.command](args)
+    {"prepare": prepare, "run": run, "report": report, "query-log": query_log, "passages": passages}[args.command](args)
     return 0
 
 

@@ -77,3 +77,26 @@ def test_the_seen_document_score_is_the_held_out_mean_without_the_unseen_share(r
     }
     assert recipes.seen_document_ndcg(record, "base") == pytest.approx(90.0)
     assert recipes.seen_document_ndcg(record, "tuned") == pytest.approx(100.0)
+
+
+@pytest.mark.slow
+def test_passages_scores_a_saved_recipe_model_with_and_without_passage_vectors(
+    recipes: ModuleType, tiny_beir: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    common = ["--data", str(tiny_beir), "--work", str(work), "--max-seq-length", "64"]
+    recipes.main([*common, "prepare", "--judged"])
+    config = {"name": "tiny-mnrl", "queries": "judged", "epochs": 1, "batch": 8, "train_seq": 64}
+    recipes.main([*common, "run", "--save", json.dumps(config)])
+    assert (work / "models" / "tiny-mnrl" / "config.json").exists()
+
+    recipes.main([*common, "passages"])
+    recipes.main([*common, "passages", "--model", str(work / "models" / "tiny-mnrl")])
+    base, tuned = (json.loads(line) for line in (work / "passage-vectors-results.jsonl").read_text().splitlines())
+    assert base["model"] == recipes.BASE_MODEL and tuned["model"].endswith("tiny-mnrl")
+    assert base["documents"] == 120 and base["passages"] > base["documents"]
+    for record in (base, tuned):
+        for figures in ("document_vectors", "with_passage_vectors", "hybrid", "hybrid_with_passage_vectors", "bm25"):
+            assert 0 < record[figures]["ndcg@10"] <= 1
+    assert base["bm25"] == tuned["bm25"], "BM25 does not depend on the model"
+    assert base["document_vectors"] != tuned["document_vectors"], "the saved model is the trained one"

@@ -3,7 +3,8 @@
 Metrics: nDCG@10, MRR@10, Recall@10/100 and MAP@100, for base and tuned, with the corpus
 encoded once per model, and not at all for the base model when mining left its embeddings
 (``osft.trainer.base_embeddings``). With judged queries, BM25 and hybrid-query baselines are
-scored beside them (``osft.trainer.keyword_baselines``). ``decide`` (re-exported from
+scored beside them (``osft.trainer.keyword_baselines``), and on request an index with a vector per
+passage beside each document's (``osft.trainer.passage_vectors``). ``decide`` (re-exported from
 ``osft.trainer.gate``) and the HTML report (``osft.trainer.html_report``) are shared with the
 sparse evaluate stage.
 
@@ -27,6 +28,7 @@ from osft.common.corpus import document_text, load_corpus, query_key, read_pairs
 from osft.common.errors import InputDataError
 from osft.common.hybrid_search import DEFAULT_KEYWORD_WEIGHT
 from osft.common.manifests import EvaluateStats, StageManifest
+from osft.common.passages import PASSAGE_DELIMITER
 from osft.common.progress import progress_enabled
 from osft.common.spec import RunSpec
 from osft.common.spec.evaluation import JudgedQueries
@@ -39,6 +41,7 @@ from osft.trainer.gate import decide
 from osft.trainer.html_report import write_report
 from osft.trainer.keyword_baselines import HYBRID_WEIGHTS, KeywordBaselines
 from osft.trainer.models import apply_usage, load_sentence_transformer, model_usage
+from osft.trainer.passage_vectors import PassageIndex, passage_metrics
 from osft.trainer.progress_log import metric_fields
 from osft.trainer.query_log import read_log_rows
 
@@ -217,6 +220,22 @@ def keyword_notes(
     ]
 
 
+def passage_notes(
+    passages: dict[str, dict[str, dict[str, dict[str, float]]]], deciding: str, metric: str, accepted: bool
+) -> list[str]:
+    """What vectors per passage add to the model that gets deployed, alone and in the hybrid query."""
+    model = "tuned" if accepted else "base"
+    scored = passages[model]
+    figures = ", ".join(
+        f"{'in the hybrid query ' if kind == 'hybrid' else 'alone '}{by_set[deciding][metric]:.4f}"
+        for kind, by_set in scored.items()
+    )
+    return [
+        f"with a vector per passage ('{PASSAGE_DELIMITER}' chunks) beside each document's, the {model} model scores "
+        f"{metric} {figures} (docs/trainer.md, passage vectors)"
+    ]
+
+
 def without_logged(ctx: StageContext, judged: JudgedSet) -> tuple[JudgedSet, int]:
     """The judged queries the model was not trained on: those also in the query log are left out.
 
@@ -339,6 +358,9 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     # Only beside judged queries: synthetic ones repeat their document's words and flatter BM25 (0.99 on SciFact).
     baselines = KeywordBaselines(corpus, sets) if evaluation.keyword_baselines and deciding == "judged" else None
     keyword_seconds = time.perf_counter() - clock
+    # Judged queries only, for the same reason: a synthetic query restates a sentence of its document.
+    passage_index = PassageIndex(corpus) if evaluation.passage_vectors and deciding == "judged" else None
+    passages: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     configured = configured_keyword_weight(spec)
     keyword_weights = (DEFAULT_KEYWORD_WEIGHT,) + ((configured,) if configured is not None else ())
     hybrid: dict[float, dict[str, dict[str, dict[str, float]]]] = {weight: {} for weight in keyword_weights}
@@ -357,6 +379,20 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
             for weight, by_set in by_weight.items():
                 hybrid[weight][side] = by_set
             keyword_seconds += time.perf_counter() - clock
+        if passage_index is not None:
+            clock = time.perf_counter()
+            passages[side] = passage_metrics(
+                passage_index,
+                model,
+                sets,
+                corpus_embeddings,
+                query_prefix=query_prefix,
+                document_prefix=hp.get("document_prefix", ""),
+                batch_size=evaluation.batch_size,
+                show_progress=show,
+                bm25=baselines.bm25 if baselines is not None else None,
+            )
+            seconds[f"passages_{side}"] = time.perf_counter() - clock
         del model, stored, corpus_embeddings
         clock = time.perf_counter()
     base, tuned = scores["base"], scores["tuned"]
@@ -370,11 +406,16 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
         for weight in keyword_weights:
             for side in ("base", "tuned"):
                 keyword[f"hybrid {side}{weight_label(weight)}"] = hybrid[weight][side][deciding]
+    for side, by_kind in passages.items():
+        for kind, by_set in by_kind.items():
+            keyword[f"{'hybrid ' if kind == 'hybrid' else ''}{side} with passage vectors"] = by_set[deciding]
     stats = gate_decision(ctx, sets, deciding, base, tuned, len(corpus), keyword)
-    if keyword:
+    if baselines is not None:
         deployed = tuned if stats.accepted else base
         deployed_label = weight_label(configured) if configured is not None else ""
         notes += keyword_notes(keyword, deployed[deciding], evaluation.metric, stats.accepted, deployed_label)
+    if passages:
+        notes += passage_notes(passages, deciding, evaluation.metric, stats.accepted)
     base_outputs: list[str] = []
     if not stats.accepted and base_deploy_wanted(spec):
         clock = time.perf_counter()
@@ -392,6 +433,8 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
         }
         if configured is not None:
             metrics["keyword_baselines"]["hybrid_configured"] = {"keyword_weight": configured, **hybrid[configured]}
+    if passages:
+        metrics["passage_vectors"] = {"delimiter": PASSAGE_DELIMITER, **passages}
     ctx.output_path(METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     report_files = write_report(
         ctx.workdir,

@@ -104,13 +104,7 @@ def dense_hits(
     """Each query's top ``TOP_K`` documents by cosine (``corpus_embeddings`` come L2-normalized from ``encode_texts``)."""
     import torch
 
-    queries = model.encode_query(
-        list(judged.queries.values()),
-        prompt=query_prefix,
-        batch_size=batch_size,
-        convert_to_tensor=True,
-        normalize_embeddings=True,
-    ).to(corpus_embeddings.device)
+    queries = encode_queries(model, judged, query_prefix, batch_size, corpus_embeddings.device)
     query_ids, hits = list(judged.queries), {}
     k = min(TOP_K, len(ids))
     for start in range(0, len(query_ids), QUERY_CHUNK):
@@ -118,6 +112,17 @@ def dense_hits(
         for offset, (scores, positions) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True)):
             hits[query_ids[start + offset]] = {ids[i]: score for i, score in zip(positions, scores, strict=True)}
     return hits
+
+
+def encode_queries(model, judged: JudgedSet, query_prefix: str, batch_size: int, device):
+    """The set's queries, L2-normalized, in its order, on ``device``."""
+    return model.encode_query(
+        list(judged.queries.values()),
+        prompt=query_prefix,
+        batch_size=batch_size,
+        convert_to_tensor=True,
+        normalize_embeddings=True,
+    ).to(device)
 
 
 def min_max(hits: Hits) -> Hits:
@@ -135,9 +140,14 @@ def hybrid_hits(lexical: Hits, semantic: Hits, weights: dict[str, float] = HYBRI
 
     ``weights``: by clause (``bm25``, ``dense``), as the pipeline's ``weights`` list gives them.
     """
-    scaled = {"bm25": min_max(lexical), "dense": min_max(semantic)}
+    return combined_hits({"bm25": lexical, "dense": semantic}, weights)
+
+
+def combined_hits(clauses: dict[str, Hits], weights: dict[str, float]) -> Hits:
+    """The normalization processor over any clauses: each min-max scaled, then their weighted mean."""
+    scaled = {clause: min_max(hits) for clause, hits in clauses.items()}
     total = sum(weights.values())
-    documents = sorted(set(lexical) | set(semantic))  # ties then rank the same in every run
+    documents = sorted(set().union(*clauses.values()))  # ties then rank the same in every run
     return {
         doc: sum(weight * scaled[clause].get(doc, 0.0) for clause, weight in weights.items()) / total
         for doc in documents

@@ -41,3 +41,12 @@ class Evaluation(SpecModel):
             "(reported; never gates)."
         ),
     )
+    passage_vectors: bool = Field(
+        default=False,
+        description=(
+            "Dense models with judged queries: also score an index that keeps a vector per sentence beside each "
+            "document's (text_chunking on '.', the document's best sentence added to its own score), with the "
+            "base and the tuned model, alone and in the hybrid query (reported; never gates). Embeds every "
+            "sentence of the corpus once per model."
+        ),
+    )
