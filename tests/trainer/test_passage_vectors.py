@@ -128,7 +128,10 @@ def test_the_evaluate_stage_reports_passage_vectors_when_asked(make_run, tmp_pat
     assert extra["base with passage vectors"] == passages["base"]["dense"]["judged"]
     assert extra["hybrid tuned with passage vectors"] == passages["tuned"]["hybrid"]["judged"]
     assert {"passages_base", "passages_tuned"} <= set(manifest.timings.steps)
-    assert any("vector per passage" in note for note in manifest.notes)
+    (note,) = [note for note in manifest.notes if "vector per passage" in note]
+    deployed = "tuned" if manifest.stats.accepted else "base"
+    assert f"the {deployed} model scores ndcg@10 {passages[deployed]['dense']['judged']['ndcg@10']:.4f}" in note
+    assert f"without them {metrics[deployed]['judged']['ndcg@10']:.4f}" in note and "hybrid query" in note
 
     spec_off, run_off = make_run("off", evaluation=judged)
     run_stage(TRAIN, spec_off, run_off)

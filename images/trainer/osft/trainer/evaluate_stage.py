@@ -221,18 +221,21 @@ def keyword_notes(
 
 
 def passage_notes(
-    passages: dict[str, dict[str, dict[str, dict[str, float]]]], deciding: str, metric: str, accepted: bool
+    passages: dict[str, dict[str, dict[str, dict[str, float]]]],
+    deployed: dict[str, float],
+    deciding: str,
+    metric: str,
+    accepted: bool,
 ) -> list[str]:
-    """What vectors per passage add to the model that gets deployed, alone and in the hybrid query."""
+    """What vectors per passage add to the model that gets deployed (``deployed``: its scores alone)."""
     model = "tuned" if accepted else "base"
     scored = passages[model]
-    figures = ", ".join(
-        f"{'in the hybrid query ' if kind == 'hybrid' else 'alone '}{by_set[deciding][metric]:.4f}"
-        for kind, by_set in scored.items()
-    )
+    figures = f"{scored['dense'][deciding][metric]:.4f} (without them {deployed[metric]:.4f})"
+    if "hybrid" in scored:
+        figures += f", and {scored['hybrid'][deciding][metric]:.4f} in the hybrid query with BM25"
     return [
         f"with a vector per passage ('{PASSAGE_DELIMITER}' chunks) beside each document's, the {model} model scores "
-        f"{metric} {figures} (docs/trainer.md, passage vectors)"
+        f"{metric} {figures} on these queries (docs/trainer.md, passage vectors)"
     ]
 
 
@@ -410,12 +413,12 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
         for kind, by_set in by_kind.items():
             keyword[f"{'hybrid ' if kind == 'hybrid' else ''}{side} with passage vectors"] = by_set[deciding]
     stats = gate_decision(ctx, sets, deciding, base, tuned, len(corpus), keyword)
+    deployed = tuned if stats.accepted else base
     if baselines is not None:
-        deployed = tuned if stats.accepted else base
         deployed_label = weight_label(configured) if configured is not None else ""
         notes += keyword_notes(keyword, deployed[deciding], evaluation.metric, stats.accepted, deployed_label)
     if passages:
-        notes += passage_notes(passages, deciding, evaluation.metric, stats.accepted)
+        notes += passage_notes(passages, deployed[deciding], deciding, evaluation.metric, stats.accepted)
     base_outputs: list[str] = []
     if not stats.accepted and base_deploy_wanted(spec):
         clock = time.perf_counter()
