@@ -12,7 +12,7 @@ from trainer_data import tiny_corpus
 from osft.common.beir import JudgedSet
 from osft.common.passages import delimiter_chunks
 from osft.common.stage import run_stage
-from osft.trainer import passage_vectors
+from osft.trainer import keyword_baselines, passage_vectors
 from osft.trainer.evaluate_stage import STAGE as EVALUATE
 from osft.trainer.evaluate_stage import RetrievalScorer
 from osft.trainer.keyword_baselines import MIN_MAX_FLOOR, combined_hits
@@ -76,7 +76,7 @@ def test_a_document_scores_its_own_vector_plus_its_best_passage(minilm_model, mo
     assert hits["report"] == pytest.approx((1 + own[report]) / 2 + (1 + best[report]) / 2, abs=1e-5)
     assert best[report] > own[report], "the honeybee sentence matches better than the whole report"
 
-    monkeypatch.setattr(passage_vectors, "TOP_K", 1)  # each clause returns its first document only
+    monkeypatch.setattr(keyword_baselines, "TOP_K", 1)  # each clause returns its first document only
     expected: dict[str, float] = {}
     for scores in (own, best):
         first = max(range(len(scores)), key=lambda d: scores[d])

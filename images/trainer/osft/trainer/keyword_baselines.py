@@ -102,16 +102,23 @@ def dense_hits(
     model, judged: JudgedSet, corpus_embeddings, ids: list[str], query_prefix: str, batch_size: int
 ) -> dict[str, Hits]:
     """Each query's top ``TOP_K`` documents by cosine (``corpus_embeddings`` come L2-normalized from ``encode_texts``)."""
-    import torch
-
     queries = encode_queries(model, judged, query_prefix, batch_size, corpus_embeddings.device)
     query_ids, hits = list(judged.queries), {}
-    k = min(TOP_K, len(ids))
     for start in range(0, len(query_ids), QUERY_CHUNK):
-        top = torch.topk(queries[start : start + QUERY_CHUNK] @ corpus_embeddings.T, k, dim=1)
-        for offset, (scores, positions) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True)):
-            hits[query_ids[start + offset]] = {ids[i]: score for i, score in zip(positions, scores, strict=True)}
+        block = top_hits(queries[start : start + QUERY_CHUNK] @ corpus_embeddings.T, ids)
+        hits.update(zip(query_ids[start : start + QUERY_CHUNK], block, strict=True))
     return hits
+
+
+def top_hits(scores, ids: list[str]) -> list[Hits]:
+    """Each row's top ``TOP_K`` columns of a (queries x documents) score tensor, by document id."""
+    import torch
+
+    top = torch.topk(scores, min(TOP_K, len(ids)), dim=1)
+    return [
+        {ids[i]: score for i, score in zip(positions, values, strict=True)}
+        for values, positions in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+    ]
 
 
 def encode_queries(model, judged: JudgedSet, query_prefix: str, batch_size: int, device):

@@ -18,7 +18,7 @@ from osft.common.beir import JudgedSet
 from osft.common.passages import PASSAGE_DELIMITER, delimiter_chunks
 from osft.trainer.base_embeddings import encode_texts
 from osft.trainer.hard_negatives import QUERY_CHUNK
-from osft.trainer.keyword_baselines import TOP_K, Hits, combined_hits, encode_queries, ranking_metrics
+from osft.trainer.keyword_baselines import Hits, combined_hits, encode_queries, ranking_metrics, top_hits
 
 if TYPE_CHECKING:
     import torch
@@ -57,33 +57,29 @@ class PassageIndex:
         query_prefix: str,
         batch_size: int,
     ) -> tuple[dict[str, Hits], dict[str, Hits]]:
-        """Each query's top documents by their own vector and by their best passage, scored (1 + cosine) / 2."""
+        """Each query's top documents by cosine with their own vector and with their best passage."""
         import torch
 
         queries = encode_queries(model, judged, query_prefix, batch_size, document_embeddings.device)
         owners = torch.tensor(self.owners, device=document_embeddings.device)
-        k = min(TOP_K, len(self.ids))
         query_ids = list(judged.queries)
         whole: dict[str, Hits] = {}
         passage: dict[str, Hits] = {}
         for start in range(0, len(query_ids), QUERY_CHUNK):
-            block = queries[start : start + QUERY_CHUNK]
+            block, chunk_ids = queries[start : start + QUERY_CHUNK], query_ids[start : start + QUERY_CHUNK]
             best = torch.full((len(block), len(self.ids)), -1.0, device=block.device, dtype=block.dtype)
             best = best.scatter_reduce(1, owners.expand(len(block), -1), block @ passage_embeddings.T, reduce="amax")
-            for hits, scores in ((whole, block @ document_embeddings.T), (passage, best)):
-                top = torch.topk(scores, k, dim=1)
-                for offset, (values, positions) in enumerate(
-                    zip(top.values.tolist(), top.indices.tolist(), strict=True)
-                ):
-                    hits[query_ids[start + offset]] = {
-                        self.ids[position]: (1 + cosine) / 2 for position, cosine in zip(positions, values, strict=True)
-                    }
+            whole.update(zip(chunk_ids, top_hits(block @ document_embeddings.T, self.ids), strict=True))
+            passage.update(zip(chunk_ids, top_hits(best, self.ids), strict=True))
         return whole, passage
 
 
 def bool_hits(whole: Hits, passage: Hits) -> Hits:
-    """The ``bool`` query's scores: the sum over the ``should`` clauses that returned the document."""
-    return {doc: whole.get(doc, 0.0) + passage.get(doc, 0.0) for doc in sorted(set(whole) | set(passage))}
+    """The ``bool`` query's scores: the sum of (1 + cosine) / 2 over the clauses that returned the document."""
+    return {
+        doc: sum((1 + hits[doc]) / 2 for hits in (whole, passage) if doc in hits)
+        for doc in sorted(set(whole) | set(passage))
+    }
 
 
 def passage_metrics(
