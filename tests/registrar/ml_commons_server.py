@@ -29,13 +29,21 @@ Endpoints (ML Commons REST API, OpenSearch 2.x/3.x):
   ``RestMLPredictionAction`` does: ``text_docs`` for local models, only ``parameters`` for remote ones
   (no pre-process function; an unfilled ``${parameters.input}`` is a 400);
 - ``GET|PUT /_cluster/settings`` (``flat_settings``);
-- ``PUT|DELETE /_ingest/pipeline/<id>`` (``text_embedding`` / ``sparse_encoding`` processors),
-  ``HEAD|PUT|DELETE /<index>`` (``knn_vector`` needs ``index.knn``), ``PUT /<index>/_doc/<id>``
-  through the default pipeline, ``POST /<index>/_search`` with ``neural`` / ``neural_sparse``;
+- ``PUT|GET|DELETE /_ingest/pipeline/<id>`` (GET of a missing id: 404 with ``{}``), with ``text_embedding`` /
+  ``sparse_encoding`` processors, ingest-common's ``trim``, and the neural-search plugin's ``text_chunking`` (configuration checked as
+  TextChunkingProcessorFactory and the chunkers check it; documents are cut with the ``delimiter`` algorithm only).
+  Processors run in order: ``text_embedding`` over a list of strings writes ``[{"knn": <vector>}, ...]``;
+- ``HEAD|PUT|DELETE /<index>`` (``knn_vector``, also inside a ``nested`` field, needs ``index.knn`` and a
+  ``dimension``), ``PUT /<index>/_doc/<id>`` through the default pipeline (vector dimensions checked, nested ones
+  too), ``POST /<index>/_search`` with ``neural`` (its top ``k`` documents) / ``neural_sparse``, ``nested`` (a
+  ``neural`` on a ``knn_vector`` under a nested path: k-NN keeps each document's best nested vector, its top ``k``
+  documents, scored by ``score_mode``) and ``bool`` ``should`` of those (a document scores the sum of the clauses
+  that returned it);
 - ``PUT|GET|DELETE /_search/pipeline/<id>`` (search pipelines; the one processor known is the neural-search plugin's
   ``normalization-processor``, its weights checked as the plugin checks them), and
   ``POST /<index>/_search?search_pipeline=<id>`` with a top-level ``hybrid`` query of ``match`` (Lucene BM25),
-  ``neural`` and ``neural_sparse`` clauses, each clause's top ``size`` hits normalised and combined as the plugin does.
+  ``neural``, ``neural_sparse``, ``nested`` and ``bool`` clauses, each clause's top ``size`` hits normalised and
+  combined as the plugin does.
 
 Unknown fields and malformed bodies get 400 (``parsing_exception``/``illegal_argument_exception``),
 unknown ids 404 (``status_exception``), searches before the ML system index exists 404
@@ -143,6 +151,21 @@ HYBRID_NEEDS_PIPELINE = (
 # Lucene's BM25Similarity defaults, which OpenSearch text fields use.
 BM25_K1 = 1.2
 BM25_B = 0.75
+# The neural-search plugin's text_chunking processor: ChunkerFactory's algorithms (the processor's default first),
+# Chunker's max_chunk_limit default and the value that disables it, DelimiterChunker's default delimiter, and
+# FixedTokenLengthChunker's word tokenizers.
+CHUNKING = "text_chunking"
+CHUNKING_ALGORITHMS = ("fixed_token_length", "delimiter", "fixed_char_length")
+DEFAULT_MAX_CHUNK_LIMIT = 100
+DISABLED_MAX_CHUNK_LIMIT = -1
+DEFAULT_DELIMITER = "\n\n"
+WORD_TOKENIZERS = ("standard", "letter", "lowercase", "whitespace", "uax_url_email", "classic", "thai")
+# Read and removed by ConfigurationUtils.readProcessor for every processor; this stand-in runs none of them.
+COMMON_PROCESSOR_KEYS = ("ignore_failure", "if", "on_failure")
+# TextEmbeddingProcessor.LIST_TYPE_NESTED_MAP_KEY: the key of each vector written for a list of strings.
+LIST_TYPE_NESTED_MAP_KEY = "knn"
+# NestedQueryBuilder.parseScoreMode ("sum" is Lucene's ScoreMode.Total); "avg" when none is given.
+SCORE_MODES = ("avg", "max", "min", "sum", "none")
 
 
 class ApiError(Exception):
@@ -700,6 +723,10 @@ class FakeMLCommons:
                 return {"acknowledged": True}
             case "PUT", ["_ingest", "pipeline", pipeline_id]:
                 return self._put_pipeline(pipeline_id, body)
+            case "GET", ["_ingest", "pipeline", pipeline_id]:
+                if pipeline_id not in self.pipelines:
+                    raise _empty_not_found(f"pipeline [{pipeline_id}] is missing")  # GetPipelineResponse: {} and 404
+                return {pipeline_id: self.pipelines[pipeline_id]}
             case "DELETE", ["_ingest", "pipeline", pipeline_id]:
                 if self.pipelines.pop(pipeline_id, None) is None:
                     raise ApiError(404, "resource_not_found_exception", f"pipeline [{pipeline_id}] is missing")
@@ -722,8 +749,13 @@ class FakeMLCommons:
 
     def _put_pipeline(self, pipeline_id: str, body: Any) -> Any:
         _require_object(body, {"description", "processors"}, required={"processors"})
-        for processor in body["processors"]:
-            ((kind, config),) = processor.items()
+        for kind, config in _processors(body, "processors"):
+            if kind == CHUNKING:
+                _check_text_chunking(config)
+                continue
+            if kind == TRIM:
+                _check_trim(config)
+                continue
             if kind not in ("text_embedding", "sparse_encoding"):
                 raise ApiError(400, "parse_exception", f"No processor type exists with name [{kind}]")
             _require_object(config, {"model_id", "field_map", "tag", "description"}, required={"model_id", "field_map"})
@@ -737,14 +769,7 @@ class FakeMLCommons:
         _require_object(body or {}, {"settings", "mappings", "aliases"}, required=set())
         settings = (body or {}).get("settings", {}).get("index", {})
         properties = (body or {}).get("mappings", {}).get("properties", {})
-        for name, mapping in properties.items():
-            if mapping.get("type") == "knn_vector":
-                if settings.get("knn") is not True:
-                    raise bad_request(
-                        f"field [{name}]: knn_vector needs index.knn: true", kind="mapper_parsing_exception"
-                    )
-                if not isinstance(mapping.get("dimension"), int):
-                    raise bad_request(f"field [{name}]: dimension is required", kind="mapper_parsing_exception")
+        _check_mappings(properties, knn=settings.get("knn") is True)
         pipeline = settings.get("default_pipeline")
         if pipeline is not None and pipeline not in self.pipelines:
             raise bad_request(f"default pipeline [{pipeline}] does not exist")
@@ -762,29 +787,63 @@ class FakeMLCommons:
                     found.extend(output["dataAsMap"]["response"])
         return found
 
+    def _embed_fields(self, doc: dict[str, Any], config: dict[str, Any]) -> None:
+        """A ``text_embedding`` processor (InferenceProcessor): every text of its fields embedded in one call.
+
+        A string becomes its vector; a list of strings a list of ``{"knn": <vector>}``, one per string. Blank
+        strings and lists holding anything but non-blank strings are refused, as ProcessorDocumentUtils does (the
+        processor checks with ``allowEmpty`` false); a document with nothing to embed passes unchanged.
+        """
+        texts: list[str] = []
+        written: list[tuple[str, int | None]] = []  # (target, None for a string or the list's length)
+        for source, target in config["field_map"].items():
+            value = doc.get(source)
+            if value is None:
+                continue
+            if isinstance(value, list):
+                _check_string_list(source, value, allow_blank=False)
+                texts.extend(value)
+                written.append((target, len(value)))
+            elif isinstance(value, str):
+                if not value.strip():
+                    raise bad_request(f"map type field [{source}] has empty string value, cannot process it")
+                texts.append(value)
+                written.append((target, None))
+            else:
+                _check_leaf(source, value)
+        if not texts:
+            return
+        vectors = iter(self._embed(config["model_id"], texts))
+        for target, count in written:
+            if count is None:
+                doc[target] = next(vectors)
+            else:
+                doc[target] = [{LIST_TYPE_NESTED_MAP_KEY: next(vectors)} for _ in range(count)]
+
     def _index_doc(self, index: str, doc_id: str, body: Any, params: dict[str, str]) -> Any:
         if index not in self.indices:
             raise ApiError(404, "index_not_found_exception", f"no such index [{index}]")
         target = self.indices[index]
         doc = dict(body)
         pipeline = self.pipelines.get(target["settings"].get("default_pipeline", ""))
-        for processor in (pipeline or {}).get("processors", []):
-            ((_kind, config),) = processor.items()
-            for source, destination in config["field_map"].items():
-                if source in doc:
-                    doc[destination] = self._embed(config["model_id"], [doc[source]])[0]
-        for name, mapping in target["properties"].items():
-            value = doc.get(name)
-            if mapping.get("type") == "knn_vector" and value is not None and len(value) != mapping["dimension"]:
-                raise bad_request(
-                    f"Vector dimension mismatch. Expected: {mapping['dimension']}, Given: {len(value)}",
-                    kind="mapper_parsing_exception",
-                )
+        for kind, config in _processors(pipeline or {}, "processors"):  # in order: each sees what the last wrote
+            if kind == CHUNKING:
+                _chunk_document(doc, config)
+            elif kind == TRIM:
+                _trim_field(doc, config)
+            elif kind == "text_embedding":
+                self._embed_fields(doc, config)
+            else:
+                for source, destination in config["field_map"].items():
+                    if source in doc:
+                        doc[destination] = self._embed(config["model_id"], [doc[source]])[0]
+        _check_vectors(target["properties"], doc)
         target["docs"][doc_id] = doc
         return {"_index": index, "_id": doc_id, "result": "created", "forced_refresh": params.get("refresh") == "true"}
 
     def _search_index(self, index: str, body: Any, params: dict[str, str]) -> Any:
-        """``GET|POST /<index>/_search``: a ``neural`` / ``neural_sparse`` query, or ``hybrid`` through a pipeline."""
+        """``GET|POST /<index>/_search``: ``neural``, ``neural_sparse``, ``nested``, ``bool``, or ``hybrid`` through a
+        pipeline."""
         if index not in self.indices:
             raise ApiError(404, "index_not_found_exception", f"no such index [{index}]")
         _require_object(body, {"query", "size", "_source"}, required={"query"})
@@ -796,11 +855,13 @@ class FakeMLCommons:
         size = body.get("size", 10)
         if kind == "hybrid":
             ranked = self._hybrid(target, spec, pipeline, size)
-        elif kind in ("neural", "neural_sparse"):
-            ranked = self._neural_scores(target["docs"], kind, spec)
+        elif kind in SCORED_QUERIES:
+            ranked = self._clause_hits(target, target["docs"], body["query"])
         else:
             raise ApiError(
-                400, "parsing_exception", f"this stand-in answers neural and hybrid queries only, not [{kind}]"
+                400,
+                "parsing_exception",
+                f"this stand-in answers {', '.join(SCORED_QUERIES)} and hybrid queries only, not [{kind}]",
             )
         hits = [
             {"_index": index, "_id": doc_id, "_score": score, "_source": {"text": target["docs"][doc_id].get("text")}}
@@ -808,19 +869,104 @@ class FakeMLCommons:
         ]
         return {"hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": hits}}
 
-    def _neural_scores(self, docs: dict[str, dict[str, Any]], kind: str, spec: Any) -> list[tuple[float, str]]:
+    def _clause_hits(
+        self, target: dict[str, Any], docs: dict[str, dict[str, Any]], query: Any
+    ) -> list[tuple[float, str]]:
+        """What one query matches among ``docs``, best first: a top-level query, a ``bool`` or ``hybrid`` clause."""
+        kind, spec = _one_query(query)
+        if kind == "match":
+            return _bm25(target, docs, spec)
+        if kind == "neural":
+            name, clause = _neural_clause(spec, kind)
+            if _nested_path(target, name) is not None:
+                raise bad_request(
+                    f"[neural] field [{name}] lies under the nested field [{_nested_path(target, name)}]: a cluster "
+                    "matches no document with it unless a [nested] query wraps it; this stand-in refuses it"
+                )
+            return self._neural_scores(docs, kind, name, clause)[: clause["k"]]
+        if kind == "neural_sparse":
+            name, clause = _neural_clause(spec, kind)
+            # A document sharing no token with the query does not match the feature queries neural_sparse builds.
+            return [(score, doc_id) for score, doc_id in self._neural_scores(docs, kind, name, clause) if score > 0]
+        if kind == "nested":
+            return self._nested(target, docs, spec)
+        if kind == "bool":
+            return self._bool_should(target, docs, spec)
+        raise ApiError(
+            400,
+            "parsing_exception",
+            f"this stand-in answers {', '.join(SCORED_QUERIES)} as a query or a clause, not [{kind}]",
+        )
+
+    def _neural_scores(
+        self, docs: dict[str, dict[str, Any]], kind: str, name: str, clause: dict[str, Any]
+    ) -> list[tuple[float, str]]:
         """A ``neural`` / ``neural_sparse`` query: every document holding the field, best first."""
-        name, clause = _single_entry(spec, kind)
-        _require_object(clause, {"query_text", "model_id", "k"}, required={"query_text", "model_id"})
-        if kind == "neural" and "k" not in clause:
-            raise bad_request("[neural] query needs k")
-        if "k" in clause and (not isinstance(clause["k"], int) or clause["k"] < 1):
-            raise bad_request(f"[{kind}] k must be a positive integer, got {clause['k']!r}")
         query = self._embed(clause["model_id"], [clause["query_text"]])[0]
         scored = [
             (_model_score(kind, query, doc[name]), doc_id) for doc_id, doc in docs.items() if doc.get(name) is not None
         ]
         return _best_first(scored)
+
+    def _bool_should(
+        self, target: dict[str, Any], docs: dict[str, dict[str, Any]], spec: Any
+    ) -> list[tuple[float, str]]:
+        """A ``bool`` of ``should`` clauses only: the documents some clause returned, each scoring the sum of those
+        clauses' scores (BooleanQuery without ``must``: one matching clause is enough)."""
+        if not isinstance(spec, dict):
+            raise ApiError(400, "parsing_exception", "[bool] query malformed, no start_object after query name")
+        for key in spec:
+            if key not in BOOL_KEYS:
+                raise ApiError(400, "parsing_exception", f"[bool] query does not support [{key}]")
+            if key != "should":
+                raise bad_request(f"this stand-in scores a [bool] of [should] clauses only, not [{key}]")
+        should = spec.get("should")
+        clauses = [should] if isinstance(should, dict) else should
+        if not isinstance(clauses, list) or not clauses:
+            raise bad_request("this stand-in scores a [bool] of [should] clauses only: give at least one")
+        totals: dict[str, float] = {}
+        for clause in clauses:
+            for score, doc_id in self._clause_hits(target, docs, clause):
+                totals[doc_id] = totals.get(doc_id, 0.0) + score
+        return _best_first([(totals[doc_id], doc_id) for doc_id in docs if doc_id in totals])
+
+    def _nested(self, target: dict[str, Any], docs: dict[str, dict[str, Any]], spec: Any) -> list[tuple[float, str]]:
+        """A ``nested`` query around a ``neural`` one on a ``knn_vector`` inside the nested objects.
+
+        As the k-NN plugin searches nested fields (without ``expand_nested_docs``), only each document's nearest
+        nested vector matches, and the query keeps the top ``k`` documents; ``score_mode`` then combines the scores
+        of the matched nested objects, that one: ``avg``, ``max``, ``min`` and ``sum`` give its score, ``none`` 0.
+        """
+        path, score_mode, inner = _nested_parts(spec)
+        mapping = target["properties"].get(path)
+        if mapping is None:
+            raise _query_shard_error(f"[nested] failed to find nested object under path [{path}]")
+        if mapping.get("type") != "nested":
+            raise _query_shard_error(f"[nested] nested object under path [{path}] is not of nested type")
+        kind, inner_spec = _one_query(inner)
+        if kind != "neural":
+            raise bad_request(f"this stand-in answers a [neural] query inside [nested], not [{kind}]")
+        name, clause = _neural_clause(inner_spec, kind)
+        field_name = name.removeprefix(f"{path}.")
+        if field_name == name:
+            raise bad_request(
+                f"[neural] field [{name}] is not under the nested path [{path}]: name it [{path}.<field>] (a cluster "
+                "matches no document otherwise; this stand-in refuses it)"
+            )
+        if mapping.get("properties", {}).get(field_name, {}).get("type") != "knn_vector":
+            raise bad_request(f"this stand-in answers [neural] on a knn_vector field only; [{name}] is not one")
+        query = self._embed(clause["model_id"], [clause["query_text"]])[0]
+        nearest = []
+        for doc_id, doc in docs.items():
+            scores = [
+                _model_score(kind, query, obj[field_name])
+                for obj in _nested_objects(doc.get(path), path)
+                if obj.get(field_name) is not None
+            ]
+            if scores:
+                nearest.append((max(scores), doc_id))
+        kept = {doc_id: score for score, doc_id in _best_first(nearest)[: clause["k"]]}
+        return _best_first([(_score_mode(score_mode, [kept[doc_id]]), doc_id) for doc_id in docs if doc_id in kept])
 
     # --- search pipelines, hybrid queries ----------------------------------------------------
     def _put_search_pipeline(self, pipeline_id: str, body: Any) -> Any:
@@ -864,25 +1010,8 @@ class FakeMLCommons:
         if filter_query is not None:
             text_fields = {name for name, mapping in target["properties"].items() if mapping.get("type") == "text"}
             docs = {doc_id: doc for doc_id, doc in docs.items() if matches(filter_query, doc, text_fields)}
-        ranked = [self._hybrid_clause(target, docs, clause)[:size] for clause in queries]
+        ranked = [self._clause_hits(target, docs, clause)[:size] for clause in queries]
         return _combine(ranked, processor)
-
-    def _hybrid_clause(
-        self, target: dict[str, Any], docs: dict[str, dict[str, Any]], clause: Any
-    ) -> list[tuple[float, str]]:
-        """One ``hybrid`` sub-query's hits, best first: what that query alone would match."""
-        kind, spec = _one_query(clause)
-        if kind == "match":
-            return _bm25(target, docs, spec)
-        if kind == "neural":
-            ranked = self._neural_scores(docs, kind, spec)
-            return ranked[: next(iter(spec.values()))["k"]]
-        if kind == "neural_sparse":
-            # A document sharing no token with the query does not match the feature queries neural_sparse builds.
-            return [(score, doc_id) for score, doc_id in self._neural_scores(docs, kind, spec) if score > 0]
-        raise ApiError(
-            400, "parsing_exception", f"this stand-in answers match, neural and neural_sparse in [hybrid], not [{kind}]"
-        )
 
     # --- search --------------------------------------------------------------------------
     def _search(self, what: str, docs: dict[str, dict[str, Any]], body: Any) -> Any:
@@ -1006,9 +1135,432 @@ def matches(query: dict[str, Any], doc: dict[str, Any], text_fields: set[str] = 
     raise ApiError(400, "parsing_exception", f"unknown query [{kind}]")
 
 
+# --- text_chunking, text_embedding over lists, nested mappings, nested and bool queries --------------------------------
+# The queries a search answers (``match`` only as a clause of a ``bool`` or ``hybrid``); the keys BoolQueryBuilder and
+# NestedQueryBuilder parse.
+SCORED_QUERIES = ("neural", "neural_sparse", "nested", "bool")
+BOOL_KEYS = ("must", "filter", "should", "must_not", "minimum_should_match", "boost", "_name", "adjust_pure_negative")
+NESTED_KEYS = ("path", "query", "score_mode", "inner_hits", "ignore_unmapped", "boost", "_name")
+
+
+def _java_class(value: Any) -> str:
+    """The class OpenSearch's JSON parser gives a value, as its configuration errors name it."""
+    if isinstance(value, bool):
+        return "java.lang.Boolean"
+    if isinstance(value, int):
+        return "java.lang.Integer" if -(2**31) <= value < 2**31 else "java.lang.Long"
+    names = {float: "java.lang.Double", str: "java.lang.String", list: "java.util.ArrayList", dict: "java.util.HashMap"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _java_text(value: Any) -> str | None:
+    """``value.toString()`` for the values a JSON body holds (None where Java would throw)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else None if value is None else str(value)
+
+
+def _java_int(text: str | None) -> int | None:
+    """Integer.decode, which NumberUtils.createInteger calls: a sign, then decimal, 0x / # hex or 0 octal digits."""
+    if text is None:
+        return None
+    sign, rest = (text[0], text[1:]) if text[:1] in ("+", "-") else ("", text)
+    if rest[:2] in ("0x", "0X") or rest[:1] == "#":
+        base, digits = 16, rest[2:] if rest[:1] == "0" else rest[1:]
+    elif rest[:1] == "0" and len(rest) > 1:
+        base, digits = 8, rest[1:]
+    else:
+        base, digits = 10, rest
+    if not re.fullmatch(r"[0-9a-fA-F]+", digits):
+        return None
+    try:
+        value = int(digits, base) * (-1 if sign == "-" else 1)
+    except ValueError:
+        return None
+    return value if -(2**31) <= value < 2**31 else None
+
+
+def _integer_parameter(params: dict[str, Any], key: str, default: int, *, positive: bool = False) -> int:
+    """ChunkerParameterParser.parseIntegerWithDefault (and parsePositiveIntegerWithDefault): ``"5"`` passes too."""
+    if key not in params:
+        return default
+    value = _java_int(_java_text(params[key]))
+    if value is None:
+        raise bad_request(f"Parameter [{key}] must be of java.lang.Integer type")
+    if positive and value <= 0:
+        raise bad_request(f"Parameter [{key}] must be positive.")
+    return value
+
+
+def _double_parameter(params: dict[str, Any], key: str, default: float) -> float:
+    """ChunkerParameterParser.parseDoubleWithDefault."""
+    if key not in params:
+        return default
+    text = _java_text(params[key])
+    try:
+        if text is None or "_" in text:
+            raise ValueError(text)
+        return float(text)
+    except ValueError:
+        raise bad_request(f"Parameter [{key}] must be of java.lang.Double type") from None
+
+
+def _string_parameter(params: dict[str, Any], key: str, default: str) -> str:
+    """ChunkerParameterParser.parseStringWithDefault: a non-empty string."""
+    if key not in params:
+        return default
+    value = params[key]
+    if not isinstance(value, str):
+        raise bad_request(f"Parameter [{key}] must be of java.lang.String type")
+    if not value:
+        raise bad_request(f"Parameter [{key}] should not be empty.")
+    return value
+
+
+def _read_map(config: dict[str, Any], key: str) -> dict[str, Any]:
+    """ConfigurationUtils.readMap: a required object, removed from the configuration."""
+    value = config.pop(key, None)
+    if value is None:
+        raise ApiError(400, "parse_exception", f"[{key}] required property is missing")
+    if not isinstance(value, dict):
+        raise ApiError(400, "parse_exception", f"[{key}] property isn't a map, but of type [{_java_class(value)}]")
+    return value
+
+
+# OpenSearch's ingest-common ``trim`` processor (AbstractStringProcessor): String.trim on one field.
+TRIM = "trim"
+TRIM_KEYS = {"field", "target_field", "ignore_missing", "tag", "description"}
+
+
+def _check_trim(config: Any) -> None:
+    """A ``trim`` processor as its factory reads it: ``field`` required; ``target_field``, ``ignore_missing``."""
+    if not isinstance(config, dict):
+        raise ApiError(400, "parse_exception", f"property isn't a map, but of type [{_java_class(config)}]")
+    unknown = [key for key in config if key not in TRIM_KEYS]
+    if unknown:
+        raise ApiError(
+            400,
+            "parse_exception",
+            f"processor [{TRIM}] doesn't support one or more provided configuration parameters [{', '.join(unknown)}]",
+        )
+    for key in ("field", "target_field"):
+        if key in config and not isinstance(config[key], str):
+            raise ApiError(
+                400, "parse_exception", f"[{key}] property isn't a string, but of type [{_java_class(config[key])}]"
+            )
+    if "field" not in config:
+        raise ApiError(400, "parse_exception", "[field] required property is missing")
+
+
+def _trim_field(doc: dict[str, Any], config: dict[str, Any]) -> None:
+    """``value.trim()`` (Java: every char up to U+0020 off both ends) written to ``target_field`` or in place."""
+    name = config["field"]
+    value = doc.get(name)
+    if value is None:
+        if config.get("ignore_missing", False):
+            return
+        raise bad_request(f"field [{name}] not present as part of path [{name}]")
+    if not isinstance(value, str):
+        raise bad_request(f"field [{name}] of type [{_java_class(value)}] cannot be cast to [java.lang.String]")
+    doc[config.get("target_field", name)] = value.strip("".join(map(chr, range(0x21))))
+
+
+def _check_text_chunking(config: Any) -> None:
+    """A ``text_chunking`` processor as ConfigurationUtils.readProcessor builds it with TextChunkingProcessorFactory.
+
+    ``tag`` and ``description`` are strings; ``field_map`` and ``algorithm`` required objects; ``ignore_missing`` a
+    boolean; then the algorithm is parsed (``_chunking_algorithm``) and any other key refused. The algorithms'
+    other parameters are ignored, as the chunkers ignore them.
+    """
+    if not isinstance(config, dict):
+        raise ApiError(400, "parse_exception", f"property isn't a map, but of type [{_java_class(config)}]")
+    left = dict(config)
+    for key in ("tag", "description"):
+        value = left.pop(key, None)
+        if value is not None and not isinstance(value, str):
+            raise ApiError(
+                400, "parse_exception", f"[{key}] property isn't a string, but of type [{_java_class(value)}]"
+            )
+    for key in COMMON_PROCESSOR_KEYS:
+        if key in left:
+            raise bad_request(f"this stand-in does not run [{key}] on ingest processors")
+    field_map = _read_map(left, "field_map")
+    algorithm = _read_map(left, "algorithm")
+    ignore_missing = left.pop("ignore_missing", None)
+    if ignore_missing is not None and not isinstance(ignore_missing, bool):
+        raise ApiError(
+            400,
+            "parse_exception",
+            f"[ignore_missing] property isn't a boolean, but of type [{_java_class(ignore_missing)}]",
+        )
+    _chunking_algorithm(algorithm)
+    if left:
+        raise ApiError(
+            400,
+            "parse_exception",
+            f"processor [{CHUNKING}] doesn't support one or more provided configuration parameters [{', '.join(left)}]",
+        )
+    for source, output in field_map.items():
+        if not isinstance(output, str):
+            raise bad_request(
+                f"this stand-in chunks top-level fields into a field named by a string; field_map[{source}] is "
+                f"{output!r} (the plugin's nested field maps are not modelled)"
+            )
+
+
+def _chunking_algorithm(algorithm: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
+    """TextChunkingProcessor.parseAlgorithmMap, then the chunker's parseParameters: (name, parameters, limit).
+
+    No algorithm means ``fixed_token_length`` with its defaults; ``max_chunk_limit`` (100 by default) must be
+    positive or -1, which disables it.
+    """
+    if len(algorithm) > 1:
+        raise bad_request(f"Unable to create {CHUNKING} processor as [algorithm] contains multiple algorithms")
+    name, params = next(iter(algorithm.items()), (CHUNKING_ALGORITHMS[0], {}))
+    if not isinstance(params, dict):
+        raise bad_request(
+            f"Unable to create {CHUNKING} processor as parameters for [{name}] algorithm must be an object"
+        )
+    if name not in CHUNKING_ALGORITHMS:
+        raise bad_request(
+            f"Chunking algorithm [{name}] is not supported. Supported chunking algorithms are "
+            f"[{', '.join(CHUNKING_ALGORITHMS)}]"
+        )
+    limit = _integer_parameter(params, "max_chunk_limit", DEFAULT_MAX_CHUNK_LIMIT)
+    if limit <= 0 and limit != DISABLED_MAX_CHUNK_LIMIT:
+        raise bad_request(
+            f"Parameter [max_chunk_limit] must be positive or {DISABLED_MAX_CHUNK_LIMIT} to disable this parameter"
+        )
+    if name == "delimiter":
+        _string_parameter(params, "delimiter", DEFAULT_DELIMITER)
+    elif name == "fixed_token_length":
+        _integer_parameter(params, "token_limit", 384, positive=True)
+        overlap = _double_parameter(params, "overlap_rate", 0.0)
+        tokenizer = _string_parameter(params, "tokenizer", "standard")
+        if overlap < 0.0 or overlap > 0.5:
+            raise bad_request("Parameter [overlap_rate] must be between 0.0 and 0.5")
+        if tokenizer not in WORD_TOKENIZERS:
+            raise bad_request(
+                f"Tokenizer [{tokenizer}] is not supported for [fixed_token_length] algorithm. Supported tokenizers "
+                f"are [{', '.join(WORD_TOKENIZERS)}]"
+            )
+    else:
+        _integer_parameter(params, "char_limit", 2048, positive=True)
+        overlap = _double_parameter(params, "overlap_rate", 0.0)
+        if overlap < 0.0 or overlap > 0.5:
+            raise bad_request(f"Parameter [overlap_rate] must be between 0.0 and 0.5, but was {overlap}")
+    return name, params, limit
+
+
+def _check_string_list(source: str, value: list[Any], *, allow_blank: bool) -> None:
+    """ProcessorDocumentUtils' check of a list field: strings only (blank ones too where ``allow_blank``)."""
+    for element in value:
+        if element is None:
+            raise bad_request(f"list type field [{source}] has null, cannot process it")
+        if isinstance(element, list):
+            raise bad_request(f"list type field [{source}] is nested list type, cannot process it")
+        if isinstance(element, dict):
+            raise bad_request(
+                f"this stand-in takes strings and lists of strings in field_map fields; [{source}] holds objects"
+            )
+        if not isinstance(element, str):
+            raise bad_request(f"list type field [{source}] has non string value, cannot process it")
+        if not allow_blank and not element.strip():
+            raise bad_request(f"list type field [{source}] has empty string, cannot process it")
+
+
+def _check_leaf(source: str, value: Any) -> None:
+    """A field_map field holding neither a string nor a list: refused (objects by this stand-in only)."""
+    if isinstance(value, dict):
+        raise bad_request(
+            f"this stand-in takes strings and lists of strings in field_map fields; [{source}] is an object"
+        )
+    raise bad_request(f"map type field [{source}] is neither string nor nested type, cannot process it")
+
+
+def _chunk_document(doc: dict[str, Any], config: dict[str, Any]) -> None:
+    """A ``text_chunking`` processor run on a document (TextChunkingProcessor.execute), ``delimiter`` only.
+
+    Each field_map field's text (or list of texts) becomes the list of its passages; a missing or blank field an
+    empty list, or nothing with ``ignore_missing``. ``max_chunk_limit`` counts over the whole document: each text
+    chunked lowers it by its passages, and a text stops being cut once its passages plus the texts still to cut
+    reach it, the rest of it kept whole as its last passage.
+    """
+    name, params, limit = _chunking_algorithm(config["algorithm"])
+    if name != "delimiter":
+        raise bad_request(
+            f"this stand-in chunks with the delimiter algorithm only, not [{name}]: a cluster would cut this "
+            "document, this stand-in cannot"
+        )
+    delimiter = params.get("delimiter", DEFAULT_DELIMITER)
+    field_map = config["field_map"]
+    for source in field_map:
+        value = doc.get(source)
+        if isinstance(value, list):
+            _check_string_list(source, value, allow_blank=True)
+        elif value is not None and not isinstance(value, str):
+            _check_leaf(source, value)
+    # chunk_string_count: the non-empty texts still to cut, this one included.
+    runtime = {"limit": limit, "strings": 0}
+    for source in field_map:
+        value = doc.get(source)
+        texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        runtime["strings"] += sum(1 for text in texts if text)
+    for source, output in field_map.items():
+        value = doc.get(source)
+        if value is None and config.get("ignore_missing", False):
+            continue
+        if value is None or (isinstance(value, str) and not value.strip()):
+            doc[output] = []
+        else:
+            texts = [value] if isinstance(value, str) else value
+            doc[output] = [passage for text in texts for passage in _chunk_text(text, delimiter, runtime)]
+
+
+def _chunk_text(text: str, delimiter: str, runtime: dict[str, int]) -> list[str]:
+    """TextChunkingProcessor.chunkString: cut one text, then lower the limit by its passages."""
+    if not text:
+        return []
+    passages = _delimiter_chunks(text, delimiter, runtime["limit"], runtime["strings"])
+    runtime["strings"] -= 1
+    if runtime["limit"] != DISABLED_MAX_CHUNK_LIMIT:
+        runtime["limit"] -= len(passages)
+    return passages
+
+
+def _delimiter_chunks(text: str, delimiter: str, limit: int = DISABLED_MAX_CHUNK_LIMIT, strings: int = 1) -> list[str]:
+    """DelimiterChunker.chunk: a passage ends after each delimiter (kept); the text after the last one is a passage.
+
+    Before each cut, if the passages so far plus ``strings`` (the texts still to cut, this one included) reach
+    ``limit`` (unless -1), cutting stops and the rest of the text is the last passage.
+    """
+    passages: list[str] = []
+    start, found = 0, text.find(delimiter)
+    while found != -1:
+        if limit != DISABLED_MAX_CHUNK_LIMIT and len(passages) + strings >= limit:
+            break
+        end = found + len(delimiter)
+        passages.append(text[start:end])
+        start, found = end, text.find(delimiter, end)
+    if start < len(text):
+        passages.append(text[start:])
+    return passages
+
+
+def _check_mappings(properties: Any, *, knn: bool, prefix: str = "") -> None:
+    """``knn_vector`` fields, at the top or inside ``nested`` ones, need ``index.knn`` and an integer dimension."""
+    if not isinstance(properties, dict):
+        raise bad_request(f"[{prefix or 'mappings.'}properties] must be an object", kind="mapper_parsing_exception")
+    for name, mapping in properties.items():
+        full = f"{prefix}{name}"
+        if not isinstance(mapping, dict):
+            raise bad_request(f"field [{full}]: its mapping must be an object", kind="mapper_parsing_exception")
+        if mapping.get("type") == "knn_vector":
+            if not knn:
+                raise bad_request(f"field [{full}]: knn_vector needs index.knn: true", kind="mapper_parsing_exception")
+            if not isinstance(mapping.get("dimension"), int):
+                raise bad_request(f"field [{full}]: dimension is required", kind="mapper_parsing_exception")
+        elif mapping.get("type") == "nested":
+            _check_mappings(mapping.get("properties", {}), knn=knn, prefix=f"{full}.")
+
+
+def _check_vectors(properties: dict[str, Any], doc: dict[str, Any]) -> None:
+    """Each ``knn_vector`` value, in every nested object too, must have its field's dimension."""
+    for name, mapping in properties.items():
+        value = doc.get(name)
+        if value is None:
+            continue
+        if mapping.get("type") == "nested":
+            for obj in _nested_objects(value, name):
+                _check_vectors(mapping.get("properties", {}), obj)
+        elif mapping.get("type") == "knn_vector":
+            if not isinstance(value, list):
+                raise bad_request(
+                    f"failed to parse field [{name}] of type [knn_vector]", kind="mapper_parsing_exception"
+                )
+            if len(value) != mapping["dimension"]:
+                raise bad_request(
+                    f"Vector dimension mismatch. Expected: {mapping['dimension']}, Given: {len(value)}",
+                    kind="mapper_parsing_exception",
+                )
+
+
+def _nested_objects(value: Any, name: str) -> list[dict[str, Any]]:
+    """A nested field's objects: none, one object or a list of them."""
+    objects = [] if value is None else value if isinstance(value, list) else [value]
+    for obj in objects:
+        if not isinstance(obj, dict):
+            raise bad_request(
+                f"object mapping for [{name}] tried to parse field [{name}] as object, but found a concrete value",
+                kind="mapper_parsing_exception",
+            )
+    return objects
+
+
+def _nested_path(target: dict[str, Any], name: str) -> str | None:
+    """The ``nested`` field ``name`` lies under, if any (``passage_embedding`` for ``passage_embedding.knn``)."""
+    parts = name.split(".")
+    for end in range(1, len(parts)):
+        path = ".".join(parts[:end])
+        if target["properties"].get(path, {}).get("type") == "nested":
+            return path
+    return None
+
+
+def _neural_clause(spec: Any, kind: str) -> tuple[str, dict[str, Any]]:
+    """A ``neural`` / ``neural_sparse`` query's field and options (``neural`` needs ``k``)."""
+    name, clause = _single_entry(spec, kind)
+    _require_object(clause, {"query_text", "model_id", "k"}, required={"query_text", "model_id"})
+    if kind == "neural" and "k" not in clause:
+        raise bad_request("[neural] query needs k")
+    if "k" in clause and (not isinstance(clause["k"], int) or clause["k"] < 1):
+        raise bad_request(f"[{kind}] k must be a positive integer, got {clause['k']!r}")
+    return name, clause
+
+
+def _nested_parts(spec: Any) -> tuple[str, str, Any]:
+    """NestedQueryBuilder.fromXContent: (path, score_mode, query); ``score_mode`` is ``avg`` unless given."""
+    if not isinstance(spec, dict):
+        raise ApiError(400, "parsing_exception", "[nested] query malformed, no start_object after query name")
+    for key in spec:
+        if key not in NESTED_KEYS:
+            raise ApiError(400, "parsing_exception", f"[nested] query does not support [{key}]")
+        if key not in ("path", "query", "score_mode"):
+            raise bad_request(f"this stand-in does not take [{key}] in a [nested] query")
+    if spec.get("path") is None:
+        raise bad_request("[nested] requires 'path' field")
+    if spec.get("query") is None:
+        raise bad_request("[nested] requires 'query' field")
+    score_mode = spec.get("score_mode", "avg")
+    if score_mode not in SCORE_MODES:
+        raise bad_request(f"No score mode for child query [{score_mode}] found")
+    return spec["path"], score_mode, spec["query"]
+
+
+def _score_mode(mode: str, scores: list[float]) -> float:
+    """A parent's score from its matched nested objects' (Lucene's ScoreMode; ``none`` scores 0)."""
+    if mode == "none":
+        return 0.0
+    combine: dict[str, Callable[[list[float]], float]] = {
+        "avg": lambda found: sum(found) / len(found),
+        "max": max,
+        "min": min,
+        "sum": sum,
+    }
+    return combine[mode](scores)
+
+
+def _query_shard_error(reason: str) -> ApiError:
+    """A query that fails on the shard (QueryShardContext.toQuery): 400 ``search_phase_execution_exception``."""
+    error = ApiError(400, "search_phase_execution_exception", "all shards failed")
+    cause = {"type": "query_shard_exception", "reason": f"failed to create query: {reason}"}
+    error.body["error"].update(root_cause=[cause], phase="query", grouped=True, caused_by=cause)
+    return error
+
+
 # --- search queries, search pipelines, hybrid scoring ------------------------------------------------------------------
 def _empty_not_found(reason: str) -> ApiError:
-    """A 404 whose body is ``{}``: what GET of a missing search pipeline answers (GetSearchPipelineResponse)."""
+    """A 404 whose body is ``{}``: what GET of a missing search or ingest pipeline answers (Get*PipelineResponse)."""
     error = ApiError(404, "resource_not_found_exception", reason)
     error.body = {}
     return error
