@@ -170,13 +170,16 @@ def test_a_nested_field_added_with_a_default_leaves_the_fingerprints_of_finished
 
     opensearch = {"connection": {"url": "https://search.example:9200"}, "mode": "local"}
     deploy = Deploy.model_validate({"opensearch": opensearch})
-    # What runs made before deploy.opensearch.hybrid_search and deploy.when_rejected existed hashed: the section
-    # without them.
+    # What runs made before deploy.opensearch.hybrid_search, .passage_vectors and deploy.when_rejected existed
+    # hashed: the section without them.
     before = deploy.model_dump(mode="json")
     before["opensearch"].pop("hybrid_search")
+    before["opensearch"].pop("passage_vectors")
     before.pop("when_rejected")
     assert deploy.fingerprint_material() == before
     with_hybrid = Deploy.model_validate({"opensearch": {**opensearch, "hybrid_search": {"keyword_weight": 0.3}}})
     assert with_hybrid.fingerprint_material()["opensearch"]["hybrid_search"]["keyword_weight"] == 0.3
+    with_passages = Deploy.model_validate({"opensearch": {**opensearch, "passage_vectors": {}}})
+    assert with_passages.fingerprint_material()["opensearch"]["passage_vectors"]["ingest_pipeline"] == "osft-passages"
     with_base = Deploy.model_validate({"opensearch": opensearch, "when_rejected": "base"})
     assert with_base.fingerprint_material() == {**before, "when_rejected": "base"}

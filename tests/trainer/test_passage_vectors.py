@@ -10,7 +10,7 @@ from test_keyword_baselines import JUDGED, _judged_folder
 from trainer_data import tiny_corpus
 
 from osft.common.beir import JudgedSet
-from osft.common.passages import delimiter_chunks
+from osft.common.passages import delimiter_chunks, document_passages
 from osft.common.stage import run_stage
 from osft.trainer import keyword_baselines, passage_vectors
 from osft.trainer.evaluate_stage import STAGE as EVALUATE
@@ -30,6 +30,12 @@ def test_passages_keep_their_delimiter_and_the_text_after_the_last_one() -> None
     assert delimiter_chunks("p < 0.05 here.") == ["p < 0.", "05 here."], "a decimal point splits, as in the cluster"
     assert delimiter_chunks("no delimiter at all") == ["no delimiter at all"]
     assert delimiter_chunks("a\n\nb", delimiter="\n\n") == ["a\n\n", "b"]
+
+
+def test_a_document_is_trimmed_as_java_trims_before_it_is_cut() -> None:
+    assert delimiter_chunks("One. Two.  ") == ["One.", " Two.", "  "], "a blank last passage, untrimmed"
+    assert document_passages("\t One. Two.  \n") == ["One.", " Two."]
+    assert document_passages("One.\u00a0") == ["One.", "\u00a0"], "String.trim keeps a no-break space"
 
 
 def test_past_the_chunk_limit_the_rest_stays_whole_in_the_last_passage() -> None:

@@ -15,26 +15,35 @@ CANDIDATES_PER_CLAUSE = 100
 """Documents each clause returns before the scores are combined (the docs recommend 100 to 200)."""
 
 
-def clause_weights(keyword_weight: float) -> list[float]:
-    """``[BM25, model]``; rounded so that the two sum to exactly 1.0, which the normalization processor requires."""
+def clause_weights(keyword_weight: float, model_clauses: int = 1) -> list[float]:
+    """``[BM25, model...]``: the model's share split evenly over its ``model_clauses`` clauses.
+
+    Rounded, with the last weight taking what is left, so that they sum to exactly 1.0, which the normalization
+    processor requires.
+    """
     keyword = round(keyword_weight, 6)
-    return [keyword, round(1.0 - keyword, 6)]
+    shares = [round((1.0 - keyword) / model_clauses, 6) for _ in range(model_clauses - 1)]
+    return [keyword, *shares, round(1.0 - keyword - sum(shares), 6)]
 
 
-def search_pipeline_body(keyword_weight: float = DEFAULT_KEYWORD_WEIGHT) -> dict:
+def search_pipeline_body(
+    keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
+    model_clauses: int = 1,
+    description: str = "osft: hybrid of BM25 and the registered model, as scored in the evaluate stage",
+) -> dict:
     """A search pipeline whose ``normalization-processor`` scales each clause by its min and max and averages.
 
     The description starts with ``osft:``, which is how the register stage tells a pipeline it may update.
     """
     return {
-        "description": "osft: hybrid of BM25 and the registered model, as scored in the evaluate stage",
+        "description": description,
         "phase_results_processors": [
             {
                 "normalization-processor": {
                     "normalization": {"technique": "min_max"},
                     "combination": {
                         "technique": "arithmetic_mean",
-                        "parameters": {"weights": clause_weights(keyword_weight)},
+                        "parameters": {"weights": clause_weights(keyword_weight, model_clauses)},
                     },
                 }
             }

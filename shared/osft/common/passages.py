@@ -13,6 +13,19 @@ MAX_CHUNK_LIMIT = 100
 """The processor's default ``max_chunk_limit``."""
 
 
+JAVA_TRIMMED = "".join(map(chr, range(0x21)))
+"""What Java's ``String.trim`` (OpenSearch's ``trim`` ingest processor) removes from both ends: U+0000 to U+0020."""
+
+
+def document_passages(text: str, delimiter: str = PASSAGE_DELIMITER) -> list[str]:
+    """A document's passages as the register stage's ingest pipeline cuts them: trimmed, then cut on ``delimiter``.
+
+    The trim matters: after a text's last delimiter a run of spaces would be a blank last passage, and
+    ``text_embedding`` refuses a document with a blank passage.
+    """
+    return delimiter_chunks(text.strip(JAVA_TRIMMED), delimiter)
+
+
 def delimiter_chunks(
     text: str, delimiter: str = PASSAGE_DELIMITER, max_chunk_limit: int = MAX_CHUNK_LIMIT
 ) -> list[str]:

@@ -1,9 +1,9 @@
-"""The hybrid search pipeline the register stage creates (``deploy.opensearch.hybrid_search``), and its query.
+"""The pipelines the register stage creates, and the hybrid query that uses ``deploy.opensearch.hybrid_search``.
 
 On judged queries a hybrid of BM25 and the model often beats the model alone (on SciFact by about 6 points of
-nDCG@10, docs/trainer.md); this puts that hybrid, as the evaluate stage scored it, one query away. The pipeline
-is found by id first: one that already holds the same processor is reused, one osft created before is updated,
-and one osft did not create is left alone (the stage fails, naming it).
+nDCG@10, docs/trainer.md); this puts that hybrid, as the evaluate stage scored it, one query away. Every pipeline
+(search or ingest) is found by id first: one that already holds the same processors is reused, one osft created
+before is updated, and one osft did not create is left alone (the stage fails, naming it).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from osft.common.errors import OsftError
-from osft.common.hybrid_search import hybrid_query, search_pipeline_body
+from osft.common.hybrid_search import hybrid_query
 from osft.common.spec.deploy import HybridSearch
 from osft.registrar.ml_commons import MLCommons
 
@@ -19,21 +19,44 @@ OWN_DESCRIPTION = "osft:"
 QUERY_PLACEHOLDER = "the user's query"
 
 
-def ensure_search_pipeline(ml: MLCommons, spec: HybridSearch) -> bool:
-    """Create (or update) the pipeline; False when it already holds this processor and nothing was sent."""
-    body = search_pipeline_body(spec.keyword_weight)
-    found = ml.get_or_none(f"reading search pipeline {spec.pipeline}", ml.client.search_pipeline.get, id=spec.pipeline)
-    current = (found or {}).get(spec.pipeline)
+def ensure_search_pipeline(ml: MLCommons, pipeline_id: str, body: dict[str, Any], field: str) -> bool:
+    """Create (or update) search pipeline ``pipeline_id``; False when it already holds this processor.
+
+    ``field`` is the spec field naming the pipeline, for the error when someone else's pipeline has that id.
+    """
+    found = ml.get_or_none(f"reading search pipeline {pipeline_id}", ml.client.search_pipeline.get, id=pipeline_id)
+    current = (found or {}).get(pipeline_id)
     if current is not None:
         if current.get("phase_results_processors") == body["phase_results_processors"]:
             return False
-        if not str(current.get("description", "")).startswith(OWN_DESCRIPTION):
-            raise OsftError(
-                f"search pipeline {spec.pipeline} already exists and osft did not create it",
-                hint="name another one in deploy.opensearch.hybrid_search.pipeline, or delete that pipeline",
-            )
-    ml.call(f"creating search pipeline {spec.pipeline}", ml.client.search_pipeline.put, id=spec.pipeline, body=body)
+        refuse_foreign(current, f"search pipeline {pipeline_id}", field)
+    ml.call(f"creating search pipeline {pipeline_id}", ml.client.search_pipeline.put, id=pipeline_id, body=body)
     return True
+
+
+def ensure_ingest_pipeline(ml: MLCommons, pipeline_id: str, body: dict[str, Any], field: str) -> bool:
+    """Create (or update) ingest pipeline ``pipeline_id``; False when it already holds these processors.
+
+    An update (another model_id after a new run) applies to documents indexed from then on; documents already
+    in an index keep the vectors of the model that embedded them until they are reindexed.
+    """
+    found = ml.get_or_none(f"reading ingest pipeline {pipeline_id}", ml.client.ingest.get_pipeline, id=pipeline_id)
+    current = (found or {}).get(pipeline_id)
+    if current is not None:
+        if current.get("processors") == body["processors"]:
+            return False
+        refuse_foreign(current, f"ingest pipeline {pipeline_id}", field)
+    ml.call(f"creating ingest pipeline {pipeline_id}", ml.client.ingest.put_pipeline, id=pipeline_id, body=body)
+    return True
+
+
+def refuse_foreign(current: dict[str, Any], what: str, field: str) -> None:
+    """Stop before replacing a pipeline osft did not create (its description does not start with ``osft:``)."""
+    if not str(current.get("description", "")).startswith(OWN_DESCRIPTION):
+        raise OsftError(
+            f"{what} already exists and osft did not create it",
+            hint=f"name another one in {field}, or delete that pipeline",
+        )
 
 
 def example_query(

@@ -17,6 +17,7 @@ from typing import Any
 
 from osft.common.aws_clients import sagemaker_client
 from osft.common.errors import OsftError
+from osft.common.hybrid_search import search_pipeline_body
 from osft.common.manifests import EvaluateManifest, RegisterStats, TrainManifest
 from osft.common.opensearch import opensearch_client
 from osft.common.spec.deploy import OpenSearchRegistration, SageMakerEndpoint
@@ -32,6 +33,7 @@ from osft.registrar.opensearch_registration import (
     register_remote,
     register_zip,
 )
+from osft.registrar.passage_index import PASSAGE_INDEX_FILE, ensure_passage_pipelines, passage_index_file
 from osft.registrar.sagemaker_deploy import (
     TUNED_VARIANT,
     EndpointResult,
@@ -209,21 +211,27 @@ def register_in_opensearch(
     if spec.cross_encoder is not None:
         result.cross_encoder_model_id, created = register_cross_encoder(ml, spec.cross_encoder, group_id, name)
         result.note(f"cross-encoder {result.cross_encoder_model_id}", created)
-    if spec.hybrid_search is not None:
-        result.note(f"search pipeline {spec.hybrid_search.pipeline}", ensure_search_pipeline(ml, spec.hybrid_search))
-        query = example_query(spec.hybrid_search, model.kind, result.model_id, result.tokenizer_model_id)
+    hybrid, passages = spec.hybrid_search, spec.passage_vectors
+    if hybrid is not None:
+        body = search_pipeline_body(hybrid.keyword_weight)
+        sent = ensure_search_pipeline(ml, hybrid.pipeline, body, "deploy.opensearch.hybrid_search.pipeline")
+        result.note(f"search pipeline {hybrid.pipeline}", sent)
+        query = example_query(hybrid, model.kind, result.model_id, result.tokenizer_model_id)
         ctx.output_path(HYBRID_QUERY_FILE).write_text(json.dumps(query, indent=2))
+    dimension = None
+    if model.kind == "dense" and (passages is not None or spec.search_check is not None):
+        dimension = model_dimension(ml, result, zips)
+    if passages is not None:
+        assert dimension is not None  # the spec refuses passage vectors for sparse models
+        for what, sent in ensure_passage_pipelines(ml, passages, hybrid, result.model_id).items():
+            result.note(what, sent)
+        written = passage_index_file(passages, hybrid, result.model_id, dimension)
+        ctx.output_path(PASSAGE_INDEX_FILE).write_text(json.dumps(written, indent=2))
 
     checks = []
     if spec.smoke_test:
         checks.append(run_smoke_test(ctx, spec, ml, model, result, endpoint, zips))
     if spec.search_check is not None:
-        config = next((z.model_config for z in zips if z.model_config), None) or {}
-        dimension = config.get("embedding_dimension")
-        if model.kind == "dense" and dimension is None:
-            dimension = len(
-                embeddings_from_predict(ml.predict(result.model_id, result.function_name, ["dimension"]))[0]
-            )
         checks.append(
             run_search_check(
                 ml,
@@ -233,11 +241,21 @@ def register_in_opensearch(
                 query_model_id=result.tokenizer_model_id,
                 dimension=dimension,
                 texts=list(spec.smoke_texts),
-                hybrid_pipeline=spec.hybrid_search.pipeline if spec.hybrid_search else None,
+                hybrid_pipeline=hybrid.pipeline if hybrid else None,
+                passages=passages is not None,
+                passages_pipeline=passages.hybrid_pipeline if passages and hybrid else None,
             )
         )
         ctx.log.info("search_check_passed", index=spec.search_check.index)
     return "; ".join(checks) or None
+
+
+def model_dimension(ml: MLCommons, result: OpenSearchResult, zips: list) -> int:
+    """The dense model's embedding size: from its ML Commons config, or from one ``_predict``."""
+    config = next((z.model_config for z in zips if z.model_config), None) or {}
+    if config.get("embedding_dimension") is not None:
+        return int(config["embedding_dimension"])
+    return len(embeddings_from_predict(ml.predict(result.model_id, result.function_name, ["dimension"]))[0])
 
 
 def run_smoke_test(
@@ -319,7 +337,11 @@ def run(ctx: StageContext) -> StageResult:
         model_id=stats.model_id,
     )
     ctx.output_path(REGISTRATION_FILE).write_text(json.dumps(registration, indent=2))
-    outputs = [REGISTRATION_FILE, *([HYBRID_QUERY_FILE] if stats.search_pipeline else [])]
+    outputs = [
+        REGISTRATION_FILE,
+        *([HYBRID_QUERY_FILE] if stats.search_pipeline else []),
+        *([PASSAGE_INDEX_FILE] if stats.passage_pipeline else []),
+    ]
     notes = [f"created: {', '.join(stats.created)}"] if stats.created else []
     if model.is_base:
         notes.insert(0, f"deployed the base model {ctx.spec.model.base} (deploy.when_rejected 'base'): {reason}")
@@ -329,6 +351,11 @@ def run(ctx: StageContext) -> StageResult:
         notes.append(f"smoke test {stats.smoke_test}")
     if stats.search_pipeline:
         notes.append(f"hybrid queries: search pipeline {stats.search_pipeline}, example in {HYBRID_QUERY_FILE}")
+    if stats.passage_pipeline:
+        notes.append(
+            f"passage vectors: ingest pipeline {stats.passage_pipeline}; the index body and queries that use it are "
+            f"in {PASSAGE_INDEX_FILE}"
+        )
     return StageResult(stats=stats, outputs=outputs, notes=notes)
 
 
@@ -381,11 +408,14 @@ def _deploy_and_register(
         stats.function_name, stats.tokenizer_model_id = result.function_name, result.tokenizer_model_id
         stats.cross_encoder_model_id, stats.smoke_test = result.cross_encoder_model_id, smoke
         stats.search_pipeline = deploy.opensearch.hybrid_search.pipeline if deploy.opensearch.hybrid_search else None
+        passages = deploy.opensearch.passage_vectors
+        stats.passage_pipeline = passages.ingest_pipeline if passages else None
         stats.created, stats.reused = result.created, result.reused
         registration["opensearch"] = {
             **_opensearch_record(deploy.opensearch.connection.url, deploy.opensearch.mode, result),
             "smoke_test": smoke,
             "search_pipeline": stats.search_pipeline,
+            "passage_pipeline": stats.passage_pipeline,
         }
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from osft.common.beir import JudgedSet
-from osft.common.passages import PASSAGE_DELIMITER, delimiter_chunks
+from osft.common.hybrid_search import DEFAULT_KEYWORD_WEIGHT, clause_weights
+from osft.common.passage_search import VECTOR_CLAUSES
+from osft.common.passages import PASSAGE_DELIMITER, document_passages
 from osft.trainer.base_embeddings import encode_texts
 from osft.trainer.hard_negatives import QUERY_CHUNK
 from osft.trainer.keyword_baselines import Hits, combined_hits, encode_queries, ranking_metrics, top_hits
@@ -23,8 +25,10 @@ from osft.trainer.keyword_baselines import Hits, combined_hits, encode_queries, 
 if TYPE_CHECKING:
     import torch
 
-HYBRID_WEIGHTS = {"bm25": 0.5, "dense": 0.25, "passages": 0.25}
-"""The search pipeline's weights for the hybrid query of BM25, the document vector and the passage vectors."""
+HYBRID_WEIGHTS = dict(
+    zip(("bm25", "dense", "passages"), clause_weights(DEFAULT_KEYWORD_WEIGHT, VECTOR_CLAUSES), strict=True)
+)
+"""The weights of ``passage_search_pipeline_body`` for the hybrid of BM25, the document vector and the passages."""
 
 
 class PassageIndex:
@@ -35,7 +39,7 @@ class PassageIndex:
         self.passages: list[str] = []
         self.owners: list[int] = []
         for position, text in enumerate(corpus.values()):
-            chunks = delimiter_chunks(text, delimiter)
+            chunks = document_passages(text, delimiter)
             self.passages += chunks
             self.owners += [position] * len(chunks)
 

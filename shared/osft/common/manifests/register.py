@@ -35,6 +35,11 @@ class RegisterStats(StageStats):
         default=None,
         description="The hybrid search pipeline (deploy.opensearch.hybrid_search); query in hybrid_query.json.",
     )
+    passage_pipeline: str | None = Field(
+        default=None,
+        description="The passage-vector ingest pipeline (deploy.opensearch.passage_vectors); the index body and "
+        "queries are in passage_index.json.",
+    )
 
 
 class RegisterManifest(StageManifest):

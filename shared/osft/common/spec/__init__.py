@@ -57,6 +57,12 @@ class RunSpec(SpecModel):
                 f"{CROSS_SECTION_PREFIX}deploy.when_rejected: 'base' deploys dense base models only; "
                 "register a sparse base model as one of OpenSearch's pretrained sparse models instead"
             )
+        opensearch = self.deploy.opensearch if self.deploy is not None else None
+        if opensearch is not None and opensearch.passage_vectors is not None and self.model.type == "sparse":
+            raise ValueError(
+                f"{CROSS_SECTION_PREFIX}deploy.opensearch.passage_vectors: passage vectors are nested knn_vector "
+                "fields, for dense models; drop passage_vectors for a sparse model"
+            )
         return self
 
 

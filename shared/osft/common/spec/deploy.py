@@ -10,6 +10,8 @@ from osft.common.hybrid_search import CANDIDATES_PER_CLAUSE, DEFAULT_KEYWORD_WEI
 from osft.common.spec.base import SpecModel
 from osft.common.spec.source import OpenSearchConnection
 
+PIPELINE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$"
+
 SMOKE_TEXTS = (
     "how do I reset my password",
     "OpenSearch runs k-NN search on dense vectors.",
@@ -117,9 +119,7 @@ class HybridSearch(SpecModel):
     set, the check also runs a hybrid query through the pipeline.
     """
 
-    pipeline: str = Field(
-        default="osft-hybrid", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$", description="Search pipeline id."
-    )
+    pipeline: str = Field(default="osft-hybrid", pattern=PIPELINE_ID, description="Search pipeline id.")
     keyword_weight: float = Field(
         default=DEFAULT_KEYWORD_WEIGHT,
         gt=0,
@@ -139,6 +139,43 @@ class HybridSearch(SpecModel):
     )
 
 
+class PassageVectors(SpecModel):
+    """After registration: an ingest pipeline that also embeds each passage, and the index and queries that use it.
+
+    The pipeline (``text_chunking`` on ``"."``, then ``text_embedding`` of the text and of each passage) is the
+    layout the evaluate stage scores with ``evaluation.passage_vectors``; ``register/passage_index.json`` holds
+    the index body to create with it and the search bodies (``bool`` of the document's and the best passage's
+    vector; with ``hybrid_search``, a three-clause ``hybrid`` through ``hybrid_pipeline``). Dense models.
+    """
+
+    ingest_pipeline: str = Field(
+        default="osft-passages", pattern=PIPELINE_ID, description="Ingest pipeline id; the index's default pipeline."
+    )
+    hybrid_pipeline: str = Field(
+        default="osft-hybrid-passages",
+        pattern=PIPELINE_ID,
+        description="Search pipeline id for the hybrid query with passages; created only with hybrid_search, whose "
+        "keyword_weight it keeps (the model's weight is split evenly over its two clauses).",
+    )
+    text_field: str = Field(default="text", min_length=1, description="Text field cut into passages.")
+    embedding_field: str = Field(default="embedding", min_length=1, description="The document's vector field.")
+    passages_field: str = Field(default="text_passages", min_length=1, description="Field the passages go to.")
+    passage_embedding_field: str = Field(
+        default="passage_embedding", min_length=1, description="Nested field of the passages' vectors."
+    )
+    k: int = Field(default=CANDIDATES_PER_CLAUSE, ge=1, le=10000, description="Documents each vector clause returns.")
+
+    @model_validator(mode="after")
+    def _distinct_fields(self) -> PassageVectors:
+        names = [self.text_field, self.embedding_field, self.passages_field, self.passage_embedding_field]
+        if len(set(names)) < len(names):
+            raise ValueError(
+                "text_field, embedding_field, passages_field and passage_embedding_field must be four different "
+                f"fields, got {names}"
+            )
+        return self
+
+
 class OpenSearchRegistration(SpecModel):
     """The model in OpenSearch ML Commons.
 
@@ -149,7 +186,7 @@ class OpenSearchRegistration(SpecModel):
     found by name first, so a re-run reuses what exists.
     """
 
-    FINGERPRINT_ONLY_WHEN_SET = frozenset({"hybrid_search"})
+    FINGERPRINT_ONLY_WHEN_SET = frozenset({"hybrid_search", "passage_vectors"})
 
     connection: OpenSearchConnection
     mode: Literal["remote", "local"] = "remote"
@@ -181,9 +218,37 @@ class OpenSearchRegistration(SpecModel):
     smoke_min_cosine: float = Field(default=0.99, gt=0, le=1)
     search_check: SearchCheck | None = None
     hybrid_search: HybridSearch | None = None
+    passage_vectors: PassageVectors | None = None
     cross_encoder: CrossEncoderModel | None = None
     task_timeout_s: int = Field(default=900, ge=1)
     poll_interval_s: float = Field(default=2.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _passages_fit_the_rest(self) -> OpenSearchRegistration:
+        passages = self.passage_vectors
+        if passages is None:
+            return self
+        if self.search_check is not None and self.search_check.pipeline == passages.ingest_pipeline:
+            # The check recreates and deletes its own pipeline: sharing the id would delete the index's.
+            raise ValueError(
+                f"search_check.pipeline and passage_vectors.ingest_pipeline are both {passages.ingest_pipeline!r}: "
+                "the check deletes its pipeline afterwards; give them different ids"
+            )
+        hybrid = self.hybrid_search
+        if hybrid is None:
+            return self
+        if hybrid.pipeline == passages.hybrid_pipeline:
+            raise ValueError(
+                f"hybrid_search.pipeline and passage_vectors.hybrid_pipeline are both {hybrid.pipeline!r}: the "
+                "hybrid with passages has three clauses and needs a pipeline of its own"
+            )
+        for name in ("text_field", "embedding_field"):
+            if getattr(hybrid, name) != getattr(passages, name):
+                raise ValueError(
+                    f"hybrid_search.{name} ({getattr(hybrid, name)!r}) and passage_vectors.{name} "
+                    f"({getattr(passages, name)!r}) name the same index's field: make them equal"
+                )
+        return self
 
 
 class Deploy(SpecModel):
