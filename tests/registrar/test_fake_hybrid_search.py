@@ -8,7 +8,8 @@ the weighted arithmetic mean over all clauses (0 where a clause did not return t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -30,32 +31,44 @@ DOCS = {"pie": "red apple pie", "green": "green apple", "banana": "banana bread"
 MATCH_APPLE = {"match": {"text": {"query": "apple"}}}
 
 
-@pytest.fixture(scope="module")
-def indexed() -> Iterator[tuple[FakeMLCommons, OpenSearch, str]]:
-    """A started stand-in, a client, a deployed embedding model, and the index its ingest pipeline filled."""
-    server = FakeMLCommons(local_embed=lambda _model, texts: [VECTORS[text] for text in texts])
+@contextmanager
+def lookup_index(
+    vectors: dict[str, list[float]],
+    docs: dict[str, str],
+    index: str,
+    pipeline: Callable[[str], dict[str, Any]],
+    index_body: dict[str, Any],
+) -> Iterator[tuple[FakeMLCommons, OpenSearch, str]]:
+    """A started stand-in whose model embeds by lookup in ``vectors``, and ``docs`` indexed into ``index`` through
+    the ingest pipeline ``pipeline(model_id)`` builds (its id: the index's ``default_pipeline``)."""
+    server = FakeMLCommons(local_embed=lambda _model, texts: [vectors[text] for text in texts])
     server.start()
     client = OpenSearch(hosts=[server.url], max_retries=0)
     try:
         model_id = _deployed_model(client)
-        client.ingest.put_pipeline(
-            id="embed",
-            body={"processors": [{"text_embedding": {"model_id": model_id, "field_map": {"text": "embedding"}}}]},
-        )
-        client.indices.create(
-            index=INDEX,
-            body={
-                "settings": {"index": {"knn": True, "default_pipeline": "embed"}},
-                "mappings": {
-                    "properties": {"text": {"type": "text"}, "embedding": {"type": "knn_vector", "dimension": 2}}
-                },
-            },
-        )
-        for doc_id, text in DOCS.items():
-            client.index(index=INDEX, id=doc_id, body={"text": text}, params={"refresh": "true"})
+        pipeline_id = index_body["settings"]["index"]["default_pipeline"]
+        client.ingest.put_pipeline(id=pipeline_id, body=pipeline(model_id))
+        client.indices.create(index=index, body=index_body)
+        for doc_id, text in docs.items():
+            client.index(index=index, id=doc_id, body={"text": text}, params={"refresh": "true"})
         yield server, client, model_id
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def indexed() -> Iterator[tuple[FakeMLCommons, OpenSearch, str]]:
+    """A started stand-in, a client, a deployed embedding model, and the index its ingest pipeline filled."""
+    body = {
+        "settings": {"index": {"knn": True, "default_pipeline": "embed"}},
+        "mappings": {"properties": {"text": {"type": "text"}, "embedding": {"type": "knn_vector", "dimension": 2}}},
+    }
+
+    def pipeline(model_id: str) -> dict[str, Any]:
+        return {"processors": [{"text_embedding": {"model_id": model_id, "field_map": {"text": "embedding"}}}]}
+
+    with lookup_index(VECTORS, DOCS, INDEX, pipeline, body) as started:
+        yield started
 
 
 @pytest.fixture

@@ -16,7 +16,14 @@ import pytest
 from opensearchpy import NotFoundError, OpenSearch
 
 from tests.registrar.ml_commons_server import FakeMLCommons
-from tests.registrar.test_fake_hybrid_search import _deployed_model, normalization, reason, refused, scores
+from tests.registrar.test_fake_hybrid_search import (
+    _deployed_model,
+    lookup_index,
+    normalization,
+    reason,
+    refused,
+    scores,
+)
 
 INDEX = "papers"
 PIPELINE = "passages"
@@ -71,19 +78,12 @@ def embedding_processor(model_id: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def indexed() -> Iterator[tuple[FakeMLCommons, OpenSearch, str]]:
     """A started stand-in, a client, a deployed lookup model, and DOCS indexed through the passage pipeline."""
-    server = FakeMLCommons(local_embed=lambda _model, texts: [VECTORS[text] for text in texts])
-    server.start()
-    client = OpenSearch(hosts=[server.url], max_retries=0)
-    try:
-        model_id = _deployed_model(client)
-        body = {"description": "osft: passages", "processors": [CHUNKING, embedding_processor(model_id)]}
-        client.ingest.put_pipeline(id=PIPELINE, body=body)
-        client.indices.create(index=INDEX, body=passage_index())
-        for doc_id, text in DOCS.items():
-            client.index(index=INDEX, id=doc_id, body={"text": text}, params={"refresh": "true"})
-        yield server, client, model_id
-    finally:
-        server.stop()
+
+    def pipeline(model_id: str) -> dict[str, Any]:
+        return {"description": "osft: passages", "processors": [CHUNKING, embedding_processor(model_id)]}
+
+    with lookup_index(VECTORS, DOCS, INDEX, pipeline, passage_index()) as started:
+        yield started
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ before is updated, and one osft did not create is left alone (the stage fails, n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from osft.common.errors import OsftError
@@ -24,14 +25,8 @@ def ensure_search_pipeline(ml: MLCommons, pipeline_id: str, body: dict[str, Any]
 
     ``field`` is the spec field naming the pipeline, for the error when someone else's pipeline has that id.
     """
-    found = ml.get_or_none(f"reading search pipeline {pipeline_id}", ml.client.search_pipeline.get, id=pipeline_id)
-    current = (found or {}).get(pipeline_id)
-    if current is not None:
-        if current.get("phase_results_processors") == body["phase_results_processors"]:
-            return False
-        refuse_foreign(current, f"search pipeline {pipeline_id}", field)
-    ml.call(f"creating search pipeline {pipeline_id}", ml.client.search_pipeline.put, id=pipeline_id, body=body)
-    return True
+    api = ml.client.search_pipeline
+    return ensure_pipeline(ml, "search", pipeline_id, body, field, api.get, api.put, "phase_results_processors")
 
 
 def ensure_ingest_pipeline(ml: MLCommons, pipeline_id: str, body: dict[str, Any], field: str) -> bool:
@@ -40,13 +35,28 @@ def ensure_ingest_pipeline(ml: MLCommons, pipeline_id: str, body: dict[str, Any]
     An update (another model_id after a new run) applies to documents indexed from then on; documents already
     in an index keep the vectors of the model that embedded them until they are reindexed.
     """
-    found = ml.get_or_none(f"reading ingest pipeline {pipeline_id}", ml.client.ingest.get_pipeline, id=pipeline_id)
-    current = (found or {}).get(pipeline_id)
+    api = ml.client.ingest
+    return ensure_pipeline(ml, "ingest", pipeline_id, body, field, api.get_pipeline, api.put_pipeline, "processors")
+
+
+def ensure_pipeline(
+    ml: MLCommons,
+    kind: str,
+    pipeline_id: str,
+    body: dict[str, Any],
+    field: str,
+    get: Callable[..., Any],
+    put: Callable[..., Any],
+    processors: str,
+) -> bool:
+    """Found by id: reused when its ``processors`` list equals the body's, else created or (if osft's) updated."""
+    what = f"{kind} pipeline {pipeline_id}"
+    current = (ml.get_or_none(f"reading {what}", get, id=pipeline_id) or {}).get(pipeline_id)
     if current is not None:
-        if current.get("processors") == body["processors"]:
+        if current.get(processors) == body[processors]:
             return False
-        refuse_foreign(current, f"ingest pipeline {pipeline_id}", field)
-    ml.call(f"creating ingest pipeline {pipeline_id}", ml.client.ingest.put_pipeline, id=pipeline_id, body=body)
+        refuse_foreign(current, what, field)
+    ml.call(f"creating {what}", put, id=pipeline_id, body=body)
     return True
 
 
