@@ -7,7 +7,8 @@ Exports the packaged MiniLM as a real TorchScript ML Commons zip (the trainer's 
 registers it as a local model in chunks, deploys it and checks ``_predict`` against the local
 model; a second run must reuse the same model id, and ``register cleanup`` must undeploy and
 delete it. A second test runs the search check with a ``hybrid`` query through the search pipeline
-``deploy.opensearch.hybrid_search`` creates (the neural-search plugin, 2.10+). The cluster needs
+``deploy.opensearch.hybrid_search`` creates (the neural-search plugin, 2.10+); a third, the passage-vector
+layout of ``deploy.opensearch.passage_vectors`` (``text_chunking``: 2.13+). The cluster needs
 ``plugins.ml_commons.only_run_on_ml_node: false`` when it has no ML node.
 """
 
@@ -104,4 +105,34 @@ def test_live_cluster_runs_neural_and_hybrid_queries_with_the_registered_model(
 
         client = opensearch_client(OpenSearchConnection.model_validate(section["connection"]), field="connection")
         client.search_pipeline.delete(id="osft-live-hybrid", ignore=[404])
+        cleanup_run(str(spec), str(run_dir))
+
+
+def test_live_cluster_indexes_passage_vectors_and_answers_the_passage_queries(run_folder, minilm, minilm_dir, tmp_path):
+    """Needs the neural-search plugin 2.13+ (``text_chunking``) and a nested ``knn_vector`` on the lucene engine."""
+    section = live_section(
+        search_check={"index": "osft-live-passages-check", "pipeline": "osft-live-passages-check"},
+        hybrid_search={"pipeline": "osft-live-hybrid"},
+        passage_vectors={"ingest_pipeline": "osft-live-passages", "hybrid_pipeline": "osft-live-hybrid-passages"},
+    )
+    spec, run_dir = exported_run(run_folder, minilm, minilm_dir, tmp_path, section)
+
+    try:
+        manifest, _ = run_stage(STAGE, str(spec), str(run_dir))
+        assert manifest.stats.smoke_test.endswith(
+            "query of document and passage vectors returned the right document first of 3; hybrid query with "
+            "passage vectors through osft-live-hybrid-passages returned the right document first of 3"
+        )
+        again, _ = run_stage(STAGE, str(spec), str(run_dir), force=True)
+        assert {"ingest pipeline osft-live-passages", "search pipeline osft-live-hybrid-passages"} <= set(
+            again.stats.reused
+        )
+    finally:
+        from osft.common.opensearch import opensearch_client
+        from osft.common.spec.source import OpenSearchConnection
+
+        client = opensearch_client(OpenSearchConnection.model_validate(section["connection"]), field="connection")
+        for pipeline in ("osft-live-hybrid", "osft-live-hybrid-passages"):
+            client.search_pipeline.delete(id=pipeline, ignore=[404])
+        client.ingest.delete_pipeline(id="osft-live-passages", ignore=[404])
         cleanup_run(str(spec), str(run_dir))

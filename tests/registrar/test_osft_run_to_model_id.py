@@ -49,7 +49,7 @@ def test_osft_run_with_a_deploy_section_ends_with_a_model_id(aws, ml_server, tmp
     assert f"OpenSearch model_id: {model_id}" in render_report(result)
 
 
-def test_a_run_whose_model_the_gate_rejects_can_deploy_the_base_model_with_its_hybrid_search(
+def test_a_run_whose_model_the_gate_rejects_can_deploy_the_base_model_with_its_hybrid_search_and_passages(
     ml_server, tmp_path, tiny_corpus, tiny_spec
 ):
     server = ml_server()
@@ -59,7 +59,12 @@ def test_a_run_whose_model_the_gate_rejects_can_deploy_the_base_model_with_its_h
         evaluation={"batch_size": 32, "min_gain": 1.0},  # a gain no model reaches: the gate rejects
         deploy={
             "opensearch": opensearch_section(
-                server.url, mode="local", local_upload="chunks", search_check={}, hybrid_search={}
+                server.url,
+                mode="local",
+                local_upload="chunks",
+                search_check={},
+                hybrid_search={},
+                passage_vectors={},
             ),
             "when_rejected": "base",
         },
@@ -84,3 +89,8 @@ def test_a_run_whose_model_the_gate_rejects_can_deploy_the_base_model_with_its_h
     assert register.smoke_test.startswith("passed: 3 texts, dimension 384, min cosine")
     assert "hybrid query through osft-hybrid returned the right document first" in register.smoke_test
     assert server.search_pipelines["osft-hybrid"]
+    assert register.passage_pipeline == "osft-passages" and server.pipelines["osft-passages"]
+    assert "hybrid query with passage vectors through osft-hybrid-passages returned the right document first" in (
+        register.smoke_test
+    )
+    assert (run_dir / "register" / "passage_index.json").is_file()
