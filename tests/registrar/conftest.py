@@ -70,14 +70,15 @@ def aws(aws_env: None) -> Iterator[Any]:
 
 @pytest.fixture
 def ml_server(minilm) -> Iterator[Callable[..., FakeMLCommons]]:
-    """Factory: a started ML Commons stand-in whose local models embed with the packaged MiniLM."""
+    """Factory: a started ML Commons stand-in whose local models embed with the packaged MiniLM (unless
+    ``local_embed`` says otherwise)."""
     servers: list[FakeMLCommons] = []
 
     def embed(_model: dict[str, Any], texts: list[str]) -> list[Any]:
         return minilm.encode(texts, convert_to_numpy=True).tolist()
 
     def start(**options: Any) -> FakeMLCommons:
-        server = FakeMLCommons(local_embed=embed, **options)
+        server = FakeMLCommons(**{"local_embed": embed, **options})
         server.start()
         servers.append(server)
         return server

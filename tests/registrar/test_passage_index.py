@@ -173,3 +173,14 @@ def test_passage_vectors_are_refused_for_a_sparse_model() -> None:
                 },
             }
         )
+
+
+def test_a_model_that_fails_its_smoke_test_never_becomes_the_ingest_pipelines_model(run_folder, ml_server) -> None:
+    server = ml_server(local_embed=lambda _model, texts: [[1.0] + [0.0] * 383 for _ in texts])
+    spec, run_dir = run_folder({"opensearch": passage_section(server.url, passage_vectors={})})
+
+    with pytest.raises(OsftError, match="smoke"):
+        run_stage(STAGE, str(spec), str(run_dir))
+
+    assert "osft-passages" not in server.pipelines
+    assert not (run_dir / "register" / "passage_index.json").exists()

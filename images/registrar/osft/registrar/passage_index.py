@@ -37,29 +37,18 @@ def passage_fields(spec: PassageVectors) -> PassageFields:
     )
 
 
-def ensure_passage_pipelines(
-    ml: MLCommons, spec: PassageVectors, hybrid: HybridSearch | None, model_id: str
-) -> dict[str, bool]:
-    """Create (or update) the ingest pipeline and, with ``hybrid``, the three-clause search pipeline.
+def ensure_passage_search_pipeline(ml: MLCommons, spec: PassageVectors, hybrid: HybridSearch) -> tuple[str, bool]:
+    """Create (or update) the three-clause hybrid's search pipeline; its name for the notes, and whether it was sent."""
+    body = passage_search_pipeline_body(hybrid.keyword_weight)
+    sent = ensure_search_pipeline(ml, spec.hybrid_pipeline, body, f"{FIELD}.hybrid_pipeline")
+    return f"search pipeline {spec.hybrid_pipeline}", sent
 
-    Returns whether each was sent, by a name for the stage's notes.
-    """
-    sent = {
-        f"ingest pipeline {spec.ingest_pipeline}": ensure_ingest_pipeline(
-            ml,
-            spec.ingest_pipeline,
-            ingest_pipeline_body(model_id, passage_fields(spec), INGEST_DESCRIPTION),
-            f"{FIELD}.ingest_pipeline",
-        )
-    }
-    if hybrid is not None:
-        sent[f"search pipeline {spec.hybrid_pipeline}"] = ensure_search_pipeline(
-            ml,
-            spec.hybrid_pipeline,
-            passage_search_pipeline_body(hybrid.keyword_weight),
-            f"{FIELD}.hybrid_pipeline",
-        )
-    return sent
+
+def ensure_passage_ingest_pipeline(ml: MLCommons, spec: PassageVectors, model_id: str) -> tuple[str, bool]:
+    """Create (or update) the ingest pipeline embedding with ``model_id``; its name, and whether it was sent."""
+    body = ingest_pipeline_body(model_id, passage_fields(spec), INGEST_DESCRIPTION)
+    sent = ensure_ingest_pipeline(ml, spec.ingest_pipeline, body, f"{FIELD}.ingest_pipeline")
+    return f"ingest pipeline {spec.ingest_pipeline}", sent
 
 
 def passage_index_file(

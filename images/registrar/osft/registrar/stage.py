@@ -33,7 +33,12 @@ from osft.registrar.opensearch_registration import (
     register_remote,
     register_zip,
 )
-from osft.registrar.passage_index import PASSAGE_INDEX_FILE, ensure_passage_pipelines, passage_index_file
+from osft.registrar.passage_index import (
+    PASSAGE_INDEX_FILE,
+    ensure_passage_ingest_pipeline,
+    ensure_passage_search_pipeline,
+    passage_index_file,
+)
 from osft.registrar.sagemaker_deploy import (
     TUNED_VARIANT,
     EndpointResult,
@@ -218,15 +223,11 @@ def register_in_opensearch(
         result.note(f"search pipeline {hybrid.pipeline}", sent)
         query = example_query(hybrid, model.kind, result.model_id, result.tokenizer_model_id)
         ctx.output_path(HYBRID_QUERY_FILE).write_text(json.dumps(query, indent=2))
+    if passages is not None and hybrid is not None:
+        result.note(*ensure_passage_search_pipeline(ml, passages, hybrid))
     dimension = None
     if model.kind == "dense" and (passages is not None or spec.search_check is not None):
         dimension = model_dimension(ml, result, zips)
-    if passages is not None:
-        assert dimension is not None  # the spec refuses passage vectors for sparse models
-        for what, sent in ensure_passage_pipelines(ml, passages, hybrid, result.model_id).items():
-            result.note(what, sent)
-        written = passage_index_file(passages, hybrid, result.model_id, dimension)
-        ctx.output_path(PASSAGE_INDEX_FILE).write_text(json.dumps(written, indent=2))
 
     checks = []
     if spec.smoke_test:
@@ -247,6 +248,12 @@ def register_in_opensearch(
             )
         )
         ctx.log.info("search_check_passed", index=spec.search_check.index)
+    if passages is not None:
+        # After the checks: the ingest pipeline is an index's default, so it names a model only once it passed.
+        assert dimension is not None  # the spec refuses passage vectors for sparse models
+        result.note(*ensure_passage_ingest_pipeline(ml, passages, result.model_id))
+        written = passage_index_file(passages, hybrid, result.model_id, dimension)
+        ctx.output_path(PASSAGE_INDEX_FILE).write_text(json.dumps(written, indent=2))
     return "; ".join(checks) or None
 
 
