@@ -42,15 +42,23 @@ def tiny_beir(tmp_path: Path, python_docs: list[dict[str, str]]) -> Path:
     return folder
 
 
+def run_judged_recipe(
+    recipes: ModuleType, data: Path, tmp_path: Path, config: dict, *run_flags: str
+) -> tuple[Path, list[str]]:
+    """``prepare --judged`` then ``run`` of ``config`` on ``data``; the work folder and the common arguments."""
+    work = tmp_path / "work"
+    common = ["--data", str(data), "--work", str(work), "--max-seq-length", "64"]
+    recipes.main([*common, "prepare", "--judged"])
+    recipes.main([*common, "run", *run_flags, json.dumps(config)])
+    return work, common
+
+
 @pytest.mark.slow
 def test_a_linear_map_recipe_trains_on_judged_pairs_and_splits_its_held_out_queries_by_seen_documents(
     recipes: ModuleType, tiny_beir: Path, tmp_path: Path
 ) -> None:
-    work = tmp_path / "work"
-    common = ["--data", str(tiny_beir), "--work", str(work), "--max-seq-length", "64"]
-    recipes.main([*common, "prepare", "--judged"])
     config = {"name": "tiny-linear-map", "queries": "judged", "loss": "linear-map", "steps": 5, "lr": 1e-3}
-    recipes.main([*common, "run", json.dumps(config)])
+    work, _common = run_judged_recipe(recipes, tiny_beir, tmp_path, config)
 
     record = json.loads((work / "results.jsonl").read_text(encoding="utf-8").splitlines()[-1])
     train_ids, heldout_ids = recipes.judged_split(tiny_beir, "dev")
@@ -83,11 +91,8 @@ def test_the_seen_document_score_is_the_held_out_mean_without_the_unseen_share(r
 def test_passages_scores_a_saved_recipe_model_with_and_without_passage_vectors(
     recipes: ModuleType, tiny_beir: Path, tmp_path: Path
 ) -> None:
-    work = tmp_path / "work"
-    common = ["--data", str(tiny_beir), "--work", str(work), "--max-seq-length", "64"]
-    recipes.main([*common, "prepare", "--judged"])
     config = {"name": "tiny-mnrl", "queries": "judged", "epochs": 1, "batch": 8, "train_seq": 64}
-    recipes.main([*common, "run", "--save", json.dumps(config)])
+    work, common = run_judged_recipe(recipes, tiny_beir, tmp_path, config, "--save")
     assert (work / "models" / "tiny-mnrl" / "config.json").exists()
 
     recipes.main([*common, "passages"])
