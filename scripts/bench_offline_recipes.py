@@ -909,8 +909,11 @@ def passages(args: argparse.Namespace) -> None:
     as OpenSearch's ``text_chunking`` processor cuts them on ``"."``, the ``bool`` query of both vectors, and the
     hybrid of BM25 with either. No training: ``--model`` (default the base model) is scored as it is.
     """
+    import resource
+
     from osft.common.beir import read_judged_set
     from osft.common.corpus import document_text
+    from osft.common.hybrid_search import DEFAULT_KEYWORD_WEIGHT
     from osft.trainer.keyword_baselines import KeywordBaselines, dense_hits, hybrid_hits, ranking_metrics
     from osft.trainer.passage_vectors import PassageIndex, passage_metrics
 
@@ -948,9 +951,10 @@ def passages(args: argparse.Namespace) -> None:
         "document_vectors": ranking_metrics(judged["judged"], whole),
         "with_passage_vectors": with_passages["dense"]["judged"],
         "hybrid": ranking_metrics(judged["judged"], {q: hybrid_hits(bm25[q], whole[q]) for q in whole}),
-        "hybrid_with_passage_vectors": with_passages["hybrid"]["judged"],
+        "hybrid_with_passage_vectors": with_passages["hybrid"][DEFAULT_KEYWORD_WEIGHT]["judged"],
         "bm25": ranking_metrics(judged["judged"], bm25),
         "seconds": round(time.perf_counter() - clock, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "data": str(args.data),
         "split": args.split,
     }

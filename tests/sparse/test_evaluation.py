@@ -20,6 +20,7 @@ def test_evaluation_reports_metrics_sparsity_and_the_gate(bi_encoder_run):
         "base": stats.base["ndcg@10"],
         "tuned": stats.tuned["ndcg@10"],
         "decided_by": "synthetic-heldout",
+        "decided_on": "model",
     }
     assert stats.accepted == (stats.tuned["ndcg@10"] > stats.base["ndcg@10"])
     for side in ("sparsity base", "sparsity tuned"):

@@ -34,5 +34,13 @@ def test_a_hybrid_weight_other_than_the_default_is_scored_so_it_changes_the_fing
     def with_weight(weight: float):
         return fingerprint(deploy={"opensearch": {**OPENSEARCH, "hybrid_search": {"keyword_weight": weight}}})
 
-    assert with_weight(0.5) is None, "the default weight is always scored"
-    assert with_weight(0.3) == {"hybrid_keyword_weight": 0.3}
+    assert with_weight(0.5) == {"gated_search": "hybrid"}, "the default weight is always scored, not gated"
+    assert with_weight(0.3) == {"hybrid_keyword_weight": 0.3, "gated_search": "hybrid"}
+
+
+def test_the_deployed_search_the_gate_compares_in_changes_the_fingerprint() -> None:
+    passages = {"opensearch": {**OPENSEARCH, "passage_vectors": {}}}
+    assert fingerprint(deploy=passages) == {"gated_search": "passages"}
+    both = {"opensearch": {**OPENSEARCH, "passage_vectors": {}, "hybrid_search": {}}}
+    assert fingerprint(deploy=both) == {"gated_search": "hybrid+passages"}
+    assert fingerprint(deploy=both, evaluation={"decide_on": "model"}) is None, "the models alone, as before"

@@ -116,10 +116,17 @@ def test_the_evaluate_stage_reports_the_baselines_beside_judged_queries_only(mak
     manifest, _ = run_stage(EVALUATE, spec, run_dir)
     assert manifest.stats.decided_by == "judged"
     assert {"bm25", "hybrid base", "hybrid tuned"} <= set(manifest.stats.extra)
-    assert {"hybrid base (keyword_weight 0.3)", "hybrid tuned (keyword_weight 0.3)"} <= set(manifest.stats.extra)
     configured = json.loads((Path(run_dir) / "evaluate" / "metrics.json").read_text())["keyword_baselines"]
     assert configured["hybrid_configured"]["keyword_weight"] == 0.3
     assert set(configured["hybrid_configured"]["base"]) == {"judged", "synthetic-heldout"}
+    # The gate compares base and tuned in the hybrid register deploys; the models alone are reported beside.
+    assert manifest.stats.decided_on == "hybrid"
+    assert manifest.stats.base == configured["hybrid_configured"]["base"]["judged"]
+    assert manifest.stats.tuned == configured["hybrid_configured"]["tuned"]["judged"]
+    assert not {"hybrid base (keyword_weight 0.3)", "hybrid tuned (keyword_weight 0.3)"} & set(manifest.stats.extra)
+    gate = json.loads((Path(run_dir) / "evaluate" / "gate.json").read_text())
+    assert gate["decided_on"] == "hybrid" and gate["base"] == manifest.stats.base["ndcg@10"]
+    assert manifest.stats.reason.startswith("in the hybrid query with BM25, ndcg@10")
     assert manifest.stats.extra["bm25"]["recall@100"] == 1.0
     metrics = json.loads((Path(run_dir) / "evaluate" / "metrics.json").read_text())
     baselines = metrics["keyword_baselines"]
@@ -127,14 +134,16 @@ def test_the_evaluate_stage_reports_the_baselines_beside_judged_queries_only(mak
     assert set(baselines["bm25"]) == {"judged", "synthetic-heldout"}
     assert baselines["bm25"]["judged"] == manifest.stats.extra["bm25"]
     assert "keyword" in manifest.timings.steps
-    assert "hybrid tuned" in (Path(run_dir) / "evaluate" / "report.html").read_text()
+    report = (Path(run_dir) / "evaluate" / "report.html").read_text()
+    assert "hybrid tuned" in report and "compared in the hybrid query with BM25" in report
 
     spec_off, run_off = make_run("off", evaluation={**judged, "keyword_baselines": False})
     run_stage(TRAIN, spec_off, run_off)
     quiet, _ = run_stage(EVALUATE, spec_off, run_off)
     assert not {"bm25", "hybrid base", "hybrid tuned"} & set(quiet.stats.extra)
     assert "keyword_baselines" not in json.loads((Path(run_off) / "evaluate" / "metrics.json").read_text())
-    assert quiet.stats.base == manifest.stats.base, "the baselines never change the gate's figures"
+    assert quiet.stats.decided_on == "model"
+    assert quiet.stats.base == manifest.stats.extra["base model alone"], "the models alone, scored the same way"
 
     spec_synthetic, run_synthetic = make_run("synthetic")
     run_stage(TRAIN, spec_synthetic, run_synthetic)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from test_keyword_baselines import JUDGED, _judged_folder
 from trainer_data import tiny_corpus
 
@@ -13,6 +14,7 @@ from osft.common.beir import JudgedSet
 from osft.common.passages import delimiter_chunks, document_passages
 from osft.common.stage import run_stage
 from osft.trainer import keyword_baselines, passage_vectors
+from osft.trainer.base_embeddings import encode_texts
 from osft.trainer.evaluate_stage import STAGE as EVALUATE
 from osft.trainer.evaluate_stage import RetrievalScorer
 from osft.trainer.keyword_baselines import MIN_MAX_FLOOR, combined_hits
@@ -61,6 +63,13 @@ LONG_DOCUMENT = (
 )
 
 
+def clause_hits(index: PassageIndex, model, judged: JudgedSet, documents) -> tuple[dict, dict]:
+    hits = index.clause_hits(
+        model, {"judged": judged}, documents, query_prefix="", document_prefix="", batch_size=16, show_progress=False
+    )
+    return hits["judged"]
+
+
 def test_a_document_scores_its_own_vector_plus_its_best_passage(minilm_model, monkeypatch) -> None:
     corpus = {d["id"]: f"{d['title']}\n{d['text']}" for d in tiny_corpus()} | {"report": LONG_DOCUMENT}
     judged = JudgedSet({"q": "bees nesting in a roof"}, {"q": {"report"}})
@@ -69,8 +78,8 @@ def test_a_document_scores_its_own_vector_plus_its_best_passage(minilm_model, mo
         delimiter_chunks(LONG_DOCUMENT)
     )
     documents = RetrievalScorer(corpus, "", "", batch_size=16).embed_corpus(minilm_model, show_progress=False)
-    passages = index.embed(minilm_model, "", 16, show_progress=False)
-    whole, passage = index.clause_hits(minilm_model, judged, documents, passages, "", 16)
+    passages = torch.from_numpy(encode_texts(minilm_model, index.passages, batch_size=16))
+    whole, passage = clause_hits(index, minilm_model, judged, documents)
     hits = bool_hits(whole["q"], passage["q"])
 
     query = minilm_model.encode("bees nesting in a roof", normalize_embeddings=True)
@@ -87,8 +96,37 @@ def test_a_document_scores_its_own_vector_plus_its_best_passage(minilm_model, mo
     for scores in (own, best):
         first = max(range(len(scores)), key=lambda d: scores[d])
         expected[index.ids[first]] = expected.get(index.ids[first], 0.0) + (1 + float(scores[first])) / 2
-    whole, passage = index.clause_hits(minilm_model, judged, documents, passages, "", 16)
+    whole, passage = clause_hits(index, minilm_model, judged, documents)
     assert bool_hits(whole["q"], passage["q"]) == pytest.approx(expected, abs=1e-5)
+
+
+def test_chunks_cover_every_passage_once_and_never_split_a_document() -> None:
+    corpus = {"a": "One. Two. Three.", "empty": "", "b": "Four.", "c": "Five. Six. Seven. Eight."}
+    index = PassageIndex(corpus)
+    assert index.owners == [0, 0, 0, 2, 3, 3, 3, 3], "a document without text has no passage"
+    chunks = list(index.chunks(size=2))
+    assert chunks == [(0, 3), (3, 8)], "a chunk runs on to the end of the document it stopped in"
+    assert list(index.chunks(size=100)) == [(0, 8)]
+    assert list(PassageIndex({"x": ""}).chunks()) == []
+
+
+def test_passages_embedded_a_chunk_at_a_time_rank_as_all_at_once(minilm_model, monkeypatch) -> None:
+    corpus = {d["id"]: f"{d['title']}\n{d['text']}" for d in tiny_corpus()} | {"report": LONG_DOCUMENT, "blank": " "}
+    judged = JudgedSet({"q": "bees nesting in a roof", "r": "staff numbers"}, {"q": {"report"}, "r": {"report"}})
+    index = PassageIndex(corpus)
+    documents = RetrievalScorer(corpus, "", "", batch_size=16).embed_corpus(minilm_model, show_progress=False)
+    _, passage_once = clause_hits(index, minilm_model, judged, documents)
+    assert "blank" not in passage_once["q"], "the nested query never returns a document without passages"
+    assert len(passage_once["q"]) == len(corpus) - 1
+
+    monkeypatch.setattr(passage_vectors, "PASSAGES_PER_CHUNK", 3)
+    monkeypatch.setattr(keyword_baselines, "TOP_K", 4)  # fewer than a chunk's documents: the merge must choose
+    assert len(list(index.chunks())) > 5
+    whole, passage = clause_hits(index, minilm_model, judged, documents)
+    for query in judged.queries:
+        expected = sorted(passage_once[query].items(), key=lambda item: -item[1])[:4]
+        assert passage[query] == pytest.approx(dict(expected), abs=1e-5)
+        assert len(whole[query]) == 4
 
 
 def test_passage_metrics_give_the_hybrid_only_with_bm25_hits(minilm_model) -> None:
@@ -113,7 +151,7 @@ def test_passage_metrics_give_the_hybrid_only_with_bm25_hits(minilm_model) -> No
     assert set(plain) == {"dense"} and set(plain["dense"]["judged"]) >= {"ndcg@10", "recall@100"}
     both = scored({"judged": {query: dict.fromkeys(relevant, 1.0) for query, relevant in JUDGED.relevant.items()}})
     assert both["dense"] == plain["dense"]
-    assert both["hybrid"]["judged"]["ndcg@10"] >= plain["dense"]["judged"]["ndcg@10"], (
+    assert both["hybrid"][0.5]["judged"]["ndcg@10"] >= plain["dense"]["judged"]["ndcg@10"], (
         "a BM25 clause that finds every relevant document can only lift them"
     )
 
@@ -144,3 +182,23 @@ def test_the_evaluate_stage_reports_passage_vectors_when_asked(make_run, tmp_pat
     quiet, _ = run_stage(EVALUATE, spec_off, run_off)
     assert "passage_vectors" not in json.loads((Path(run_off) / "evaluate" / "metrics.json").read_text())
     assert quiet.stats.base == manifest.stats.base, "passage vectors never change the gate's figures"
+
+
+@pytest.mark.slow
+def test_deployed_passage_vectors_are_scored_and_gate_without_being_asked(make_run, tmp_path) -> None:
+    judged = {"judged": {"path": str(_judged_folder(tmp_path)), "split": "test"}}
+    opensearch = {"connection": {"url": "https://search.example:9200"}, "mode": "local"}
+    deploy = {"opensearch": {**opensearch, "passage_vectors": {}, "hybrid_search": {"keyword_weight": 0.3}}}
+    spec, run_dir = make_run(evaluation=judged, deploy=deploy)
+    run_stage(TRAIN, spec, run_dir)
+    manifest, _ = run_stage(EVALUATE, spec, run_dir)
+    metrics = json.loads((Path(run_dir) / "evaluate" / "metrics.json").read_text())
+    served = metrics["passage_vectors"]["tuned"]["hybrid_configured"]
+    assert served["keyword_weight"] == 0.3
+    assert manifest.stats.decided_on == "hybrid+passages"
+    assert manifest.stats.tuned == served["judged"]
+    assert manifest.stats.base == metrics["passage_vectors"]["base"]["hybrid_configured"]["judged"]
+    assert manifest.stats.extra["tuned model alone"] == metrics["tuned"]["judged"]
+    assert "hybrid tuned (keyword_weight 0.3) with passage vectors" not in manifest.stats.extra, "it is the table"
+    assert "tuned with passage vectors" in manifest.stats.extra
+    assert not [note for note in manifest.notes if "vector per passage" in note], "no advice to deploy them again"

@@ -111,7 +111,8 @@ def test_merge_ratio_is_picked_on_held_out_pairs_and_recorded(full_run: Path) ->
 
 def test_evaluation_writes_the_gate_metrics_and_an_html_report_with_a_chart(full_run: Path) -> None:
     gate = json.loads((full_run / "evaluate" / "gate.json").read_text())
-    assert set(gate) == {"accepted", "metric", "base", "tuned", "decided_by"}
+    assert set(gate) == {"accepted", "metric", "base", "tuned", "decided_by", "decided_on"}
+    assert gate["decided_on"] == "model"
     metrics = json.loads((full_run / "evaluate" / "metrics.json").read_text())
     assert set(metrics["tuned"]["synthetic-heldout"]) == {"ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100"}
     report = (full_run / "evaluate" / "report.html").read_text()

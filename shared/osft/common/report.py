@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from osft.common.estimate import ESTIMATE_FILE, Estimate, render_comparison
 from osft.common.manifests import EvaluateManifest, RegisterManifest, StageManifest, TrainManifest
+from osft.common.manifests.evaluate import SEARCH_LABELS
 from osft.common.runner import PipelineResult, StageStatus
 from osft.common.storage import Location, join
 
@@ -30,7 +31,8 @@ def render_evaluation(evaluation: EvaluateManifest) -> list[str]:
         if stats.decided_by == "judged"
         else "synthetic held-out pairs (flatters the tuned model; add judged queries for a trustworthy gate)"
     )
-    lines = [f"evaluation on {stats.queries} queries over {stats.corpus_size} documents, decided by {kind}:"]
+    searched = f", compared in {SEARCH_LABELS[stats.decided_on]}" if stats.decided_on != "model" else ""
+    lines = [f"evaluation on {stats.queries} queries over {stats.corpus_size} documents, decided by {kind}{searched}:"]
     lines += _metric_rows(evaluation)
     verdict = "ACCEPTED" if stats.accepted else "REJECTED"
     lines.append(f"gate: {verdict}: {stats.reason}")

@@ -38,6 +38,7 @@ from osft.trainer import base_embeddings
 from osft.trainer.base_embeddings import encode_texts
 from osft.trainer.base_for_deploy import base_deploy_fingerprint, base_deploy_wanted, save_base_for_deploy
 from osft.trainer.gate import decide
+from osft.trainer.gated_search import MODELS_ALONE, GatedSearch, deployed_search, gated_search
 from osft.trainer.html_report import write_report
 from osft.trainer.keyword_baselines import HYBRID_WEIGHTS, KeywordBaselines
 from osft.trainer.models import apply_usage, load_sentence_transformer, model_usage
@@ -194,21 +195,32 @@ def weight_label(keyword_weight: float) -> str:
     return "" if keyword_weight == DEFAULT_KEYWORD_WEIGHT else f" (keyword_weight {keyword_weight:g})"
 
 
+def figure_name(side: str, keyword_weight: float | None = None, passages: bool = False) -> str:
+    """How the report names a side's figures in a search: ``hybrid tuned (keyword_weight 0.3) with passage vectors``."""
+    name = side if keyword_weight is None else f"hybrid {side}{weight_label(keyword_weight)}"
+    return f"{name} with passage vectors" if passages else name
+
+
 def keyword_notes(
     keyword: dict[str, dict[str, float]],
     deployed: dict[str, float],
     metric: str,
     accepted: bool,
     label: str = "",
+    passages: bool = False,
 ) -> list[str]:
-    """A note when BM25, or the hybrid query with the model that gets deployed, beats that model alone.
+    """A note when BM25, or the hybrid query with the model that gets deployed, beats that model's search.
 
-    ``label`` picks the hybrid at the BM25 weight that gets deployed (``weight_label``).
+    ``label`` picks the hybrid at the BM25 weight that gets deployed (``weight_label``); ``passages``: the model
+    is deployed with passage vectors, in the hybrid too.
     """
     model = "tuned" if accepted else "base"
+    with_passages = " with passage vectors" if passages else ""
     candidates = {
         "BM25 alone": keyword["bm25"],
-        f"a hybrid query of BM25 and the {model} model{label}": keyword[f"hybrid {model}{label}"],
+        f"a hybrid query of BM25 and the {model} model{label}{with_passages}": keyword[
+            f"hybrid {model}{label}{with_passages}"
+        ],
     }
     query, scores = max(candidates.items(), key=lambda item: item[1][metric])
     if scores[metric] <= deployed[metric]:
@@ -216,26 +228,25 @@ def keyword_notes(
     hint = f"; {HYBRID_HINT[accepted]}" if query != "BM25 alone" else ""
     return [
         f"{query} scores {metric} {scores[metric]:.4f} on these queries, against {deployed[metric]:.4f} for the "
-        f"{model} model alone (docs/trainer.md, keyword baselines{hint})"
+        f"{model} model{with_passages or ' alone'} (docs/trainer.md, keyword baselines{hint})"
     ]
 
 
 def passage_notes(
-    passages: dict[str, dict[str, dict[str, dict[str, float]]]],
-    deployed: dict[str, float],
-    deciding: str,
-    metric: str,
-    accepted: bool,
+    figures: dict[str, dict[str, float]], alone: dict[str, float], metric: str, accepted: bool, label: str = ""
 ) -> list[str]:
-    """What vectors per passage add to the model that gets deployed (``deployed``: its scores alone)."""
+    """What vectors per passage add to the model that gets deployed (``alone``: its scores alone).
+
+    ``figures``: by ``figure_name``; ``label`` picks the hybrid at the BM25 weight that gets deployed.
+    """
     model = "tuned" if accepted else "base"
-    scored = passages[model]
-    figures = f"{scored['dense'][deciding][metric]:.4f} (without them {deployed[metric]:.4f})"
-    if "hybrid" in scored:
-        figures += f", and {scored['hybrid'][deciding][metric]:.4f} in the hybrid query with BM25"
+    scored = f"{figures[figure_name(model, passages=True)][metric]:.4f} (without them {alone[metric]:.4f})"
+    hybrid = figures.get(f"hybrid {model}{label} with passage vectors")
+    if hybrid is not None:
+        scored += f", and {hybrid[metric]:.4f} in the hybrid query with BM25{label}"
     return [
         f"with a vector per passage ('{PASSAGE_DELIMITER}' chunks) beside each document's, the {model} model scores "
-        f"{metric} {figures} on these queries (docs/trainer.md, passage vectors)"
+        f"{metric} {scored} on these queries (docs/trainer.md, passage vectors)"
     ]
 
 
@@ -291,14 +302,25 @@ def gate_decision(
     tuned: dict[str, dict[str, float]],
     corpus_size: int,
     extra: dict[str, dict[str, float]] | None = None,
+    search: GatedSearch = MODELS_ALONE,
+    searched: dict[str, dict[str, float]] | None = None,
 ) -> EvaluateStats:
     """Apply the gate on the deciding set, write ``gate.json`` and return the stage's stats.
 
-    The other query sets' scores go to ``extra`` beside any the caller adds (dense and sparse alike).
+    The other query sets' scores go to ``extra`` beside any the caller adds (dense and sparse alike). With a
+    ``search`` other than the models alone, the gate compares ``searched`` (``{"base": …, "tuned": …}``, the
+    deciding set's figures in that search) and the models alone go to ``extra``.
     """
     evaluation = ctx.spec.evaluation
-    accepted, gain, reason = decide(base[deciding], tuned[deciding], evaluation.metric, evaluation.min_gain)
     extra = dict(extra or {})
+    compared = {"base": base[deciding], "tuned": tuned[deciding]}
+    if search != MODELS_ALONE:
+        assert searched is not None
+        extra |= {f"{side} model alone": figures for side, figures in compared.items()}
+        compared = searched
+    accepted, gain, reason = decide(compared["base"], compared["tuned"], evaluation.metric, evaluation.min_gain)
+    if search != MODELS_ALONE:
+        reason = f"in {search.label}, {reason}"
     for name in sets:
         if name != deciding:
             extra[f"{name} base"] = base[name]
@@ -306,18 +328,20 @@ def gate_decision(
     gate = {
         "accepted": accepted,
         "metric": evaluation.metric,
-        "base": base[deciding][evaluation.metric],
-        "tuned": tuned[deciding][evaluation.metric],
+        "base": compared["base"][evaluation.metric],
+        "tuned": compared["tuned"][evaluation.metric],
         "decided_by": deciding,
+        "decided_on": search.kind,
     }
     ctx.output_path(GATE_FILE).write_text(json.dumps(gate, indent=2))
     return EvaluateStats(
         decided_by=deciding,  # type: ignore[arg-type]
+        decided_on=search.kind,
         queries=len(sets[deciding].queries),
         corpus_size=corpus_size,
         metric=evaluation.metric,
-        base=base[deciding],
-        tuned=tuned[deciding],
+        base=compared["base"],
+        tuned=compared["tuned"],
         gain=round(gain, 5),
         min_gain=evaluation.min_gain,
         accepted=accepted,
@@ -351,6 +375,8 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     docs = load_corpus(ctx)
     corpus = {doc_id: document_text(doc) for doc_id, doc in docs.items()}
     sets, deciding, notes = evaluation_sets(ctx, set(corpus))
+    search, search_notes = gated_search(spec, deciding)
+    notes += search_notes
     hp = train.stats.hyperparameters
     scorer = RetrievalScorer(corpus, hp.get("query_prefix", ""), hp.get("document_prefix", ""), evaluation.batch_size)
     show = progress_enabled()
@@ -359,10 +385,12 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
     max_len = hp.get("max_seq_length")
     query_prefix = hp.get("query_prefix", "")
     # Only beside judged queries: synthetic ones repeat their document's words and flatter BM25 (0.99 on SciFact).
-    baselines = KeywordBaselines(corpus, sets) if evaluation.keyword_baselines and deciding == "judged" else None
+    wanted = evaluation.keyword_baselines or search.keyword_weight is not None
+    baselines = KeywordBaselines(corpus, sets) if wanted and deciding == "judged" else None
     keyword_seconds = time.perf_counter() - clock
     # Judged queries only, for the same reason: a synthetic query restates a sentence of its document.
-    passage_index = PassageIndex(corpus) if evaluation.passage_vectors and deciding == "judged" else None
+    wanted = evaluation.passage_vectors or search.passages
+    passage_index = PassageIndex(corpus) if wanted and deciding == "judged" else None
     passages: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     configured = configured_keyword_weight(spec)
     keyword_weights = (DEFAULT_KEYWORD_WEIGHT,) + ((configured,) if configured is not None else ())
@@ -394,6 +422,7 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
                 batch_size=evaluation.batch_size,
                 show_progress=show,
                 bm25=baselines.bm25 if baselines is not None else None,
+                keyword_weights=keyword_weights,
             )
             seconds[f"passages_{side}"] = time.perf_counter() - clock
         del model, stored, corpus_embeddings
@@ -408,17 +437,24 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
         keyword = {"bm25": bm25[deciding]}
         for weight in keyword_weights:
             for side in ("base", "tuned"):
-                keyword[f"hybrid {side}{weight_label(weight)}"] = hybrid[weight][side][deciding]
+                keyword[figure_name(side, weight)] = hybrid[weight][side][deciding]
     for side, by_kind in passages.items():
-        for kind, by_set in by_kind.items():
-            keyword[f"{'hybrid ' if kind == 'hybrid' else ''}{side} with passage vectors"] = by_set[deciding]
-    stats = gate_decision(ctx, sets, deciding, base, tuned, len(corpus), keyword)
+        keyword[figure_name(side, passages=True)] = by_kind["dense"][deciding]
+        for weight, by_set in by_kind.get("hybrid", {}).items():
+            keyword[figure_name(side, weight, passages=True)] = by_set[deciding]
+    searched = None
+    if search != MODELS_ALONE:
+        searched = {side: keyword.pop(figure_name(side, search.keyword_weight, search.passages)) for side in scores}
+    stats = gate_decision(ctx, sets, deciding, base, tuned, len(corpus), keyword, search, searched)
     deployed = tuned if stats.accepted else base
-    if baselines is not None:
-        deployed_label = weight_label(configured) if configured is not None else ""
-        notes += keyword_notes(keyword, deployed[deciding], evaluation.metric, stats.accepted, deployed_label)
-    if passages:
-        notes += passage_notes(passages, deployed[deciding], deciding, evaluation.metric, stats.accepted)
+    deployed_label = weight_label(configured) if configured is not None else ""
+    if baselines is not None and search.keyword_weight is None:
+        served = stats.tuned if stats.accepted else stats.base
+        notes += keyword_notes(
+            keyword, served, evaluation.metric, stats.accepted, deployed_label, passages=search.passages
+        )
+    if passages and not search.passages:
+        notes += passage_notes(keyword, deployed[deciding], evaluation.metric, stats.accepted, deployed_label)
     base_outputs: list[str] = []
     if not stats.accepted and base_deploy_wanted(spec):
         clock = time.perf_counter()
@@ -437,25 +473,36 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
         if configured is not None:
             metrics["keyword_baselines"]["hybrid_configured"] = {"keyword_weight": configured, **hybrid[configured]}
     if passages:
-        metrics["passage_vectors"] = {"delimiter": PASSAGE_DELIMITER, **passages}
+        metrics["passage_vectors"] = {"delimiter": PASSAGE_DELIMITER}
+        for side, by_kind in passages.items():
+            metrics["passage_vectors"][side] = {"dense": by_kind["dense"]}
+            if "hybrid" in by_kind:
+                metrics["passage_vectors"][side]["hybrid"] = by_kind["hybrid"][DEFAULT_KEYWORD_WEIGHT]
+            if configured is not None and "hybrid" in by_kind:
+                metrics["passage_vectors"][side]["hybrid_configured"] = {
+                    "keyword_weight": configured,
+                    **by_kind["hybrid"][configured],
+                }
     ctx.output_path(METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     report_files = write_report(
         ctx.workdir,
         title=spec.name,
-        base=base[deciding],
-        tuned=tuned[deciding],
+        base=stats.base,
+        tuned=stats.tuned,
         decided_by=deciding,
         accepted=stats.accepted,
         reason=stats.reason,
         extra=stats.extra,
+        searched_in=search.label if search != MODELS_ALONE else "",
     )
     ctx.log.info(
         "evaluation_done",
         decided_by=deciding,
         accepted=stats.accepted,
         gain=round(stats.gain, 4),
-        **metric_fields("base", base[deciding]),
-        **metric_fields("tuned", tuned[deciding]),
+        decided_on=search.kind,
+        **metric_fields("base", stats.base),
+        **metric_fields("tuned", stats.tuned),
     )
     return StageResult(
         stats=stats,
@@ -468,7 +515,8 @@ def evaluate_dense(ctx: StageContext) -> StageResult:
 
 
 def input_fingerprint(ctx: StageContext) -> dict[str, Any] | None:
-    """The judged files' contents, what a base model saved for deployment depends on, and a hybrid weight to score.
+    """The judged files' contents, what a base model saved for deployment depends on, a hybrid weight to score, and
+    the deployed search the gate compares in.
 
     Judgements added to the same folder score the model again. None with none of these, so those runs keep
     the fingerprint they had before these existed.
@@ -480,6 +528,9 @@ def input_fingerprint(ctx: StageContext) -> dict[str, Any] | None:
     configured = configured_keyword_weight(ctx.spec)
     if configured is not None:
         material["hybrid_keyword_weight"] = configured
+    search = deployed_search(ctx.spec)
+    if search != MODELS_ALONE and ctx.spec.evaluation.decide_on == "search":
+        material["gated_search"] = search.kind
     judged = ctx.spec.evaluation.judged
     if judged is not None:
         folder = ctx.resolve(judged.path)

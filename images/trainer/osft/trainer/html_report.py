@@ -57,8 +57,12 @@ def write_report(
     accepted: bool,
     reason: str,
     extra: dict[str, dict[str, float]] | None = None,
+    searched_in: str = "",
 ) -> list[str]:
-    """Write ``report.html`` and ``metrics.png`` in ``folder``; return their names (stage outputs)."""
+    """Write ``report.html`` and ``metrics.png`` in ``folder``; return their names (stage outputs).
+
+    ``searched_in``: the search base and tuned were compared in, when not the models alone.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     write_chart(folder / CHART_FILE, base, tuned, f"{title}: base vs tuned ({decided_by})")
     rows = "\n".join(
@@ -76,7 +80,7 @@ def write_report(
 <style>body{{font-family:sans-serif;max-width:52rem;margin:2rem auto}}td,th{{padding:.2rem .8rem;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}.ok{{color:#176317}}.no{{color:#a01c1c}}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<p>Decided by <b>{html.escape(decided_by)}</b> queries.
+<p>Decided by <b>{html.escape(decided_by)}</b> queries{html.escape(f", compared in {searched_in}" if searched_in else "")}.
 Gate: <b class="{"ok" if accepted else "no"}">{verdict}</b>: {html.escape(reason)}</p>
 <img src="{CHART_FILE}" alt="bar chart of base vs tuned per metric">
 <table><tr><th>metric</th><th>base</th><th>tuned</th><th>change</th></tr>

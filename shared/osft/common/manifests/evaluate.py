@@ -8,9 +8,23 @@ from pydantic import Field
 
 from osft.common.manifests.base import StageManifest, StageStats
 
+DecidedOn = Literal["model", "hybrid", "passages", "hybrid+passages"]
+SEARCH_LABELS: dict[str, str] = {
+    "model": "the models alone",
+    "hybrid": "the hybrid query with BM25",
+    "passages": "the models with passage vectors",
+    "hybrid+passages": "the hybrid query with BM25 and passage vectors",
+}
+"""How reports name each ``DecidedOn``: the search the gate compared base and tuned in."""
+
 
 class EvaluateStats(StageStats):
     decided_by: Literal["judged", "synthetic-heldout"]
+    decided_on: DecidedOn = Field(
+        default="model",
+        description="The search base and tuned were compared in: the one deploy.opensearch builds "
+        "(evaluation.decide_on). base and tuned hold its figures; the models alone are in extra then.",
+    )
     queries: int
     corpus_size: int
     metric: str

@@ -19,6 +19,7 @@ from osft.common.progress import progress_enabled
 from osft.common.stage import StageContext, StageResult
 from osft.trainer.base_embeddings import texts_digest
 from osft.trainer.evaluate_stage import CUTOFFS, GATE_FILE, METRICS_FILE, REPORTED, evaluation_sets, gate_decision
+from osft.trainer.gated_search import gated_search
 from osft.trainer.html_report import write_report
 from osft.trainer.sparse.models import choose_sparse_model, load_sparse_encoder, prepare_sparse_model
 
@@ -146,6 +147,7 @@ def evaluate_sparse(ctx: StageContext) -> StageResult:
     train = ctx.upstream("train")
     corpus = {doc_id: document_text(doc) for doc_id, doc in load_corpus(ctx).items()}
     sets, deciding, notes = evaluation_sets(ctx, set(corpus))
+    notes += gated_search(spec, deciding)[1]
     max_len = train.stats.hyperparameters.get("max_seq_length")
     max_active = spec.training.sparse.max_active_dims
 
