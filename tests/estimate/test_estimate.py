@@ -142,6 +142,28 @@ def test_sagemaker_spot_training_costs_the_spot_share_of_on_demand(tiny_corpus, 
     assert estimate.expected.train_examples_seen == 2 * estimate.expected.train_pairs
 
 
+def test_passage_vectors_double_the_evaluate_time_when_the_gate_compares_them(tiny_corpus, write_spec, tmp_path):
+    judged = {"judged": {"path": str(tmp_path / "judged")}}
+    opensearch = {"connection": {"url": "https://search.example:9200"}, "mode": "local", "passage_vectors": {}}
+
+    def evaluate_item(name: str, **sections):
+        spec = write_spec(make_tiny_spec(tiny_corpus, **sections), f"{name}.json")
+        estimate = estimate_run(str(spec), str(tmp_path / name))
+        (item,) = [i for i in estimate.items if i.stage == "evaluate"]
+        return item, estimate.expected.evaluate_seconds
+
+    plain, seconds = evaluate_item("plain", evaluation=judged)
+    deployed, deployed_seconds = evaluate_item("deployed", evaluation=judged, deploy={"opensearch": opensearch})
+    assert "passages" not in plain.item and "corpus and its passages encoded" in deployed.item
+    assert deployed_seconds == pytest.approx(2 * seconds, abs=0.2)
+    _, synthetic = evaluate_item("synthetic", deploy={"opensearch": opensearch})
+    assert synthetic == seconds, "synthetic queries never score passages"
+    _, models = evaluate_item("models", evaluation={**judged, "decide_on": "model"}, deploy={"opensearch": opensearch})
+    assert models == seconds
+    _, asked = evaluate_item("asked", evaluation={**judged, "passage_vectors": True})
+    assert asked == deployed_seconds
+
+
 def test_serverless_endpoint_cost_follows_the_expected_request_rate(tiny_corpus, write_spec, tmp_path):
     def monthly(requests_per_day: int) -> tuple[float, float]:
         spec = make_tiny_spec(

@@ -9,7 +9,8 @@ item text, so a user can check them against the bill and ``docs/estimate.md``:
   examples seen / pairs-per-second of the compute and model size (scaled by ``256 / max_seq_length``,
   and by the extra texts hard negatives add), plus mining, teacher scoring, choosing the merge
   ratio and SageMaker's start-up billing;
-- evaluation: the corpus encoded twice (base and tuned);
+- evaluation: the corpus encoded twice (base and tuned), and its passages twice more when passage vectors
+  are scored (about as many tokens as the corpus);
 - endpoint: real-time instance hours vs serverless GB-seconds at the expected request rate;
 - on AWS: Fargate time of extract/querygen, S3 storage, Step Functions transitions.
 """
@@ -161,6 +162,18 @@ def _openai_item(ctx: Context, what: str, expected: Expected) -> LineItem:
     )
 
 
+def passage_vectors_scored(spec: RunSpec) -> bool:
+    """Evaluate embeds every passage too, once per model: asked for, or deployed and so compared by the gate.
+
+    Both only for dense models with judged queries (``osft.trainer.gated_search``).
+    """
+    if spec.evaluation.judged is None or spec.model.type != "dense":
+        return False
+    opensearch = spec.deploy.opensearch if spec.deploy is not None else None
+    deployed = opensearch is not None and opensearch.passage_vectors is not None
+    return spec.evaluation.passage_vectors or (deployed and spec.evaluation.decide_on == "search")
+
+
 def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
     spec, prices = ctx.spec, ctx.prices
     training = spec.training
@@ -207,7 +220,9 @@ def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
         train_seconds += len(set(training.merge.ratios)) * scored / encode_rate
     count = training.sagemaker.instance_count if compute != "local-cpu" else 1
     train_seconds /= count
-    evaluate_seconds = 2 * ctx.sample.documents / encode_rate
+    passages = passage_vectors_scored(spec)
+    evaluate_seconds = 2 * ctx.sample.documents / encode_rate * (2 if passages else 1)
+    encoded = f"corpus{' and its passages' if passages else ''} encoded with base and tuned models"
     expected.train_seconds = round(train_seconds, 1)
     expected.evaluate_seconds = round(evaluate_seconds, 1)
     what = f"{seen:,} examples ({pairs:,} pairs × {epochs:g} epochs) at {rate:,.1f} pairs/s ({size} model, seq {seq})"
@@ -220,7 +235,7 @@ def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
             ),
             LineItem(
                 stage="evaluate",
-                item="local CPU: corpus encoded with base and tuned models",
+                item=f"local CPU: {encoded}",
                 quantity=round(evaluate_seconds / 3600, 3),
                 unit="hours",
                 usd=0.0,
@@ -252,7 +267,7 @@ def training_items(ctx: Context, expected: Expected) -> list[LineItem]:
         ),
         LineItem(  # a second SageMaker job on one instance of the same type, spot when training is
             stage="evaluate",
-            item=f"{compute}{' managed spot' if use_spot else ''}: corpus encoded with base and tuned models",
+            item=f"{compute}{' managed spot' if use_spot else ''}: {encoded}",
             quantity=round((evaluate_seconds + overhead) / 3600, 3),
             unit="instance-hours",
             unit_usd=_round(hourly and hourly * (spot if use_spot else 1)),
