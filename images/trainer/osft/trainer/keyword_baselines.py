@@ -103,7 +103,12 @@ def dense_hits(
 ) -> dict[str, Hits]:
     """Each query's top ``TOP_K`` documents by cosine (``corpus_embeddings`` come L2-normalized from ``encode_texts``)."""
     queries = encode_queries(model, judged, query_prefix, batch_size, corpus_embeddings.device)
-    query_ids, hits = list(judged.queries), {}
+    return ranked_hits(queries, list(judged.queries), corpus_embeddings, ids)
+
+
+def ranked_hits(queries, query_ids: list[str], corpus_embeddings, ids: list[str]) -> dict[str, Hits]:
+    """By query id, the top ``TOP_K`` documents by cosine of encoded ``queries``, ``QUERY_CHUNK`` at a time."""
+    hits: dict[str, Hits] = {}
     for start in range(0, len(query_ids), QUERY_CHUNK):
         block = top_hits(queries[start : start + QUERY_CHUNK] @ corpus_embeddings.T, ids)
         hits.update(zip(query_ids[start : start + QUERY_CHUNK], block, strict=True))

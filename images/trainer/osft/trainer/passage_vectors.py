@@ -21,7 +21,7 @@ from osft.common.passage_search import VECTOR_CLAUSES
 from osft.common.passages import PASSAGE_DELIMITER, document_passages
 from osft.trainer.base_embeddings import encode_texts
 from osft.trainer.hard_negatives import QUERY_CHUNK
-from osft.trainer.keyword_baselines import Hits, combined_hits, encode_queries, ranking_metrics, top_hits
+from osft.trainer.keyword_baselines import Hits, combined_hits, encode_queries, ranked_hits, ranking_metrics
 
 if TYPE_CHECKING:
     import torch
@@ -139,11 +139,8 @@ class PassageIndex:
         results: dict[str, tuple[dict[str, Hits], dict[str, Hits]]] = {}
         offset = 0
         for name, judged in sets.items():
-            query_ids, queries = list(judged.queries), encoded[name]
-            whole: dict[str, Hits] = {}
-            for start in range(0, len(query_ids), QUERY_CHUNK):
-                block = top_hits(queries[start : start + QUERY_CHUNK] @ document_embeddings.T, self.ids)
-                whole.update(zip(query_ids[start : start + QUERY_CHUNK], block, strict=True))
+            query_ids = list(judged.queries)
+            whole = ranked_hits(encoded[name], query_ids, document_embeddings, self.ids)
             results[name] = whole, dict(zip(query_ids, passage[offset : offset + len(query_ids)], strict=True))
             offset += len(query_ids)
         return results
